@@ -1,0 +1,165 @@
+//! Builds the server: core state, plugins, the axum router, the listener.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::db;
+use crate::http::ApiError;
+use crate::plugins::contacts::Contacts;
+use crate::plugins::identity::Identity;
+use crate::plugins::rooms::Rooms;
+use crate::plugins::Plugin;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+    #[error("media engine: {0}")]
+    Media(String),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+pub struct App {
+    core: Core,
+    router: Router,
+    listener: std::net::TcpListener,
+    plugins: Vec<Arc<dyn Plugin>>,
+}
+
+impl App {
+    /// Opens the database, starts the plugins and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        config.validate().map_err(AppError::Config)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
+        let db = db::open(&config.data_dir).await?;
+        let media_codecs: Vec<()> = vec![];
+        let caps = media_codecs;
+        let caps = serde_json::to_value(caps).map_err(|e| AppError::Media(e.to_string()))?;
+        let core = Core::new(config, db, caps);
+
+        let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
+        let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone()));
+        let user_created_sql =
+            [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
+        let identity = Arc::new(Identity::new(core.clone(), user_created_sql));
+        let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms];
+
+        let mut router = Router::new().route("/health", get(health)).with_state(core.clone());
+        for plugin in &plugins {
+            tracing::debug!(plugin = plugin.name(), "plugin routes registered");
+            router = router.merge(plugin.router());
+        }
+        router = match web_dir(&core.config) {
+            Some(dir) => {
+                tracing::info!(dir = %dir.display(), "serving the web client");
+                router.fallback_service(ServeDir::new(dir).fallback(get(not_found)))
+            }
+            None => router.fallback(not_found),
+        };
+        let router = router
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(TraceLayer::new_for_http());
+
+        let addr = core.config.listen;
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Listen { addr, source })?;
+        listener.set_nonblocking(true).map_err(|source| AppError::Listen { addr, source })?;
+        Ok(App { core, router, listener, plugins })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.core.config.listen)
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+        let App { core, router, listener, plugins } = self;
+        let maintenance = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                for p in &plugins {
+                    p.maintain();
+                }
+            }
+        });
+        let addr = listener.local_addr().map_err(AppError::Serve)?;
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = match (&core.config.tls_cert, &core.config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(AppError::Tls)?;
+                let handle = axum_server::Handle::new();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    h.graceful_shutdown(Some(Duration::from_secs(5)));
+                });
+                tracing::info!("listening on https://{addr}");
+                axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(service).await
+            }
+            _ => {
+                if !addr.ip().is_loopback() {
+                    tracing::warn!("serving plain HTTP on {addr}: tokens travel unencrypted unless a proxy adds TLS");
+                }
+                tracing::info!("listening on http://{addr}");
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(AppError::Serve)?;
+                axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+            }
+        };
+        maintenance.abort();
+        result.map_err(AppError::Serve)
+    }
+}
+
+fn web_dir(config: &Config) -> Option<PathBuf> {
+    let dir = config.web_dir.clone().unwrap_or_else(|| PathBuf::from("web/dist"));
+    dir.join("index.html").is_file().then_some(dir)
+}
+
+async fn health(State(core): State<Core>) -> Json<Value> {
+    let (rooms, peers) = core.presence.counts();
+    Json(json!({
+        "success": true,
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "workers": core.config.worker_count(),
+        "rooms": rooms,
+        "peers": peers,
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::bad_request("method_not_allowed", "this route does not accept that method")
+}

@@ -1,0 +1,149 @@
+//! Server configuration: one struct, filled from command-line flags or environment variables.
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Where one-time codes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmsSenderKind {
+    /// Print the code in the server log (development).
+    Log,
+    /// Append a JSON line to `<data_dir>/sms_outbox.jsonl` (tests).
+    File,
+    /// POST `{to, text}` to `--sms-webhook-url` (production).
+    Webhook,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "atome", version, about = "Atome core server with video calls")]
+pub struct Config {
+    /// Address of the HTTP(S) and WebSocket listener.
+    #[arg(long, env = "ATOME_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Directory holding the SQLite database, outbox and recordings.
+    #[arg(long, env = "ATOME_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Enable `POST /auth/dev-login` (development only).
+    #[arg(long, env = "ATOME_DEV_AUTH", value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub dev_auth: bool,
+    /// PEM certificate chain for HTTPS/WSS.
+    #[arg(long, env = "ATOME_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS/WSS.
+    #[arg(long, env = "ATOME_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address.
+    #[arg(long, env = "ATOME_INSECURE_HTTP", value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub insecure_http: bool,
+    /// Media worker threads (default: available cores).
+    #[arg(long, env = "ATOME_WORKERS")]
+    pub workers: Option<usize>,
+    /// Local IP the media workers bind.
+    #[arg(long, env = "ATOME_RTC_LISTEN_IP", default_value = "127.0.0.1")]
+    pub rtc_listen_ip: IpAddr,
+    /// IP announced to clients in ICE candidates (default: the listen IP).
+    #[arg(long, env = "ATOME_RTC_ANNOUNCED_IP")]
+    pub rtc_announced_ip: Option<IpAddr>,
+    /// First UDP port of the media workers (worker i uses port + i; 0 = free ports).
+    #[arg(long, env = "ATOME_RTC_PORT", default_value_t = 40000)]
+    pub rtc_port: u16,
+    /// Where one-time codes are sent.
+    #[arg(long, env = "ATOME_SMS_SENDER", value_enum, default_value = "log")]
+    pub sms_sender: SmsSenderKind,
+    /// URL the `webhook` SMS sender posts to.
+    #[arg(long, env = "ATOME_SMS_WEBHOOK_URL")]
+    pub sms_webhook_url: Option<String>,
+    /// Region used to read phone numbers written in national format.
+    #[arg(long, env = "ATOME_PHONE_REGION", default_value = "FR")]
+    pub phone_region: String,
+    /// Directory of the built web client (served at `/`).
+    #[arg(long, env = "ATOME_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Rate limits and lifetimes. Flags exist so operators (and tests) can tune them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// One-time code requests allowed per phone number per 15 minutes.
+    #[arg(long, env = "ATOME_OTP_PER_NUMBER", default_value_t = 5)]
+    pub otp_per_number_15min: u32,
+    /// One-time code requests allowed per client IP per 15 minutes.
+    #[arg(long, env = "ATOME_OTP_PER_IP", default_value_t = 50)]
+    pub otp_per_ip_15min: u32,
+    /// Connection requests allowed per user per hour.
+    #[arg(long, env = "ATOME_CONTACT_REQUESTS_PER_HOUR", default_value_t = 20)]
+    pub contact_requests_per_hour: u32,
+    /// Connection requests allowed per client IP per hour.
+    #[arg(long, env = "ATOME_CONTACT_REQUESTS_PER_IP_HOUR", default_value_t = 200)]
+    pub contact_requests_per_ip_hour: u32,
+    /// Room joins allowed per user per minute.
+    #[arg(long, env = "ATOME_JOINS_PER_MINUTE", default_value_t = 30)]
+    pub joins_per_minute: u32,
+    /// Room joins allowed per client IP per minute.
+    #[arg(long, env = "ATOME_JOINS_PER_IP_MINUTE", default_value_t = 300)]
+    pub joins_per_ip_minute: u32,
+    /// Lifetime of bearer tokens, in days.
+    #[arg(long, env = "ATOME_TOKEN_DAYS", default_value_t = 30)]
+    pub token_days: u32,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: loopback, free ports, dev auth, file SMS sender.
+    pub fn for_tests(data_dir: PathBuf) -> Config {
+        let mut config = Config::parse_from(["atome"]);
+        config.listen = "127.0.0.1:0".parse().expect("literal address"); // constant, cannot fail
+        config.data_dir = data_dir;
+        config.dev_auth = true;
+        config.sms_sender = SmsSenderKind::File;
+        config.rtc_port = 0;
+        config.workers = Some(2);
+        config
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .max(1)
+    }
+
+    pub fn announced_ip(&self) -> IpAddr {
+        self.rtc_announced_ip.unwrap_or(self.rtc_listen_ip)
+    }
+
+    pub fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.limits.token_days) * 86_400)
+    }
+
+    /// Checks combinations clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        let tls = self.tls_cert.is_some();
+        if !tls && !self.listen.ip().is_loopback() && !self.insecure_http {
+            return Err(format!(
+                "refusing plain HTTP on non-loopback address {}: give --tls-cert/--tls-key, or --insecure-http if a proxy terminates TLS",
+                self.listen
+            ));
+        }
+        if self.rtc_listen_ip.is_unspecified() && self.rtc_announced_ip.is_none() {
+            return Err("--rtc-announced-ip is required when --rtc-listen-ip is 0.0.0.0 or ::".into());
+        }
+        if self.sms_sender == SmsSenderKind::Webhook && self.sms_webhook_url.is_none() {
+            return Err("--sms-sender webhook needs --sms-webhook-url".into());
+        }
+        if crate::plugins::identity::phone::parse_region(&self.phone_region).is_none() {
+            return Err(format!("unknown --phone-region {:?} (use a two-letter code such as FR)", self.phone_region));
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        other => Err(format!("expected 1/true or 0/false, got {other:?}")),
+    }
+}

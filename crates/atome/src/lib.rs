@@ -1,0 +1,11 @@
+//! Atome core server: identity by phone, contacts, rooms, and video calls as a plugin.
+pub mod app;
+pub mod config;
+pub mod core;
+pub mod db;
+pub mod http;
+pub mod plugins;
+pub mod ratelimit;
+
+pub use app::{App, AppError};
+pub use config::Config;

@@ -1,0 +1,285 @@
+//! Identity by phone number: one-time codes, bearer tokens, users.
+pub mod phone;
+pub mod sms;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRef, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::core::Core;
+use crate::db::{iso, new_id, now_ms, Db};
+use crate::http::{ok, ApiError, ApiJson, ApiResult, AuthUser, ClientIp};
+use crate::plugins::Plugin;
+use crate::ratelimit::KeyedLimit;
+use sms::SmsSender;
+use tokens::{random_hex, sha256_hex};
+
+pub const OTP_TTL: Duration = Duration::from_secs(5 * 60);
+pub const OTP_MAX_WRONG: i64 = 5;
+const OTP_WINDOW: Duration = Duration::from_secs(15 * 60);
+const DISPLAY_NAME_MAX: usize = 64;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub user_id: String,
+    pub phone_e164: String,
+    pub display_name: String,
+    pub created_at: i64,
+}
+
+/// `user` as clients see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub user_id: String,
+    pub phone_e164: String,
+    pub display_name: String,
+    pub created_at: String,
+}
+
+impl User {
+    pub fn view(&self) -> UserView {
+        UserView {
+            user_id: self.user_id.clone(),
+            phone_e164: self.phone_e164.clone(),
+            display_name: self.display_name.clone(),
+            created_at: iso(self.created_at),
+        }
+    }
+}
+
+pub async fn find_by_phone(db: &Db, phone_e164: &str) -> Result<Option<User>, ApiError> {
+    Ok(sqlx::query_as("SELECT user_id, phone_e164, display_name, created_at FROM users WHERE phone_e164 = ?")
+        .bind(phone_e164)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn find_by_id(db: &Db, user_id: &str) -> Result<Option<User>, ApiError> {
+    Ok(sqlx::query_as("SELECT user_id, phone_e164, display_name, created_at FROM users WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?)
+}
+
+#[derive(Clone)]
+pub struct Identity(Arc<IdentityInner>);
+
+pub struct IdentityInner {
+    core: Core,
+    sms: SmsSender,
+    otp_per_number: KeyedLimit<String>,
+    otp_per_ip: KeyedLimit<std::net::IpAddr>,
+    user_created_sql: Vec<&'static str>,
+}
+
+impl FromRef<Identity> for Core {
+    fn from_ref(state: &Identity) -> Core {
+        state.0.core.clone()
+    }
+}
+
+impl Identity {
+    /// `user_created_sql`: the statements other plugins run when a user signs up.
+    pub fn new(core: Core, user_created_sql: Vec<&'static str>) -> Identity {
+        let limits = &core.config.limits;
+        Identity(Arc::new(IdentityInner {
+            sms: SmsSender::from_config(&core.config),
+            otp_per_number: KeyedLimit::new(limits.otp_per_number_15min, OTP_WINDOW),
+            otp_per_ip: KeyedLimit::new(limits.otp_per_ip_15min, OTP_WINDOW),
+            user_created_sql,
+            core,
+        }))
+    }
+
+    fn prune_limits(&self) {
+        self.0.otp_per_number.prune();
+        self.0.otp_per_ip.prune();
+    }
+
+    fn normalize(&self, phone: &str) -> Result<String, ApiError> {
+        phone::normalize(phone, &self.0.core.config.phone_region)
+    }
+
+    /// Finds the user of `phone_e164`, creating it (and attaching what waited for that number).
+    async fn find_or_create(&self, phone_e164: &str, display_name: Option<&str>) -> Result<User, ApiError> {
+        if let Some(user) = find_by_phone(&self.0.core.db, phone_e164).await? {
+            return Ok(user);
+        }
+        let display_name = match display_name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => n.chars().take(DISPLAY_NAME_MAX).collect(),
+            None => format!("User {}", &phone_e164[phone_e164.len().saturating_sub(4)..]),
+        };
+        let user = User { user_id: new_id(), phone_e164: phone_e164.into(), display_name, created_at: now_ms() };
+        let mut tx = self.0.core.db.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (user_id, phone_e164, display_name, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (phone_e164) DO NOTHING",
+        )
+        .bind(&user.user_id)
+        .bind(&user.phone_e164)
+        .bind(&user.display_name)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // Two first logins raced: the other one created the user.
+            tx.rollback().await?;
+            return find_by_phone(&self.0.core.db, phone_e164)
+                .await?
+                .ok_or_else(|| ApiError::Internal("user vanished after conflict".into()));
+        }
+        for sql in &self.0.user_created_sql {
+            sqlx::query(sql).bind(&user.user_id).bind(&user.phone_e164).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(user_id = %user.user_id, phone = %phone::mask(phone_e164), "new user");
+        Ok(user)
+    }
+
+    async fn login_response(&self, user: User) -> ApiResult<Json<Value>> {
+        let token = tokens::issue(&self.0.core.db, &user.user_id, self.0.core.config.token_lifetime()).await?;
+        Ok(ok(json!({"token": token, "user": user.view()})))
+    }
+}
+
+impl Plugin for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn maintain(&self) {
+        self.prune_limits();
+    }
+
+    fn router(&self) -> Router {
+        let mut router = Router::new()
+            .route("/auth/otp/request", post(otp_request))
+            .route("/auth/otp/verify", post(otp_verify))
+            .route("/auth/me", get(me))
+            .route("/auth/logout", post(logout));
+        if self.0.core.config.dev_auth {
+            router = router.route("/auth/dev-login", post(dev_login));
+        }
+        router.with_state(self.clone())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtpRequest {
+    phone_e164: String,
+}
+
+async fn otp_request(
+    State(id): State<Identity>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<OtpRequest>,
+) -> ApiResult<Json<Value>> {
+    let phone = id.normalize(&body.phone_e164)?;
+    id.0.otp_per_ip.check(&ip)?;
+    id.0.otp_per_number.check(&phone)?;
+    let code = otp_code();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO otp_codes (phone_e164, code_hash, expires_at, attempts, created_at) VALUES (?, ?, ?, 0, ?) \
+         ON CONFLICT (phone_e164) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, \
+         attempts = 0, created_at = excluded.created_at",
+    )
+    .bind(&phone)
+    .bind(code_hash(&phone, &code))
+    .bind(now + OTP_TTL.as_millis() as i64)
+    .bind(now)
+    .execute(&id.0.core.db)
+    .await?;
+    id.0.sms.send_code(&phone, &code).await?;
+    Ok(ok(json!({"expires_in": OTP_TTL.as_secs()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtpVerify {
+    phone_e164: String,
+    code: String,
+    display_name: Option<String>,
+}
+
+async fn otp_verify(State(id): State<Identity>, ApiJson(body): ApiJson<OtpVerify>) -> ApiResult<Json<Value>> {
+    let phone = id.normalize(&body.phone_e164)?;
+    let db = &id.0.core.db;
+    let row: Option<(String, i64, i64)> =
+        sqlx::query_as("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone_e164 = ?")
+            .bind(&phone)
+            .fetch_optional(db)
+            .await?;
+    let invalid = || ApiError::bad_request("invalid_code", "wrong or already used code");
+    let Some((hash, expires_at, attempts)) = row else {
+        return Err(invalid());
+    };
+    if expires_at <= now_ms() {
+        sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ?").bind(&phone).execute(db).await?;
+        return Err(ApiError::bad_request("code_expired", "the code has expired; request a new one"));
+    }
+    if hash != code_hash(&phone, body.code.trim()) {
+        let attempts = attempts + 1;
+        if attempts >= OTP_MAX_WRONG {
+            sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ?").bind(&phone).execute(db).await?;
+            return Err(ApiError::bad_request("too_many_attempts", "too many wrong codes; request a new one"));
+        }
+        sqlx::query("UPDATE otp_codes SET attempts = ? WHERE phone_e164 = ?")
+            .bind(attempts)
+            .bind(&phone)
+            .execute(db)
+            .await?;
+        return Err(invalid());
+    }
+    // Single use: only the request that deletes the row may log in.
+    let deleted = sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ? AND code_hash = ?")
+        .bind(&phone)
+        .bind(&hash)
+        .execute(db)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(invalid());
+    }
+    let user = id.find_or_create(&phone, body.display_name.as_deref()).await?;
+    id.login_response(user).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevLogin {
+    phone_e164: String,
+    display_name: Option<String>,
+}
+
+async fn dev_login(State(id): State<Identity>, ApiJson(body): ApiJson<DevLogin>) -> ApiResult<Json<Value>> {
+    let phone = id.normalize(&body.phone_e164)?;
+    let user = id.find_or_create(&phone, body.display_name.as_deref()).await?;
+    id.login_response(user).await
+}
+
+async fn me(auth: AuthUser) -> Json<Value> {
+    ok(json!({"user": auth.user.view()}))
+}
+
+async fn logout(State(id): State<Identity>, auth: AuthUser) -> ApiResult<Json<Value>> {
+    tokens::revoke(&id.0.core.db, &auth.token_hash).await?;
+    Ok(ok(json!({})))
+}
+
+/// A uniformly random 6-digit code.
+fn otp_code() -> String {
+    let hex = random_hex(8);
+    let n = u64::from_str_radix(&hex, 16).unwrap_or(0); // 16 hex digits always fit a u64
+    format!("{:06}", n % 1_000_000)
+}
+
+fn code_hash(phone_e164: &str, code: &str) -> String {
+    sha256_hex(&format!("{phone_e164}:{code}"))
+}

@@ -1,0 +1,153 @@
+//! Test harness: the real server on port 0 with a temporary data directory, real HTTP.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+
+use atome::{App, Config};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub base: String,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    pub http: reqwest::Client,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::start_in(tmp.path(), tweak).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts a server on an existing data directory (for restart tests).
+    pub async fn start_in(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::for_tests(data_dir.to_path_buf());
+        tweak(&mut config);
+        let app = App::build(config).await.expect("server builds");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+            stop: Some(tx),
+            task: Some(task),
+            http: reqwest::Client::new(),
+            _tmp: None,
+        }
+    }
+
+    /// Stops the server and waits until it has released its listener and database.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+        self._tmp.take()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    /// Posts raw bytes with a JSON content type.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    /// The last code the `file` SMS sender wrote for `phone`.
+    pub fn last_code(&self, phone: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.data_dir.join("sms_outbox.jsonl")).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["phone_e164"] == phone)
+            .last()
+            .and_then(|v| v["code"].as_str().map(String::from))
+    }
+
+    /// Logs in through the one-time-code flow; returns (token, user).
+    pub async fn login(&self, phone: &str, name: &str) -> (String, Value) {
+        let (status, body) = self.post("/auth/otp/request", None, json!({"phone_e164": phone})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let code = self.last_code(phone).expect("code in outbox");
+        let (status, body) = self
+            .post("/auth/otp/verify", None, json!({"phone_e164": phone, "code": code, "display_name": name}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (body["token"].as_str().expect("token").to_string(), body["user"].clone())
+    }
+
+    /// Logs in through dev login (faster; used where OTP is not the subject).
+    pub async fn dev_login(&self, phone: &str, name: &str) -> String {
+        let (status, body) =
+            self.post("/auth/dev-login", None, json!({"phone_e164": phone, "display_name": name})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// Makes `a` and `b` connected (a requests, b accepts).
+    pub async fn connect(&self, a_token: &str, b_token: &str, b_phone: &str) {
+        let (status, body) = self.post("/contacts/request", Some(a_token), json!({"to_phone_e164": b_phone})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let id = body["request_id"].as_str().expect("request_id").to_string();
+        let (status, body) =
+            self.post("/contacts/respond", Some(b_token), json!({"request_id": id, "decision": "accepted"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body for {status}: {text:?}"));
+    (status, body)
+}
+
+/// Asserts an error response in our shape with the given status and code.
+#[track_caller]
+pub fn assert_error(resp: &(StatusCode, Value), status: StatusCode, code: &str) {
+    let (s, body) = resp;
+    assert_eq!(*s, status, "status; body {body}");
+    assert_eq!(body["success"], json!(false), "{body}");
+    assert_eq!(body["code"], json!(code), "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+}

@@ -1,0 +1,155 @@
+//! Identity: one-time codes, tokens, dev login, phone validation.
+mod common;
+
+use common::{assert_error, TestServer};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const ALICE: &str = "+33612345678";
+
+#[tokio::test]
+async fn otp_login_creates_user_once_and_me_returns_it() {
+    let s = TestServer::start().await;
+    let (token, user) = s.login(ALICE, "Alice").await;
+    assert!(token.starts_with("atk_"));
+    assert_eq!(user["phone_e164"], ALICE);
+    assert_eq!(user["display_name"], "Alice");
+    let (status, me) = s.get("/auth/me", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["success"], true);
+    assert_eq!(me["user"]["user_id"], user["user_id"]);
+
+    // A second login (national format) finds the same user; the display name is kept.
+    let (status, _) = s.post("/auth/otp/request", None, json!({"phone_e164": "06 12 34 56 78"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let code = s.last_code(ALICE).unwrap();
+    let (status, body) =
+        s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code, "display_name": "Other"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["user_id"], user["user_id"]);
+    assert_eq!(body["user"]["display_name"], "Alice");
+    assert_ne!(body["token"], token, "each login gets its own token");
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed() {
+    let s = TestServer::start().await;
+    let (token, _) = s.login(ALICE, "Alice").await;
+    let db = std::fs::read(s.data_dir.join("atome.db")).unwrap();
+    let wal = std::fs::read(s.data_dir.join("atome.db-wal")).unwrap_or_default();
+    let needle = token.as_bytes();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "raw token found in the database files");
+    }
+}
+
+#[tokio::test]
+async fn wrong_reused_and_expired_codes_are_refused() {
+    let s = TestServer::start().await;
+    s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    let code = s.last_code(ALICE).unwrap();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": wrong})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
+    // The right code still works after one wrong try, exactly once.
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
+
+    // Expired: age the stored code in the real database file.
+    s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    let code = s.last_code(ALICE).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.data_dir.join("atome.db").display())).await.unwrap();
+    sqlx::query("UPDATE otp_codes SET expires_at = 0").execute(&pool).await.unwrap();
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "code_expired");
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
+}
+
+#[tokio::test]
+async fn five_wrong_tries_burn_the_code() {
+    let s = TestServer::start().await;
+    s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    let code = s.last_code(ALICE).unwrap();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for i in 1..=5 {
+        let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": wrong})).await;
+        let expected = if i < 5 { "invalid_code" } else { "too_many_attempts" };
+        assert_error(&r, StatusCode::BAD_REQUEST, expected);
+    }
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
+}
+
+#[tokio::test]
+async fn logout_revokes_the_token() {
+    let s = TestServer::start().await;
+    let (token, _) = s.login(ALICE, "Alice").await;
+    let (status, _) = s.post("/auth/logout", Some(&token), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = s.get("/auth/me", Some(&token)).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    let r = s.get("/contacts", Some(&token)).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    for bad in ["", "Bearer", "Basic abc", "Bearer atk_forged"] {
+        let resp = s.http.get(format!("{}/auth/me", s.base)).header("authorization", bad).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
+    }
+    let r = s.get("/auth/me", None).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn dev_login_exists_only_with_dev_auth() {
+    let s = TestServer::start().await;
+    let token = s.dev_login("+33611111111", "Dev").await;
+    let (status, me) = s.get("/auth/me", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["user"]["display_name"], "Dev");
+
+    let s = TestServer::start_with(|c| c.dev_auth = false).await;
+    let r = s.post("/auth/dev-login", None, json!({"phone_e164": "+33611111111"})).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn invalid_phone_numbers_are_400() {
+    let s = TestServer::start().await;
+    for bad in ["", "hello", "+33 1", "12", "+1234567890123456789"] {
+        let r = s.post("/auth/otp/request", None, json!({"phone_e164": bad})).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "invalid_phone");
+        let r = s.post("/auth/dev-login", None, json!({"phone_e164": bad})).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "invalid_phone");
+    }
+}
+
+#[tokio::test]
+async fn otp_requests_are_rate_limited_per_number() {
+    let s = TestServer::start().await;
+    for _ in 0..5 {
+        let (status, body) = s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let r = s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry = r.1["retry_after"].as_u64().expect("retry_after");
+    assert!((60..=180).contains(&retry), "retry_after {retry}");
+    // Another number is not affected.
+    let (status, _) = s.post("/auth/otp/request", None, json!({"phone_e164": "+33699999999"})).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn file_sender_writes_one_json_line_per_code() {
+    // The outbox holds one line per code with the documented fields.
+    let s = TestServer::start().await;
+    s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    let text = std::fs::read_to_string(s.data_dir.join("sms_outbox.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["phone_e164"], ALICE);
+    assert_eq!(line["code"].as_str().unwrap().len(), 6);
+    assert!(line["code"].as_str().unwrap().chars().all(|c| c.is_ascii_digit()));
+    assert!(line["at"].as_str().unwrap().contains('T'));
+}
