@@ -115,6 +115,8 @@ impl App {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let result = match (&core.config.tls_cert, &core.config.tls_key) {
             (Some(cert), Some(key)) => {
+                // Several rustls backends are linked (HTTP client, server): pick ours explicitly.
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
                 let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(AppError::Tls)?;
                 let handle = axum_server::Handle::new();
                 let h = handle.clone();
