@@ -56,8 +56,8 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let db = db::open(&config.data_dir).await?;
-        let media_codecs: Vec<()> = vec![];
-        let caps = media_codecs;
+        let media_codecs = sfu::ortc::default_media_codecs();
+        let caps = sfu::ortc::router_rtp_capabilities(&media_codecs).map_err(|e| AppError::Media(e.to_string()))?;
         let caps = serde_json::to_value(caps).map_err(|e| AppError::Media(e.to_string()))?;
         let core = Core::new(config, db, caps);
 

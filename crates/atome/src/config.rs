@@ -86,6 +86,12 @@ pub struct Limits {
     /// Room joins allowed per client IP per minute.
     #[arg(long, env = "ATOME_JOINS_PER_IP_MINUTE", default_value_t = 300)]
     pub joins_per_ip_minute: u32,
+    /// WebSocket messages allowed per connection per second (more closes the socket).
+    #[arg(long, env = "ATOME_WS_MESSAGES_PER_SECOND", default_value_t = 50)]
+    pub ws_messages_per_second: u32,
+    /// Transports one WebSocket connection may create per minute.
+    #[arg(long, env = "ATOME_TRANSPORTS_PER_MINUTE", default_value_t = 20)]
+    pub transports_per_minute: u32,
     /// Lifetime of bearer tokens, in days.
     #[arg(long, env = "ATOME_TOKEN_DAYS", default_value_t = 30)]
     pub token_days: u32,
