@@ -2,8 +2,9 @@
 use std::collections::BTreeSet;
 
 use crate::rtp_parameters::{
-    CodecParameters, ExtensionDirection, MediaKind, ParamValue, RtcpFeedback, RtpCapabilities, RtpCodecCapability,
-    RtpHeaderExtension,
+    CodecParameters, ExtensionDirection, MediaKind, ParamValue, RtcpFeedback, RtcpParameters, RtpCapabilities,
+    RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtension, RtpHeaderExtensionParameters,
+    RtpParameters, RtxSsrc,
 };
 
 pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
@@ -29,6 +30,16 @@ pub enum OrtcError {
     NoFreePayloadType,
     #[error("no media codecs configured")]
     NoCodecs,
+    #[error("the router does not support codec {0}")]
+    UnsupportedCodec(String),
+    #[error("RTX payload type {0} refers to no media codec (apt)")]
+    DanglingRtx(u8),
+    #[error("rtpParameters have no media codec")]
+    NoMediaCodec,
+    #[error("the codec list mixes kinds or does not match the producer's kind")]
+    WrongKind,
+    #[error("the consuming device supports none of the producer's codecs")]
+    NotConsumable,
 }
 
 fn params(pairs: &[(&str, ParamValue)]) -> CodecParameters {
@@ -173,6 +184,186 @@ pub fn router_rtp_capabilities(media_codecs: &[RtpCodecCapability]) -> Result<Rt
     Ok(RtpCapabilities { codecs, header_extensions: router_header_extensions() })
 }
 
+fn param_i64(p: &CodecParameters, key: &str, default: i64) -> i64 {
+    p.get(key).and_then(ParamValue::as_i64).unwrap_or(default)
+}
+
+/// Whether two codecs are the same codec for forwarding purposes.
+fn codec_matches(
+    a_mime: &str,
+    a_clock: u32,
+    a_channels: Option<u8>,
+    a_params: &CodecParameters,
+    b: &RtpCodecCapability,
+) -> bool {
+    if !a_mime.eq_ignore_ascii_case(&b.mime_type) || a_clock != b.clock_rate {
+        return false;
+    }
+    let mime = a_mime.to_ascii_lowercase();
+    if mime.starts_with("audio/") && a_channels.unwrap_or(1) != b.channels.unwrap_or(1) {
+        return false;
+    }
+    match mime.as_str() {
+        "video/h264" => {
+            let profile = |p: &CodecParameters| match p.get("profile-level-id") {
+                Some(ParamValue::String(s)) if s.len() >= 2 => s[..2].to_ascii_lowercase(),
+                _ => "42".to_string(),
+            };
+            param_i64(a_params, "packetization-mode", 0) == param_i64(&b.parameters, "packetization-mode", 0)
+                && profile(a_params) == profile(&b.parameters)
+        }
+        "video/vp9" => param_i64(a_params, "profile-id", 0) == param_i64(&b.parameters, "profile-id", 0),
+        _ => true,
+    }
+}
+
+/// One codec of a producer: the client's payload type and the router's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtMapping {
+    pub client_pt: u8,
+    pub router_pt: u8,
+    pub rtx: bool,
+}
+
+/// Maps a producer's codecs (client payload types) to the router's (DESIGN.md "Producer").
+pub fn map_producer_codecs(
+    router: &RtpCapabilities,
+    kind: MediaKind,
+    params: &RtpParameters,
+) -> Result<Vec<PtMapping>, OrtcError> {
+    let mut out = Vec::new();
+    for codec in params.codecs.iter().filter(|c| !c.is_rtx()) {
+        if !codec.mime_type.to_ascii_lowercase().starts_with(kind.as_str()) {
+            return Err(OrtcError::WrongKind);
+        }
+        let router_codec = router
+            .codecs
+            .iter()
+            .filter(|r| !r.is_rtx() && r.kind == kind)
+            .find(|r| codec_matches(&codec.mime_type, codec.clock_rate, codec.channels, &codec.parameters, r))
+            .ok_or_else(|| OrtcError::UnsupportedCodec(codec.mime_type.clone()))?;
+        let router_pt = router_codec.preferred_payload_type.ok_or(OrtcError::NoMediaCodec)?;
+        out.push(PtMapping { client_pt: codec.payload_type, router_pt, rtx: false });
+    }
+    if out.is_empty() {
+        return Err(OrtcError::NoMediaCodec);
+    }
+    for rtx in params.codecs.iter().filter(|c| c.is_rtx()) {
+        let apt = param_i64(&rtx.parameters, "apt", -1);
+        let media = out
+            .iter()
+            .find(|m| i64::from(m.client_pt) == apt)
+            .copied()
+            .ok_or(OrtcError::DanglingRtx(rtx.payload_type))?;
+        let router_rtx = router
+            .codecs
+            .iter()
+            .find(|r| r.is_rtx() && param_i64(&r.parameters, "apt", -1) == i64::from(media.router_pt))
+            .and_then(|r| r.preferred_payload_type);
+        if let Some(router_pt) = router_rtx {
+            out.push(PtMapping { client_pt: rtx.payload_type, router_pt, rtx: true });
+        }
+    }
+    Ok(out)
+}
+
+/// A consumer's rtpParameters for a peer's receive capabilities (DESIGN.md "Consumer"), without
+/// its mid. `producer_pts` are the router payload types the producer sends.
+pub fn consumer_rtp_parameters(
+    router: &RtpCapabilities,
+    kind: MediaKind,
+    producer_pts: &[u8],
+    peer: &RtpCapabilities,
+    ssrc: u32,
+    cname: Option<String>,
+) -> Result<RtpParameters, OrtcError> {
+    let mut codecs: Vec<RtpCodecParameters> = Vec::new();
+    for rc in router.codecs.iter().filter(|c| c.kind == kind && !c.is_rtx()) {
+        let Some(pt) = rc.preferred_payload_type else { continue };
+        if !producer_pts.contains(&pt) {
+            continue;
+        }
+        let Some(pc) = peer
+            .codecs
+            .iter()
+            .find(|p| !p.is_rtx() && p.kind == kind && codec_matches(&rc.mime_type, rc.clock_rate, rc.channels, &rc.parameters, p))
+        else {
+            continue;
+        };
+        // Feedback both sides know.
+        let rtcp_feedback =
+            rc.rtcp_feedback.iter().filter(|f| pc.rtcp_feedback.contains(f)).cloned().collect::<Vec<_>>();
+        codecs.push(RtpCodecParameters {
+            mime_type: rc.mime_type.clone(),
+            payload_type: pt,
+            clock_rate: rc.clock_rate,
+            channels: rc.channels,
+            parameters: rc.parameters.clone(),
+            rtcp_feedback,
+        });
+        let router_rtx = router
+            .codecs
+            .iter()
+            .find(|r| r.is_rtx() && param_i64(&r.parameters, "apt", -1) == i64::from(pt));
+        let peer_has_rtx = peer.codecs.iter().any(|p| p.is_rtx());
+        if let (Some(rtx), true) = (router_rtx, peer_has_rtx) {
+            if let Some(rtx_pt) = rtx.preferred_payload_type {
+                codecs.push(RtpCodecParameters {
+                    mime_type: rtx.mime_type.clone(),
+                    payload_type: rtx_pt,
+                    clock_rate: rtx.clock_rate,
+                    channels: None,
+                    parameters: rtx.parameters.clone(),
+                    rtcp_feedback: vec![],
+                });
+            }
+        }
+    }
+    if codecs.first().is_none_or(|c| c.is_rtx()) {
+        return Err(OrtcError::NotConsumable);
+    }
+    let mut header_extensions: Vec<RtpHeaderExtensionParameters> = router
+        .header_extensions
+        .iter()
+        .filter(|e| e.kind == Some(kind))
+        .filter(|e| matches!(e.direction, ExtensionDirection::Sendrecv | ExtensionDirection::Sendonly))
+        .filter(|e| peer.header_extensions.iter().any(|p| p.kind == e.kind && p.uri == e.uri && p.preferred_id == e.preferred_id))
+        .map(|e| RtpHeaderExtensionParameters {
+            uri: e.uri.clone(),
+            id: e.preferred_id,
+            encrypt: false,
+            parameters: CodecParameters::new(),
+        })
+        .collect();
+    let has = |exts: &[RtpHeaderExtensionParameters], uri: &str| exts.iter().any(|e| e.uri == uri);
+    if has(&header_extensions, URI_TWCC) {
+        for c in &mut codecs {
+            c.rtcp_feedback.retain(|f| f.kind != "goog-remb");
+        }
+    } else if has(&header_extensions, URI_ABS_SEND_TIME) {
+        for c in &mut codecs {
+            c.rtcp_feedback.retain(|f| f.kind != "transport-cc");
+        }
+    } else {
+        for c in &mut codecs {
+            c.rtcp_feedback.retain(|f| f.kind != "transport-cc" && f.kind != "goog-remb");
+        }
+    }
+    header_extensions.sort_by_key(|e| e.id);
+    let with_rtx = codecs.iter().any(|c| c.is_rtx());
+    Ok(RtpParameters {
+        mid: None,
+        codecs,
+        header_extensions,
+        encodings: vec![RtpEncodingParameters {
+            ssrc: Some(ssrc),
+            rtx: with_rtx.then_some(RtxSsrc { ssrc: ssrc + 1 }),
+            ..Default::default()
+        }],
+        rtcp: RtcpParameters { cname, reduced_size: Some(true), mux: Some(true) },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +482,105 @@ mod tests {
         a[0].preferred_payload_type = Some(100);
         a[1].preferred_payload_type = Some(100);
         assert_eq!(router_rtp_capabilities(&a), Err(OrtcError::BadPayloadType(100)));
+    }
+
+    /// A Chrome-like client: its own payload types.
+    fn client_params(kind: MediaKind) -> RtpParameters {
+        let json = match kind {
+            MediaKind::Video => serde_json::json!({
+                "mid": "0",
+                "codecs": [
+                    {"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000, "parameters": {}, "rtcpFeedback": []},
+                    {"mimeType": "video/rtx", "payloadType": 97, "clockRate": 90000, "parameters": {"apt": 96}}
+                ],
+                "headerExtensions": [{"uri": URI_MID, "id": 9}],
+                "encodings": [{"ssrc": 1111, "rtx": {"ssrc": 2222}}],
+                "rtcp": {"cname": "abc"}
+            }),
+            MediaKind::Audio => serde_json::json!({
+                "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2}],
+                "encodings": [{"ssrc": 3333}]
+            }),
+        };
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn producer_payload_types_map_to_the_routers() {
+        let map = map_producer_codecs(&caps(), MediaKind::Video, &client_params(MediaKind::Video)).unwrap();
+        assert_eq!(
+            map,
+            vec![
+                PtMapping { client_pt: 96, router_pt: 101, rtx: false },
+                PtMapping { client_pt: 97, router_pt: 102, rtx: true }
+            ]
+        );
+        let map = map_producer_codecs(&caps(), MediaKind::Audio, &client_params(MediaKind::Audio)).unwrap();
+        assert_eq!(map, vec![PtMapping { client_pt: 111, router_pt: 100, rtx: false }]);
+    }
+
+    #[test]
+    fn unsupported_or_inconsistent_producers_are_refused() {
+        let mut p = client_params(MediaKind::Video);
+        p.codecs[0].mime_type = "video/AV1".into();
+        assert_eq!(
+            map_producer_codecs(&caps(), MediaKind::Video, &p),
+            Err(OrtcError::UnsupportedCodec("video/AV1".into()))
+        );
+        let p = client_params(MediaKind::Audio);
+        assert_eq!(map_producer_codecs(&caps(), MediaKind::Video, &p), Err(OrtcError::WrongKind));
+        let mut p = client_params(MediaKind::Video);
+        p.codecs[1].parameters.insert("apt".into(), ParamValue::Number(50));
+        assert_eq!(map_producer_codecs(&caps(), MediaKind::Video, &p), Err(OrtcError::DanglingRtx(97)));
+        let mut p = client_params(MediaKind::Audio);
+        p.codecs[0].channels = Some(1);
+        assert!(matches!(map_producer_codecs(&caps(), MediaKind::Audio, &p), Err(OrtcError::UnsupportedCodec(_))));
+    }
+
+    #[test]
+    fn consumer_parameters_use_router_pts_and_matching_extensions() {
+        // A device loaded with the router's capabilities receives with the router's ids.
+        let peer = caps();
+        let p = consumer_rtp_parameters(&caps(), MediaKind::Video, &[101, 102], &peer, 123456789, Some("abc".into()))
+            .unwrap();
+        let pts: Vec<u8> = p.codecs.iter().map(|c| c.payload_type).collect();
+        assert_eq!(pts, vec![101, 102]);
+        assert_eq!(p.encodings[0].ssrc, Some(123456789));
+        assert_eq!(p.encodings[0].rtx, Some(RtxSsrc { ssrc: 123456790 }));
+        assert_eq!(p.rtcp.cname.as_deref(), Some("abc"));
+        let uris: Vec<&str> = p.header_extensions.iter().map(|e| e.uri.as_str()).collect();
+        assert!(uris.contains(&URI_MID) && uris.contains(&URI_TWCC));
+        assert!(!uris.contains(&URI_RID), "recvonly extensions are not sent");
+        let fb: Vec<&str> = p.codecs[0].rtcp_feedback.iter().map(|f| f.kind.as_str()).collect();
+        assert!(fb.contains(&"transport-cc") && !fb.contains(&"goog-remb"), "{fb:?}");
+
+        let audio = consumer_rtp_parameters(&caps(), MediaKind::Audio, &[100], &peer, 5, None).unwrap();
+        assert_eq!(audio.codecs.len(), 1);
+        assert_eq!(audio.encodings[0].rtx, None);
+        let uris: Vec<&str> = audio.header_extensions.iter().map(|e| e.uri.as_str()).collect();
+        assert!(!uris.contains(&URI_TWCC), "audio transport-cc is recvonly on the router");
+        let fb: Vec<&str> = audio.codecs[0].rtcp_feedback.iter().map(|f| f.kind.as_str()).collect();
+        assert!(fb.is_empty(), "abs-send-time present: transport-cc feedback dropped, got {fb:?}");
+    }
+
+    #[test]
+    fn extensions_with_other_ids_are_dropped_and_unsupported_peers_refused() {
+        let mut peer = caps();
+        for e in &mut peer.header_extensions {
+            if e.uri == URI_TWCC {
+                e.preferred_id = 7;
+            }
+        }
+        let p = consumer_rtp_parameters(&caps(), MediaKind::Video, &[101, 102], &peer, 1, None).unwrap();
+        assert!(p.header_extensions.iter().all(|e| e.uri != URI_TWCC));
+        let fb: Vec<&str> = p.codecs[0].rtcp_feedback.iter().map(|f| f.kind.as_str()).collect();
+        assert!(fb.contains(&"goog-remb") && !fb.contains(&"transport-cc"), "{fb:?}");
+
+        let mut no_vp8 = caps();
+        no_vp8.codecs.retain(|c| c.mime_type != "video/VP8");
+        assert_eq!(
+            consumer_rtp_parameters(&caps(), MediaKind::Video, &[101, 102], &no_vp8, 1, None),
+            Err(OrtcError::NotConsumable)
+        );
     }
 }
