@@ -1,0 +1,74 @@
+//! Two peers through the engine over real UDP: A publishes audio and video, B consumes both.
+mod common;
+
+use std::time::Duration;
+
+use common::{engine, run, Publisher, Subscriber};
+use sfu::rtp_parameters::MediaKind;
+
+async fn publish_and_receive(first: MediaKind) {
+    let engine = engine();
+    let router = engine.create_router().await.unwrap();
+    let mut a = Publisher::new(&engine, &router).await;
+    let second = if first == MediaKind::Audio { MediaKind::Video } else { MediaKind::Audio };
+    let p1 = a.produce(&engine, first).await;
+    let p2 = a.produce(&engine, second).await;
+    let mut b = Subscriber::new(&engine, &router).await;
+    let c1 = b.consume(&engine, &p1).await.unwrap();
+    let c2 = b.consume(&engine, &p2).await.unwrap();
+
+    // Media flows for ~3 s once connected.
+    let connected = run(&mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected);
+    assert!(connected, "both transports connect (ICE-lite + DTLS)");
+    run(&mut [&mut a], &mut [&mut b], Duration::from_secs(3), |_, _| false);
+    // B asks for a keyframe: it must reach A.
+    let video_ssrc = b.consumers.iter().find(|c| c.2 == MediaKind::Video).unwrap().1;
+    let before = a.keyframe_requests;
+    assert!(testpeer::request_keyframe(&mut b.transport, video_ssrc));
+    let pli = run(&mut [&mut a], &mut [&mut b], Duration::from_secs(5), |p, _| p[0].keyframe_requests > before);
+    assert!(pli, "B's PLI reaches A");
+    // Let the last packets arrive.
+    run(&mut [&mut a], &mut [&mut b], Duration::from_millis(300), |_, _| false);
+
+    for (kind, options) in [(MediaKind::Video, if first == MediaKind::Video { &c1 } else { &c2 }), (MediaKind::Audio, if first == MediaKind::Audio { &c1 } else { &c2 })] {
+        let sent = a.sent(kind);
+        let got = b.received(kind);
+        assert!(sent.len() > 50, "{kind:?}: A sent {}", sent.len());
+        let router_pt = options["rtpParameters"]["codecs"][0]["payloadType"].as_u64().unwrap() as u8;
+        let ssrc = options["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
+        assert_eq!(router_pt, if kind == MediaKind::Audio { 100 } else { 101 });
+        assert!(got.iter().all(|p| p.pt == router_pt && p.ssrc == ssrc), "{kind:?}: router PT and consumer SSRC");
+        let sent_set: std::collections::HashSet<&[u8]> = sent.iter().map(|p| p.as_slice()).collect();
+        let exact = got.iter().filter(|p| sent_set.contains(p.payload.as_slice())).count();
+        assert_eq!(exact, got.len(), "{kind:?}: every received payload is byte-identical to a sent one");
+        let unique: std::collections::HashSet<&[u8]> = got.iter().map(|p| p.payload.as_slice()).collect();
+        // Packets sent before B's transport connected are not forwarded: count from the first received.
+        let first_idx = sent.iter().position(|s| unique.contains(s.as_slice())).unwrap_or(0);
+        let expected = sent.len() - first_idx;
+        let ratio = unique.len() as f64 / expected as f64;
+        println!("{kind:?}: sent {} (after B connected {expected}), received {} unique ({:.1}%)", sent.len(), unique.len(), ratio * 100.0);
+        assert!(ratio >= 0.95, "{kind:?}: received {:.1}% of packets", ratio * 100.0);
+        // Sequence numbers at B are contiguous from below 65536.
+        let mut seqs: Vec<u64> = got.iter().map(|p| p.seq).collect();
+        seqs.sort();
+        seqs.dedup();
+        assert!(seqs[0] < 65536);
+    }
+    assert!(a.bwe_events > 0, "A gets transport-cc feedback (bandwidth estimates), {first:?} produced first");
+    let stats = engine.stats().await.unwrap();
+    assert!(stats.keyframe_requests >= 1);
+    assert_eq!((stats.routers, stats.transports, stats.producers, stats.consumers), (1, 2, 2, 2));
+    engine.close_router(router).await.unwrap();
+    let stats = engine.stats().await.unwrap();
+    assert_eq!((stats.routers, stats.transports, stats.producers, stats.consumers), (0, 0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_first_then_audio() {
+    publish_and_receive(MediaKind::Video).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_first_then_video() {
+    publish_and_receive(MediaKind::Audio).await;
+}
