@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
@@ -18,6 +17,7 @@ use crate::db;
 use crate::http::ApiError;
 use crate::plugins::contacts::Contacts;
 use crate::plugins::identity::Identity;
+use crate::plugins::media::Media;
 use crate::plugins::rooms::Rooms;
 use crate::plugins::Plugin;
 
@@ -56,9 +56,15 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let db = db::open(&config.data_dir).await?;
-        let media_codecs = sfu::ortc::default_media_codecs();
-        let caps = sfu::ortc::router_rtp_capabilities(&media_codecs).map_err(|e| AppError::Media(e.to_string()))?;
-        let caps = serde_json::to_value(caps).map_err(|e| AppError::Media(e.to_string()))?;
+        let engine = sfu::Engine::start(sfu::EngineConfig {
+            workers: config.worker_count(),
+            listen_ip: config.rtc_listen_ip,
+            announced_ip: config.announced_ip(),
+            base_port: config.rtc_port,
+            media_codecs: sfu::ortc::default_media_codecs(),
+        })
+        .map_err(|e| AppError::Media(e.to_string()))?;
+        let caps = serde_json::to_value(engine.rtp_capabilities()).map_err(|e| AppError::Media(e.to_string()))?;
         let core = Core::new(config, db, caps);
 
         let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
@@ -66,9 +72,10 @@ impl App {
         let user_created_sql =
             [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
         let identity = Arc::new(Identity::new(core.clone(), user_created_sql));
-        let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms];
+        let media: Arc<dyn Plugin> = Arc::new(Media::new(core.clone(), engine));
+        let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, media];
 
-        let mut router = Router::new().route("/health", get(health)).with_state(core.clone());
+        let mut router = Router::new();
         for plugin in &plugins {
             tracing::debug!(plugin = plugin.name(), "plugin routes registered");
             router = router.merge(plugin.router());
@@ -144,18 +151,6 @@ impl App {
 fn web_dir(config: &Config) -> Option<PathBuf> {
     let dir = config.web_dir.clone().unwrap_or_else(|| PathBuf::from("web/dist"));
     dir.join("index.html").is_file().then_some(dir)
-}
-
-async fn health(State(core): State<Core>) -> Json<Value> {
-    let (rooms, peers) = core.presence.counts();
-    Json(json!({
-        "success": true,
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "workers": core.config.worker_count(),
-        "rooms": rooms,
-        "peers": peers,
-    }))
 }
 
 async fn not_found() -> ApiError {

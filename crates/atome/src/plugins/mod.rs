@@ -2,6 +2,7 @@
 //! in order and merges their routers.
 pub mod contacts;
 pub mod identity;
+pub mod media;
 pub mod rooms;
 
 use axum::Router;

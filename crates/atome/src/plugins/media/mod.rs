@@ -1,0 +1,86 @@
+//! The video-call plugin: the media engine's worker pool, one router per room in a call, and the
+//! WebSocket signaling that mediasoup-client speaks (`GET /ws`).
+pub mod messages;
+pub mod registry;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::core::Core;
+use crate::plugins::Plugin;
+use registry::CallRoom;
+
+/// Largest WebSocket message accepted; a larger one closes the socket.
+pub const WS_MESSAGE_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct Media(Arc<MediaInner>);
+
+pub struct MediaInner {
+    core: Core,
+    engine: sfu::Engine,
+    /// room_id -> the call in progress. Touched by signaling only, never by the media path.
+    rooms: tokio::sync::Mutex<HashMap<String, CallRoom>>,
+    next_peer: AtomicU64,
+}
+
+impl Media {
+    pub fn new(core: Core, engine: sfu::Engine) -> Media {
+        Media(Arc::new(MediaInner {
+            core,
+            engine,
+            rooms: tokio::sync::Mutex::new(HashMap::new()),
+            next_peer: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn engine(&self) -> &sfu::Engine {
+        &self.0.engine
+    }
+
+    fn next_peer_id(&self) -> u64 {
+        self.0.next_peer.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl Plugin for Media {
+    fn name(&self) -> &'static str {
+        "media"
+    }
+
+    fn router(&self) -> Router {
+        Router::new().route("/ws", get(ws)).route("/health", get(health)).with_state(self.clone())
+    }
+}
+
+async fn ws(State(media): State<Media>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(WS_MESSAGE_LIMIT)
+        .max_frame_size(WS_MESSAGE_LIMIT)
+        .on_upgrade(move |socket| session::run(socket, media))
+}
+
+async fn health(State(media): State<Media>) -> Json<Value> {
+    let (rooms, peers) = {
+        let calls = media.0.rooms.lock().await;
+        (calls.len(), calls.values().map(|r| r.peers.len()).sum::<usize>())
+    };
+    let stats = media.0.engine.stats().await.ok();
+    Json(json!({
+        "success": true,
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "workers": media.0.engine.worker_count(),
+        "rooms": rooms,
+        "peers": peers,
+        "media": stats,
+    }))
+}

@@ -1,0 +1,90 @@
+//! Calls in progress: per room, its router and its peers with what each owns. The single source
+//! of truth for authorization of signaling messages (a peer may only touch what it owns).
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use sfu::{ConsumerId, ProducerId, RouterId, TransportId};
+use tokio::sync::mpsc;
+
+use super::messages::Direction;
+
+pub type PeerId = u64;
+
+/// Messages queued to one peer's socket; a peer that lets it fill up is disconnected.
+pub const PEER_QUEUE: usize = 256;
+
+pub struct Peer {
+    pub user_id: String,
+    pub display_name: String,
+    pub tx: mpsc::Sender<Value>,
+    pub transports: HashMap<TransportId, Direction>,
+    pub producers: HashMap<ProducerId, String>,
+    /// consumer -> the producer it receives
+    pub consumers: HashMap<ConsumerId, ProducerId>,
+}
+
+impl Peer {
+    pub fn new(user_id: String, display_name: String, tx: mpsc::Sender<Value>) -> Peer {
+        Peer { user_id, display_name, tx, transports: HashMap::new(), producers: HashMap::new(), consumers: HashMap::new() }
+    }
+
+    /// Queues a notification; false if the peer's queue is full or closed.
+    pub fn notify(&self, msg: Value) -> bool {
+        self.tx.try_send(msg).is_ok()
+    }
+}
+
+pub struct CallRoom {
+    pub router: RouterId,
+    pub peers: HashMap<PeerId, Peer>,
+}
+
+impl CallRoom {
+    pub fn new(router: RouterId) -> CallRoom {
+        CallRoom { router, peers: HashMap::new() }
+    }
+
+    /// Sends `msg` to every peer but `except`.
+    pub fn broadcast(&self, except: PeerId, msg: &Value) {
+        for (id, peer) in &self.peers {
+            if *id != except && !peer.notify(msg.clone()) {
+                tracing::warn!(peer = id, "peer queue full or closed; notification dropped");
+            }
+        }
+    }
+
+    /// Which peer owns `producer`, if any.
+    pub fn producer_owner(&self, producer: &ProducerId) -> Option<(PeerId, &Peer)> {
+        self.peers.iter().find(|(_, p)| p.producers.contains_key(producer)).map(|(id, p)| (*id, p))
+    }
+
+    /// `existingProducers` for a newcomer.
+    pub fn producers_except(&self, except: PeerId) -> Vec<Value> {
+        self.peers
+            .iter()
+            .filter(|(id, _)| **id != except)
+            .flat_map(|(_, peer)| {
+                peer.producers.iter().map(move |(producer, kind)| {
+                    json!({"producer_id": producer.to_string(), "kind": kind, "peer_user_id": peer.user_id})
+                })
+            })
+            .collect()
+    }
+
+    pub fn peers_except(&self, except: PeerId) -> Vec<Value> {
+        self.peers
+            .iter()
+            .filter(|(id, _)| **id != except)
+            .map(|(_, p)| json!({"peer_user_id": p.user_id, "display_name": p.display_name}))
+            .collect()
+    }
+
+    /// A producer went away: forget every consumer of it and tell the room.
+    pub fn producer_closed(&mut self, producer: &ProducerId, except: PeerId) {
+        for peer in self.peers.values_mut() {
+            peer.producers.remove(producer);
+            peer.consumers.retain(|_, p| p != producer);
+        }
+        self.broadcast(except, &json!({"type": "producerClosed", "producer_id": producer.to_string()}));
+    }
+}
