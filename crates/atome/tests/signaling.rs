@@ -1,0 +1,308 @@
+//! WebSocket signaling against the real server: two peers call each other through the engine
+//! over real UDP; leaving (or dropping the socket) releases every engine resource.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, Ws};
+use serde_json::{json, Value};
+use sfu::rtp_parameters::MediaKind;
+use testpeer::{expect_consumer, produce_parameters, ClientTransport, Inbox, Track};
+
+const A: &str = "+33611111111";
+const B: &str = "+33622222222";
+
+/// A room owned by A with B invited; returns (a token, b token, room id).
+async fn room_for_two(s: &TestServer) -> (String, String, String) {
+    let a = s.dev_login(A, "Alice").await;
+    let b = s.dev_login(B, "Bob").await;
+    s.connect(&a, &b, B).await;
+    let (_, room) = s.post("/rooms", Some(&a), json!({"name": "call"})).await;
+    let room_id = room["room_id"].as_str().unwrap().to_string();
+    s.post(&format!("/rooms/{room_id}/invite"), Some(&a), json!({"to_phone_e164": B})).await;
+    (a, b, room_id)
+}
+
+/// POST join then WS joinRoom; returns the roomJoined reply.
+async fn join(s: &TestServer, ws: &mut Ws, token: &str, room_id: &str) -> Value {
+    let (status, joined) = s.post(&format!("/rooms/{room_id}/join"), Some(token), json!({})).await;
+    assert_eq!(status, 200, "{joined}");
+    let r = ws
+        .request(
+            "joinRoom",
+            json!({"room_id": room_id, "join_token": joined["join_token"], "rtpCapabilities": joined["rtpCapabilities"]}),
+        )
+        .await;
+    assert_eq!(r["type"], "roomJoined", "{r}");
+    r
+}
+
+async fn health_media(s: &TestServer) -> Value {
+    s.get("/health", None).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_call_and_leave_cleanly() {
+    let s = TestServer::start().await;
+    let (a, b, room_id) = room_for_two(&s).await;
+    let mut wa = Ws::auth(&s, &a).await;
+    let mut wb = Ws::auth(&s, &b).await;
+    let joined_a = join(&s, &mut wa, &a, &room_id).await;
+    assert!(joined_a["existingProducers"].as_array().unwrap().is_empty());
+    let caps: sfu::rtp_parameters::RtpCapabilities = serde_json::from_value(joined_a["rtpCapabilities"].clone()).unwrap();
+
+    // A: send transport with its own payload types, connect, produce video then audio.
+    let r = wa.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
+    assert_eq!(r["type"], "transportCreated", "{r}");
+    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
+    let r = wa.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
+    assert_eq!(r["type"], "transportConnected", "{r}");
+    let mut tracks = Vec::new();
+    for (i, kind) in [MediaKind::Video, MediaKind::Audio].into_iter().enumerate() {
+        let track = Track::new(kind, &i.to_string());
+        let params = produce_parameters(kind, &track.mid, track.ssrc);
+        let r = wa
+            .request("produce", json!({"transport_id": send.id, "kind": kind.as_str(), "rtpParameters": params, "appData": {}}))
+            .await;
+        assert_eq!(r["type"], "produced", "{r}");
+        track.declare(&mut send);
+        tracks.push(track);
+    }
+
+    // B joins late: A's producers are listed; B consumes both.
+    let joined_b = join(&s, &mut wb, &b, &room_id).await;
+    let existing = joined_b["existingProducers"].as_array().unwrap().clone();
+    assert_eq!(existing.len(), 2, "{joined_b}");
+    assert!(existing.iter().all(|p| p["peer_user_id"].is_string()));
+    let joined_note = wa.notification("participantJoined").await;
+    assert_eq!(joined_note["display_name"], "Bob");
+    let r = wb.request("createTransport", json!({"direction": "recv"})).await;
+    let (mut recv, dtls) = ClientTransport::new(&r["transportOptions"], false).unwrap();
+    wb.request("connectTransport", json!({"transport_id": recv.id, "dtlsParameters": dtls})).await;
+    let mut consumer_ssrcs = Vec::new();
+    for p in &existing {
+        let r = wb.request("consume", json!({"transport_id": recv.id, "producer_id": p["producer_id"]})).await;
+        assert_eq!(r["type"], "consumerCreated", "{r}");
+        let options = &r["consumerOptions"];
+        assert_eq!(options["producerId"], p["producer_id"]);
+        let (ssrc, _) = expect_consumer(&mut recv, options).unwrap();
+        consumer_ssrcs.push(ssrc);
+        let r = wb.request("resumeConsumer", json!({"consumer_id": options["id"]})).await;
+        assert_eq!(r["type"], "consumerResumed", "{r}");
+    }
+
+    // Media flows A -> server -> B for 2 s.
+    let mut inbox = Inbox::default();
+    let end = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < end {
+        for t in &mut tracks {
+            t.tick(&mut send);
+        }
+        send.pump();
+        let events = recv.pump();
+        inbox.take_events(events);
+        let per = inbox.by_ssrc();
+        if consumer_ssrcs.iter().all(|s| per.get(s).is_some_and(|v| v.len() > 40)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let per = inbox.by_ssrc();
+    for ssrc in &consumer_ssrcs {
+        let n = per.get(ssrc).map_or(0, Vec::len);
+        assert!(n > 40, "B received {n} packets on consumer ssrc {ssrc}");
+    }
+    let h = health_media(&s).await;
+    assert_eq!((h["rooms"].as_u64(), h["peers"].as_u64()), (Some(1), Some(2)), "{h}");
+    assert_eq!(h["media"]["producers"], 2);
+    assert_eq!(h["media"]["consumers"], 2);
+    assert!(h["media"]["rtp_forwarded"].as_u64().unwrap() > 80);
+
+    // B leaves: A is told. A's socket drops: everything is released.
+    let r = wb.request("leaveRoom", json!({"room_id": room_id})).await;
+    assert_eq!(r["type"], "roomLeft", "{r}");
+    let left = wa.notification("participantLeft").await;
+    assert!(left["peer_user_id"].is_string());
+    let h = health_media(&s).await;
+    assert_eq!(h["media"]["consumers"], 0, "{h}");
+    assert_eq!(h["media"]["transports"], 1, "{h}");
+    wa.close().await;
+    let mut h = health_media(&s).await;
+    for _ in 0..50 {
+        if h["media"]["routers"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h = health_media(&s).await;
+    }
+    assert_eq!(h["rooms"], 0, "{h}");
+    assert_eq!(h["peers"], 0, "{h}");
+    for k in ["routers", "transports", "producers", "consumers"] {
+        assert_eq!(h["media"][k], 0, "{k}: {h}");
+    }
+    wb.close().await;
+}
+
+#[tokio::test]
+async fn auth_comes_first_and_bad_tokens_close_the_socket() {
+    let s = TestServer::start().await;
+    let mut ws = Ws::connect(&s).await;
+    let r = ws.request("joinRoom", json!({"room_id": "x", "join_token": "y", "rtpCapabilities": {}})).await;
+    assert_eq!(r["code"], "not_authenticated", "{r}");
+    assert!(ws.recv().await.is_none(), "closed after a message before auth");
+
+    let mut ws = Ws::connect(&s).await;
+    let r = ws.request("auth", json!({"token": "atk_forged"})).await;
+    assert_eq!(r["type"], "authError", "{r}");
+    assert!(ws.recv().await.is_none());
+
+    let token = s.dev_login(A, "Alice").await;
+    let mut ws = Ws::connect(&s).await;
+    let r = ws.request("auth", json!({"token": token, "phone_e164": B})).await;
+    assert_eq!(r["type"], "authError", "the phone number must match the token: {r}");
+    let mut ws = Ws::connect(&s).await;
+    let r = ws.request("auth", json!({"token": token, "phone_e164": "06 11 11 11 11"})).await;
+    assert_eq!(r["type"], "authOk", "{r}");
+    assert_eq!(r["user"]["phone_e164"], A);
+}
+
+#[tokio::test]
+async fn peers_touch_only_their_own_objects_and_rooms() {
+    let s = TestServer::start().await;
+    let (a, b, room_id) = room_for_two(&s).await;
+    let c = s.dev_login("+33633333333", "Carol").await;
+    let (_, other) = s.post("/rooms", Some(&c), json!({})).await;
+    let other_room = other["room_id"].as_str().unwrap().to_string();
+
+    let mut wa = Ws::auth(&s, &a).await;
+    let mut wb = Ws::auth(&s, &b).await;
+    let mut wc = Ws::auth(&s, &c).await;
+    // A join token is bound to its user and room.
+    let (_, joined_b) = s.post(&format!("/rooms/{room_id}/join"), Some(&b), json!({})).await;
+    let r = wa
+        .request("joinRoom", json!({"room_id": room_id, "join_token": joined_b["join_token"], "rtpCapabilities": joined_b["rtpCapabilities"]}))
+        .await;
+    assert_eq!(r["code"], "invalid_join_token", "{r}");
+    let r = wc
+        .request("joinRoom", json!({"room_id": room_id, "join_token": joined_b["join_token"], "rtpCapabilities": joined_b["rtpCapabilities"]}))
+        .await;
+    assert_eq!(r["code"], "invalid_join_token", "{r}");
+    // Nothing before joining.
+    let r = wa.request("createTransport", json!({"direction": "recv"})).await;
+    assert_eq!(r["code"], "not_in_room", "{r}");
+
+    let joined = join(&s, &mut wa, &a, &room_id).await;
+    join(&s, &mut wb, &b, &room_id).await;
+    join(&s, &mut wc, &c, &other_room).await;
+    let caps: sfu::rtp_parameters::RtpCapabilities = serde_json::from_value(joined["rtpCapabilities"].clone()).unwrap();
+    let send_caps = testpeer::send_rtp_capabilities(&caps);
+    // A produces in room 1, C in room 2.
+    let mut producer_of = std::collections::HashMap::new();
+    for (name, ws) in [("a", &mut wa), ("c", &mut wc)] {
+        let r = ws.request("createTransport", json!({"direction": "send", "rtpCapabilities": send_caps})).await;
+        let tid = r["transportOptions"]["id"].clone();
+        let params = produce_parameters(MediaKind::Video, "0", 1234);
+        let r = ws.request("produce", json!({"transport_id": tid, "kind": "video", "rtpParameters": params})).await;
+        assert_eq!(r["type"], "produced", "{r}");
+        producer_of.insert(name, (tid, r["producer_id"].clone()));
+    }
+    let (a_send, a_producer) = producer_of["a"].clone();
+    let (_, c_producer) = producer_of["c"].clone();
+    let note = wb.notification("newProducer").await;
+    assert_eq!(note["producer_id"], a_producer);
+
+    let r = wb.request("createTransport", json!({"direction": "recv"})).await;
+    let b_recv = r["transportOptions"]["id"].clone();
+    // B cannot consume a producer of another room, nor use A's transport, nor close A's producer.
+    let r = wb.request("consume", json!({"transport_id": b_recv, "producer_id": c_producer})).await;
+    assert_eq!(r["code"], "not_found", "{r}");
+    let r = wb.request("consume", json!({"transport_id": a_send, "producer_id": a_producer})).await;
+    assert_eq!(r["code"], "not_found", "{r}");
+    let r = wb.request("closeProducer", json!({"producer_id": a_producer})).await;
+    assert_eq!(r["code"], "not_found", "{r}");
+    let r = wb.request("connectTransport", json!({"transport_id": a_send, "dtlsParameters": {"fingerprints": []}})).await;
+    assert_eq!(r["code"], "not_found", "{r}");
+    // A send transport cannot consume.
+    let r = wa.request("consume", json!({"transport_id": a_send, "producer_id": a_producer})).await;
+    assert_eq!(r["code"], "wrong_direction", "{r}");
+    // B may consume A's producer; A closing it tells B.
+    let r = wb.request("consume", json!({"transport_id": b_recv, "producer_id": a_producer})).await;
+    assert_eq!(r["type"], "consumerCreated", "{r}");
+    let r = wa.request("closeProducer", json!({"producer_id": a_producer})).await;
+    assert_eq!(r["type"], "producerClosed", "{r}");
+    let note = wb.notification("producerClosed").await;
+    assert_eq!(note["producer_id"], a_producer);
+    let h = s.get("/health", None).await.1;
+    assert_eq!(h["media"]["consumers"], 0, "closing a producer closes its consumers: {h}");
+    assert_eq!(h["media"]["routers"], 2);
+}
+
+#[tokio::test]
+async fn garbage_messages_get_errors_and_the_socket_stays_usable() {
+    let s = TestServer::start().await;
+    let (a, _, room_id) = room_for_two(&s).await;
+    let mut ws = Ws::auth(&s, &a).await;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let samples = [
+        "", "{", "null", "[]", "42", "\"str\"", "{}", r#"{"type":"nope"}"#, r#"{"type":"consume"}"#,
+        r#"{"type":"consume","transport_id":5,"producer_id":[]}"#, r#"{"type":"produce","transport_id":"w0-t1-x","kind":"video","rtpParameters":{}}"#,
+        r#"{"type":"createTransport","direction":"sideways"}"#, r#"{"type":"resumeConsumer","consumer_id":"w99-c1-0"}"#,
+        r#"{"type":"joinRoom","room_id":1}"#, r#"{"type":"auth","token":"x"}"#,
+    ];
+    for (i, text) in samples.iter().enumerate() {
+        ws.send_text(text.to_string()).await;
+        let r = ws.recv().await.unwrap_or_else(|| panic!("socket closed after sample {i}: {text:?}"));
+        assert_eq!(r["type"], "error", "{text:?} -> {r}");
+        assert!(r["code"].is_string() && r["error"].is_string());
+    }
+    for _ in 0..20 {
+        let len = rng.usize(1..300);
+        let text: String = (0..len).map(|_| rng.char('\u{20}'..'\u{7e}')).collect();
+        ws.send_text(text).await;
+        let r = ws.recv().await.expect("socket stays open");
+        assert_eq!(r["type"], "error");
+        tokio::time::sleep(Duration::from_millis(15)).await; // stay under the message rate limit
+    }
+    // Still works.
+    join(&s, &mut ws, &a, &room_id).await;
+    let r = ws.request("ping", json!({})).await;
+    assert_eq!(r["type"], "pong");
+
+    // An oversized frame closes the socket; the server keeps serving.
+    ws.send_text(format!("{{\"type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(100 * 1024))).await;
+    assert!(ws.recv().await.is_none(), "oversized message closes the socket");
+    let mut h = s.get("/health", None).await.1;
+    for _ in 0..50 {
+        if h["peers"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h = s.get("/health", None).await.1;
+    }
+    assert_eq!(h["peers"], 0, "the dropped socket left the room: {h}");
+    let mut ws = Ws::auth(&s, &a).await;
+    join(&s, &mut ws, &a, &room_id).await;
+}
+
+#[tokio::test]
+async fn flooding_messages_closes_the_socket() {
+    let s = TestServer::start_with(|c| c.limits.ws_messages_per_second = 5).await;
+    let a = s.dev_login(A, "Alice").await;
+    let mut ws = Ws::auth(&s, &a).await;
+    for _ in 0..40 {
+        ws.send_text(json!({"type": "ping"}).to_string()).await;
+    }
+    let mut closed = false;
+    let mut limited = false;
+    for _ in 0..41 {
+        match ws.recv().await {
+            Some(m) if m["code"] == "rate_limited" => limited = true,
+            Some(_) => {}
+            None => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(limited && closed, "limited={limited} closed={closed}");
+}
