@@ -1,0 +1,43 @@
+//! Garbage UDP at the worker ports: no panic, the media keeps flowing.
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::{engine, run, Publisher, Subscriber};
+use sfu::rtp_parameters::MediaKind;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_datagrams_do_not_disturb_a_call() {
+    let engine = engine();
+    let router = engine.create_router().await.unwrap();
+    let mut a = Publisher::new(&engine, &router).await;
+    let p = a.produce(&engine, MediaKind::Video).await;
+    let mut b = Subscriber::new(&engine, &router).await;
+    b.consume(&engine, &p).await.unwrap();
+    assert!(run(&mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected));
+
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rng = fastrand::Rng::with_seed(42);
+    let stun_header = [0x00u8, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+    for (i, addr) in engine.worker_addrs().iter().enumerate().cycle().take(4000) {
+        let len = rng.usize(0..1500);
+        let mut data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        match i % 4 {
+            0 if data.len() > 8 => data[..8].copy_from_slice(&stun_header), // truncated/garbled STUN
+            1 if !data.is_empty() => data[0] = 0x16,                         // DTLS record type
+            2 if data.len() > 1 => {
+                data[0] = 0x80; // RTP version 2
+                data.truncate(rng.usize(1..20));
+            }
+            _ => {}
+        }
+        let _ = attacker.send_to(&data, addr);
+    }
+    let before = b.received(MediaKind::Video).len();
+    let flowing = run(&mut [&mut a], &mut [&mut b], Duration::from_secs(10), |_, s| s[0].received(MediaKind::Video).len() > before + 30);
+    assert!(flowing, "media keeps flowing after 4000 garbage datagrams");
+    let stats = engine.stats().await.unwrap();
+    assert!(stats.datagrams_dropped >= 3000, "garbage was counted and dropped: {stats:?}");
+    assert_eq!(stats.transports, 2);
+}
