@@ -203,6 +203,10 @@ pub struct Track {
     next_at: Instant,
     /// Every payload sent, in order.
     pub sent: Vec<Vec<u8>>,
+    /// Packet interval override (load tests); None = the codec's natural pace.
+    pub interval: Option<Duration>,
+    /// Keep the sent payloads (tests compare them); off for load runs.
+    pub record: bool,
 }
 
 impl Track {
@@ -215,6 +219,8 @@ impl Track {
             frame: 0,
             next_at: Instant::now(),
             sent: Vec::new(),
+            interval: None,
+            record: true,
         }
     }
 
@@ -253,10 +259,12 @@ impl Track {
                 .ext_vals(ext)
                 .nackable(self.kind == MediaKind::Video),
         );
-        self.sent.push(payload);
+        if self.record {
+            self.sent.push(payload);
+        }
         self.seq += 1;
         self.frame += 1;
-        self.next_at = now + interval;
+        self.next_at = now + self.interval.unwrap_or(interval);
     }
 }
 
