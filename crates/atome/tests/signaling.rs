@@ -306,3 +306,19 @@ async fn flooding_messages_closes_the_socket() {
     }
     assert!(limited && closed, "limited={limited} closed={closed}");
 }
+
+#[tokio::test]
+async fn transport_creation_is_rate_limited_per_connection() {
+    let s = TestServer::start_with(|c| c.limits.transports_per_minute = 3).await;
+    let (a, _, room_id) = room_for_two(&s).await;
+    let mut ws = Ws::auth(&s, &a).await;
+    join(&s, &mut ws, &a, &room_id).await;
+    for _ in 0..3 {
+        let r = ws.request("createTransport", json!({"direction": "recv"})).await;
+        assert_eq!(r["type"], "transportCreated", "{r}");
+    }
+    let r = ws.request("createTransport", json!({"direction": "recv"})).await;
+    assert_eq!(r["code"], "rate_limited", "{r}");
+    let r = ws.request("ping", json!({})).await;
+    assert_eq!(r["type"], "pong", "the socket stays open");
+}

@@ -2,6 +2,8 @@
 //! DTLS client, its own payload types, and header-extension ids that differ from the ones its
 //! `sendRtpCapabilities` announce (as Chrome's do). It publishes synthetic Opus and VP8 (real VP8
 //! payload descriptors, keyframe headers, marker bits) and records what it receives.
+pub mod signaling;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

@@ -152,77 +152,35 @@ pub fn assert_error(resp: &(StatusCode, Value), status: StatusCode, code: &str) 
     assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
 }
 
-/// A signaling WebSocket client: requests with `requestId`, notifications kept aside.
-pub struct Ws {
-    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    next_id: u64,
-    pub notifications: Vec<Value>,
-}
+/// The test peer's signaling client, with panicking shortcuts for tests.
+pub struct Ws(pub testpeer::signaling::Ws);
 
 impl Ws {
     pub async fn connect(server: &TestServer) -> Ws {
-        let url = server.base.replace("http://", "ws://") + "/ws";
-        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
-        Ws { stream, next_id: 0, notifications: Vec::new() }
-    }
-
-    pub async fn send_text(&mut self, text: String) {
-        use futures_util::SinkExt;
-        self.stream.send(tokio_tungstenite::tungstenite::Message::Text(text.into())).await.expect("send");
-    }
-
-    /// The next server message, or None if the socket closed (or nothing came within 5 s).
-    pub async fn recv(&mut self) -> Option<Value> {
-        use futures_util::StreamExt;
-        loop {
-            let msg = tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.next()).await.ok()??;
-            match msg {
-                Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => return serde_json::from_str(&t).ok(),
-                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
-                Ok(_) => continue,
-            }
-        }
-    }
-
-    /// Sends `{type, requestId, ...fields}` and returns the reply echoing that requestId.
-    pub async fn request(&mut self, kind: &str, fields: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut msg = fields;
-        msg["type"] = json!(kind);
-        msg["requestId"] = json!(id);
-        self.send_text(msg.to_string()).await;
-        loop {
-            let reply = self.recv().await.unwrap_or_else(|| panic!("socket closed waiting for the reply to {kind}"));
-            if reply["requestId"] == json!(id) {
-                return reply;
-            }
-            self.notifications.push(reply);
-        }
-    }
-
-    /// Waits for a notification of `kind` (already received or arriving within 5 s).
-    pub async fn notification(&mut self, kind: &str) -> Value {
-        if let Some(i) = self.notifications.iter().position(|n| n["type"] == kind) {
-            return self.notifications.remove(i);
-        }
-        loop {
-            let msg = self.recv().await.unwrap_or_else(|| panic!("no {kind} notification"));
-            if msg["type"] == kind {
-                return msg;
-            }
-            self.notifications.push(msg);
-        }
+        Ws(testpeer::signaling::Ws::connect(&server.base).await.expect("websocket connects"))
     }
 
     pub async fn auth(server: &TestServer, token: &str) -> Ws {
-        let mut ws = Ws::connect(server).await;
-        let r = ws.request("auth", json!({"token": token})).await;
-        assert_eq!(r["type"], "authOk", "{r}");
-        ws
+        Ws(testpeer::signaling::Ws::authenticated(&server.base, token).await.expect("authenticated"))
     }
 
-    pub async fn close(mut self) {
-        let _ = self.stream.close(None).await;
+    pub async fn send_text(&mut self, text: String) {
+        assert!(self.0.send_text(text).await, "send");
+    }
+
+    pub async fn recv(&mut self) -> Option<Value> {
+        self.0.recv().await
+    }
+
+    pub async fn request(&mut self, kind: &str, fields: Value) -> Value {
+        self.0.request(kind, fields).await.unwrap_or_else(|| panic!("no reply to {kind}"))
+    }
+
+    pub async fn notification(&mut self, kind: &str) -> Value {
+        self.0.notification(kind).await.unwrap_or_else(|| panic!("no {kind} notification"))
+    }
+
+    pub async fn close(self) {
+        self.0.close().await
     }
 }
