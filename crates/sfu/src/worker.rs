@@ -635,7 +635,6 @@ impl Worker {
                     .ext_vals(ext.clone())
                     .nackable(video),
             );
-            drop(api);
             let _ = t.rtc.handle_input(Input::Timeout(Instant::now()));
             self.stats.rtp_forwarded += 1;
             self.dirty.push(c.transport.clone());

@@ -166,14 +166,9 @@ impl ClientTransport {
     pub fn pump(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
         let mut buf = [0u8; 2048];
-        loop {
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, src)) => {
-                    if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) {
-                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
-                    }
-                }
-                Err(_) => break,
+        while let Ok((n, src)) = self.socket.recv_from(&mut buf) {
+            if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) {
+                let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
             }
         }
         let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
@@ -250,7 +245,7 @@ impl Track {
                 p.resize(80, 0x55);
                 (OPUS_PT, Duration::from_millis(20), 960u32, p)
             }
-            MediaKind::Video => (VP8_PT, Duration::from_millis(33), 3000u32, vp8_frame(self.frame, self.frame % 30 == 0)),
+            MediaKind::Video => (VP8_PT, Duration::from_millis(33), 3000u32, vp8_frame(self.frame, self.frame.is_multiple_of(30))),
         };
         let mut api = t.rtc.direct_api();
         let Some(tx) = api.stream_tx(&Ssrc::from(self.ssrc)) else { return };

@@ -98,9 +98,9 @@ impl TestServer {
     pub fn last_code(&self, phone: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.data_dir.join("sms_outbox.jsonl")).ok()?;
         text.lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["phone_e164"] == phone)
-            .last()
+            .find(|v| v["phone_e164"] == phone)
             .and_then(|v| v["code"].as_str().map(String::from))
     }
 

@@ -263,7 +263,12 @@ impl Session {
     }
 
     async fn broadcast(&self, msg: Value) {
-        let _ = self.with_peer(|room, me| Ok(room.broadcast(me, &msg))).await;
+        let _ = self
+            .with_peer(|room, me| {
+                room.broadcast(me, &msg);
+                Ok(())
+            })
+            .await;
     }
 
     async fn own_transport(&self, id: &str, direction: Option<Direction>) -> Result<TransportId, SignalError> {
