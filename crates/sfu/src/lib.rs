@@ -5,6 +5,7 @@
 //! to the owning worker (the worker index is part of every id) and awaits the reply.
 pub mod ids;
 pub mod ortc;
+mod plain;
 pub mod rtp_parameters;
 pub mod seq;
 mod transport;
@@ -216,6 +217,17 @@ impl Engine {
             reply,
         })
         .await
+    }
+
+    /// A plain RTP transport that sends to `remote` (a local recorder such as FFmpeg).
+    pub async fn create_plain_transport(&self, router: RouterId, remote: SocketAddr) -> Result<TransportId, EngineError> {
+        self.call(router.worker(), EngineError::UnknownRouter, |reply| Command::CreatePlainTransport { router, remote, reply })
+            .await
+    }
+
+    /// Asks a video producer for a keyframe now (throttled to one per second).
+    pub async fn request_keyframe(&self, id: ProducerId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::RequestKeyframe { id, reply }).await
     }
 
     pub async fn connect_transport(&self, id: TransportId, dtls: DtlsParameters) -> Result<(), EngineError> {

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::ortc;
 use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, RtpCapabilities, RtpParameters};
+use crate::plain::{rtp_packet, starts_keyframe, PlainTransport};
 use crate::seq::SeqRewriter;
 use crate::transport::WebRtcTransport;
 use crate::{ConsumerOptions, Direction, EngineError, EngineStats, WebRtcTransportOptions};
@@ -37,6 +38,8 @@ pub(crate) enum Command {
     SetProducerPaused { id: ProducerId, paused: bool, reply: Reply<()> },
     CloseProducer { id: ProducerId, reply: Reply<()> },
     Stats { reply: Reply<EngineStats> },
+    CreatePlainTransport { router: RouterId, remote: SocketAddr, reply: Reply<TransportId> },
+    RequestKeyframe { id: ProducerId, reply: Reply<()> },
 }
 
 /// Keyframe requests reach a producer at most this often (unless forced by a resume).
@@ -64,6 +67,10 @@ struct Producer {
 
 struct Consumer {
     producer: ProducerId,
+    /// The codec's MIME type (to spot keyframes) for plain consumers.
+    mime: String,
+    /// Plain consumers hold video back until a keyframe, so recordings start decodable.
+    awaiting_keyframe: bool,
     transport: TransportId,
     kind: MediaKind,
     ssrc: Ssrc,
@@ -82,6 +89,8 @@ pub(crate) struct Worker {
     counter: u64,
     routers: HashMap<RouterId, Router>,
     transports: HashMap<TransportId, WebRtcTransport>,
+    plain: HashMap<TransportId, PlainTransport>,
+    scratch: Vec<u8>,
     producers: HashMap<ProducerId, Producer>,
     consumers: HashMap<ConsumerId, Consumer>,
     by_ufrag: HashMap<String, TransportId>,
@@ -100,6 +109,8 @@ impl Worker {
             counter: 0,
             routers: HashMap::new(),
             transports: HashMap::new(),
+            plain: HashMap::new(),
+            scratch: Vec::with_capacity(1500),
             producers: HashMap::new(),
             consumers: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -221,10 +232,32 @@ impl Worker {
                 let result = if self.close_producer(&id) { Ok(()) } else { Err(EngineError::UnknownProducer) };
                 let _ = reply.send(result);
             }
+            Command::CreatePlainTransport { router, remote, reply } => {
+                let result = match self.routers.get_mut(&router) {
+                    Some(r) => {
+                        self.counter += 1;
+                        let id = TransportId::new(self.index, self.counter);
+                        r.transports.push(id.clone());
+                        self.plain.insert(id.clone(), PlainTransport { router, remote, consumers: Vec::new() });
+                        Ok(id)
+                    }
+                    None => Err(EngineError::UnknownRouter),
+                };
+                let _ = reply.send(result);
+            }
+            Command::RequestKeyframe { id, reply } => {
+                let result = if self.producers.contains_key(&id) {
+                    self.request_keyframe(&id, false);
+                    Ok(())
+                } else {
+                    Err(EngineError::UnknownProducer)
+                };
+                let _ = reply.send(result);
+            }
             Command::Stats { reply } => {
                 let mut s = self.stats.clone();
                 s.routers = self.routers.len();
-                s.transports = self.transports.len();
+                s.transports = self.transports.len() + self.plain.len();
                 s.producers = self.producers.len();
                 s.consumers = self.consumers.len();
                 let _ = reply.send(Ok(s));
@@ -327,6 +360,9 @@ impl Worker {
     }
 
     fn consume(&mut self, tid: &TransportId, pid: &ProducerId, caps: &RtpCapabilities) -> Result<ConsumerOptions, EngineError> {
+        if self.plain.contains_key(tid) {
+            return self.consume_plain(tid, pid, caps);
+        }
         let id = ConsumerId::new(self.index, self.next_counter());
         let p = self.producers.get(pid).ok_or(EngineError::UnknownProducer)?;
         let t = self.transports.get_mut(tid).ok_or(EngineError::UnknownTransport)?;
@@ -363,6 +399,47 @@ impl Worker {
                 pts,
                 paused: true,
                 seq: SeqRewriter::new(fastrand::u16(1000..30000)),
+                mime: String::new(),
+                awaiting_keyframe: false,
+            },
+        );
+        if let Some(p) = self.producers.get_mut(pid) {
+            p.consumers.push(id.clone());
+        }
+        Ok(ConsumerOptions { id, producer_id: pid.clone(), kind, rtp_parameters: params })
+    }
+
+    /// A consumer on a plain transport: same rewriting, raw RTP out, video held until a keyframe.
+    fn consume_plain(&mut self, tid: &TransportId, pid: &ProducerId, caps: &RtpCapabilities) -> Result<ConsumerOptions, EngineError> {
+        let id = ConsumerId::new(self.index, self.next_counter());
+        let p = self.producers.get(pid).ok_or(EngineError::UnknownProducer)?;
+        let t = self.plain.get_mut(tid).ok_or(EngineError::UnknownTransport)?;
+        if t.router != p.router {
+            return Err(EngineError::OtherRouter);
+        }
+        let ssrc = fastrand::u32(100_000_000..=999_999_999);
+        let mut params = ortc::consumer_rtp_parameters(&self.caps, p.kind, &p.router_pts, caps, ssrc, p.cname.clone())?;
+        // Plain RTP: no retransmissions, no header extensions.
+        params.codecs.retain(|c| !c.is_rtx());
+        params.header_extensions.clear();
+        params.encodings[0].rtx = None; // one encoding, built above
+        let mime = params.codecs[0].mime_type.clone(); // consumer_rtp_parameters guarantees a media codec first
+        t.consumers.push(id.clone());
+        let kind = p.kind;
+        let pts = params.codecs.iter().map(|c| c.payload_type).collect();
+        self.consumers.insert(
+            id.clone(),
+            Consumer {
+                producer: pid.clone(),
+                transport: tid.clone(),
+                kind,
+                ssrc: Ssrc::from(ssrc),
+                mid: Mid::from("plain"),
+                pts,
+                paused: true,
+                seq: SeqRewriter::new(fastrand::u16(1000..30000)),
+                awaiting_keyframe: kind == MediaKind::Video,
+                mime,
             },
         );
         if let Some(p) = self.producers.get_mut(pid) {
@@ -384,7 +461,8 @@ impl Worker {
         let (producer, transport, video) = (c.producer.clone(), c.transport.clone(), c.kind == MediaKind::Video);
         // A keyframe sent before the consumer's transport is up is wasted (and the throttle would
         // then swallow the consumer's own requests): wait for Connected in that case.
-        if video && self.transports.get(&transport).is_some_and(|t| t.is_connected()) {
+        let connected = self.plain.contains_key(&transport) || self.transports.get(&transport).is_some_and(|t| t.is_connected());
+        if video && connected {
             self.request_keyframe(&producer, true);
         }
         Ok(())
@@ -419,6 +497,9 @@ impl Worker {
             if let Some(t) = self.transports.get_mut(&c.transport) {
                 t.consumers.retain(|x| x != id);
             }
+            if let Some(t) = self.plain.get_mut(&c.transport) {
+                t.consumers.retain(|x| x != id);
+            }
         }
     }
 
@@ -434,6 +515,15 @@ impl Worker {
     }
 
     fn close_transport(&mut self, id: &TransportId) -> bool {
+        if let Some(t) = self.plain.remove(id) {
+            for c in &t.consumers {
+                self.close_consumer(c);
+            }
+            if let Some(r) = self.routers.get_mut(&t.router) {
+                r.transports.retain(|x| x != id);
+            }
+            return true;
+        }
         let Some(t) = self.transports.remove(id) else { return false };
         for p in &t.producers {
             self.close_producer(p);
@@ -613,9 +703,34 @@ impl Worker {
             ..Default::default()
         };
         let seq = *packet.seq_no;
+        let mut want_keyframe = false;
         for cid in consumers {
             let Some(c) = self.consumers.get_mut(&cid) else { continue };
             if c.paused || !c.pts.contains(&router_pt) {
+                continue;
+            }
+            if let Some(plain) = self.plain.get(&c.transport) {
+                if c.awaiting_keyframe {
+                    if !starts_keyframe(&c.mime, &packet.payload) {
+                        want_keyframe = true;
+                        continue;
+                    }
+                    c.awaiting_keyframe = false;
+                }
+                if packet.payload.is_empty() {
+                    c.seq.skip(seq);
+                    continue;
+                }
+                let Some(out) = c.seq.rewrite(seq) else { continue };
+                rtp_packet(router_pt, out as u16, packet.header.timestamp, *c.ssrc, packet.header.marker, &packet.payload, &mut self.scratch);
+                match self.socket.send_to(&self.scratch, plain.remote) {
+                    Ok(n) => {
+                        self.stats.packets_out += 1;
+                        self.stats.bytes_out += n as u64;
+                        self.stats.rtp_forwarded += 1;
+                    }
+                    Err(e) => tracing::debug!(consumer = %cid, "plain send: {e}"),
+                }
                 continue;
             }
             let Some(t) = self.transports.get_mut(&c.transport) else { continue };
@@ -638,6 +753,9 @@ impl Worker {
             let _ = t.rtc.handle_input(Input::Timeout(Instant::now()));
             self.stats.rtp_forwarded += 1;
             self.dirty.push(c.transport.clone());
+        }
+        if want_keyframe {
+            self.request_keyframe(&pid, false);
         }
     }
 }
