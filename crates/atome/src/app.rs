@@ -56,6 +56,11 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let db = db::open(&config.data_dir).await?;
+        match crate::plugins::media::recording::mark_interrupted(&db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(n, "recordings interrupted by the last stop marked failed (partial files kept)"),
+            Err(e) => tracing::error!("cannot mark interrupted recordings: {e}"),
+        }
         let engine = sfu::Engine::start(sfu::EngineConfig {
             workers: config.worker_count(),
             listen_ip: config.rtc_listen_ip,

@@ -61,6 +61,9 @@ pub struct Config {
     /// Directory of the built web client (served at `/`).
     #[arg(long, env = "ATOME_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+    /// FFmpeg executable used for recording (recording is unavailable if it cannot run).
+    #[arg(long, env = "ATOME_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
     #[command(flatten)]
     pub limits: Limits,
 }

@@ -204,6 +204,10 @@ pub struct Track {
     pub interval: Option<Duration>,
     /// Keep the sent payloads (tests compare them); off for load runs.
     pub record: bool,
+    /// Make the next video frame a keyframe (set on a keyframe request, like an encoder).
+    pub force_keyframe: bool,
+    /// Real VP8 frames to send in a loop (frame 0 a keyframe) instead of synthetic ones.
+    pub vp8_frames: Option<Vec<Vec<u8>>>,
 }
 
 impl Track {
@@ -218,6 +222,8 @@ impl Track {
             sent: Vec::new(),
             interval: None,
             record: true,
+            force_keyframe: false,
+            vp8_frames: None,
         }
     }
 
@@ -238,6 +244,10 @@ impl Track {
         if now < self.next_at || !t.rtc.is_connected() {
             return;
         }
+        if self.vp8_frames.is_some() {
+            self.tick_real_vp8(t, now);
+            return;
+        }
         let (pt, interval, ts_step, payload) = match self.kind {
             MediaKind::Audio => {
                 let mut p = vec![0xfc, 0xff, 0xfe];
@@ -245,7 +255,10 @@ impl Track {
                 p.resize(80, 0x55);
                 (OPUS_PT, Duration::from_millis(20), 960u32, p)
             }
-            MediaKind::Video => (VP8_PT, Duration::from_millis(33), 3000u32, vp8_frame(self.frame, self.frame.is_multiple_of(30))),
+            MediaKind::Video => {
+                let key = self.frame.is_multiple_of(30) || std::mem::take(&mut self.force_keyframe);
+                (VP8_PT, Duration::from_millis(33), 3000u32, vp8_frame(self.frame, key))
+            }
         };
         let mut api = t.rtc.direct_api();
         let Some(tx) = api.stream_tx(&Ssrc::from(self.ssrc)) else { return };
@@ -263,6 +276,80 @@ impl Track {
         self.frame += 1;
         self.next_at = now + self.interval.unwrap_or(interval);
     }
+}
+
+impl Track {
+    /// Sends the next real VP8 frame, split into packets of at most 1100 bytes (RFC 7741).
+    fn tick_real_vp8(&mut self, t: &mut ClientTransport, now: Instant) {
+        let Some(frames) = self.vp8_frames.as_ref().filter(|f| !f.is_empty()) else { return };
+        if std::mem::take(&mut self.force_keyframe) {
+            self.frame -= self.frame % frames.len() as u32; // back to the keyframe at index 0
+        }
+        let frame = &frames[self.frame as usize % frames.len()];
+        let pic = (self.frame & 0x7fff) as u16;
+        let chunks: Vec<&[u8]> = frame.chunks(1100).collect();
+        let mut api = t.rtc.direct_api();
+        let Some(tx) = api.stream_tx(&Ssrc::from(self.ssrc)) else { return };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let first = if i == 0 { 0x90 } else { 0x80 };
+            let mut payload = vec![first, 0x80, 0x80 | (pic >> 8) as u8, pic as u8];
+            payload.extend_from_slice(chunk);
+            tx.write_rtp(
+                RtpWrite::new(Pt::from(VP8_PT), SeqNo::from(self.seq), self.frame.wrapping_mul(3000), now, payload.clone())
+                    .marker(i + 1 == chunks.len())
+                    .nackable(true),
+            );
+            self.seq += 1;
+            if self.record {
+                self.sent.push(payload);
+            }
+        }
+        self.frame += 1;
+        self.next_at = now + self.interval.unwrap_or(Duration::from_millis(33));
+    }
+}
+
+/// The frames of an IVF file (what `ffmpeg -c:v libvpx -f ivf` writes).
+pub fn read_ivf(data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    if data.len() < 32 || &data[..4] != b"DKIF" {
+        return Err("not an IVF file".into());
+    }
+    let header_len = u16::from_le_bytes([data[6], data[7]]) as usize;
+    let mut at = header_len;
+    let mut frames = Vec::new();
+    while at + 12 <= data.len() {
+        let size = u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        at += 12;
+        let end = at.checked_add(size).filter(|e| *e <= data.len()).ok_or("truncated IVF frame")?;
+        frames.push(data[at..end].to_vec());
+        at = end;
+    }
+    Ok(frames)
+}
+
+/// Publishes `tracks` on `transport` from a thread until `stop` is set; answers keyframe
+/// requests with a keyframe. Returns the transport and tracks when joined.
+pub fn publish_in_background(
+    mut transport: ClientTransport,
+    mut tracks: Vec<Track>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(ClientTransport, Vec<Track>)> {
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for t in &mut tracks {
+                t.tick(&mut transport);
+            }
+            for e in transport.pump() {
+                if let Event::KeyframeRequest(_) = e {
+                    for t in tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
+                        t.force_keyframe = true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (transport, tracks)
+    })
 }
 
 /// A one-packet VP8 frame: payload descriptor with picture id, then a VP8 frame header

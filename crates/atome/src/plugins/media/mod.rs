@@ -1,6 +1,7 @@
 //! The video-call plugin: the media engine's worker pool, one router per room in a call, and the
 //! WebSocket signaling that mediasoup-client speaks (`GET /ws`).
 pub mod messages;
+pub mod recording;
 pub mod registry;
 pub mod session;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -30,11 +31,25 @@ pub struct MediaInner {
     /// room_id -> the call in progress. Touched by signaling only, never by the media path.
     rooms: tokio::sync::Mutex<HashMap<String, CallRoom>>,
     next_peer: AtomicU64,
+    recordings: recording::Recordings,
+    ffmpeg_ok: bool,
+}
+
+impl axum::extract::FromRef<Media> for Core {
+    fn from_ref(media: &Media) -> Core {
+        media.0.core.clone()
+    }
 }
 
 impl Media {
     pub fn new(core: Core, engine: sfu::Engine) -> Media {
+        let ffmpeg_ok = recording::ffmpeg_available(&core.config.ffmpeg);
+        if !ffmpeg_ok {
+            tracing::warn!(ffmpeg = %core.config.ffmpeg.display(), "FFmpeg cannot run: recording is unavailable");
+        }
         Media(Arc::new(MediaInner {
+            recordings: recording::Recordings::default(),
+            ffmpeg_ok,
             core,
             engine,
             rooms: tokio::sync::Mutex::new(HashMap::new()),
@@ -57,7 +72,13 @@ impl Plugin for Media {
     }
 
     fn router(&self) -> Router {
-        Router::new().route("/ws", get(ws)).route("/health", get(health)).with_state(self.clone())
+        Router::new()
+            .route("/ws", get(ws))
+            .route("/health", get(health))
+            .route("/rooms/{room_id}/record/start", post(recording::start))
+            .route("/rooms/{room_id}/record/stop", post(recording::stop))
+            .route("/rooms/{room_id}/recordings", get(recording::list))
+            .with_state(self.clone())
     }
 }
 

@@ -226,6 +226,7 @@ impl Session {
                 if let Some(room) = self.media.0.rooms.lock().await.get_mut(self.room_id()?) {
                     room.producer_closed(&id, self.peer_id);
                 }
+                self.media.recording_producer_closed(&id).await;
                 Ok(("producerClosed", json!({"producer_id": producer_id})))
             }
         }
@@ -433,13 +434,18 @@ impl Session {
                     me,
                     &json!({"type": "newProducer", "producer_id": producer.to_string(), "kind": kind, "peer_user_id": user.user_id}),
                 );
-                Ok(())
+                Ok(room.router.clone())
             })
             .await;
-        if let Err(e) = registered {
-            let _ = self.media.0.engine.close_producer(producer).await;
-            return Err(e);
-        }
+        let router = match registered {
+            Ok(router) => router,
+            Err(e) => {
+                let _ = self.media.0.engine.close_producer(producer).await;
+                return Err(e);
+            }
+        };
+        let room_id = self.room_id()?.to_string();
+        self.media.recording_producer_added(&room_id, &router, &producer, &kind, &user.user_id).await;
         Ok(("produced", json!({"producer_id": producer.to_string()})))
     }
 
@@ -495,6 +501,9 @@ impl Session {
                 tracing::warn!(%router, "close router: {e}");
             }
             tracing::info!(%room_id, "last peer left; router closed");
+        }
+        for producer in peer.producers.keys() {
+            self.media.recording_producer_closed(producer).await;
         }
         self.media.0.core.presence.leave(&room_id, &peer.user_id);
         tracing::info!(%room_id, user_id = %peer.user_id, peer = self.peer_id, "peer left");
