@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Rust unit and integration tests (real server, SQLite, UDP).
+# Runs every test of the project: Rust unit and integration tests against the real server,
+# real SQLite files, real UDP on loopback and real FFmpeg (recording).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/atome-target}"
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ffmpeg (recording tests use it)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg
+  else
+    echo "the recording tests need ffmpeg and ffprobe: install ffmpeg (e.g. apt-get install ffmpeg)" >&2
+    exit 1
+  fi
+fi
 cargo test --workspace --locked
