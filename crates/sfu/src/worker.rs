@@ -387,26 +387,39 @@ impl Worker {
         }
         t.consumers.push(id.clone());
         let kind = p.kind;
-        let pts = params.codecs.iter().filter(|c| !c.is_rtx()).map(|c| c.payload_type).collect();
-        self.consumers.insert(
-            id.clone(),
-            Consumer {
-                producer: pid.clone(),
-                transport: tid.clone(),
-                kind,
-                ssrc: Ssrc::from(ssrc),
-                mid,
-                pts,
-                paused: true,
-                seq: SeqRewriter::new(fastrand::u16(1000..30000)),
-                mime: String::new(),
-                awaiting_keyframe: false,
-            },
-        );
+        Ok(self.add_consumer(id, pid, tid, kind, Ssrc::from(ssrc), mid, params))
+    }
+
+    /// Registers a consumer (paused) with its producer; returns what the client needs.
+    #[allow(clippy::too_many_arguments)]
+    fn add_consumer(
+        &mut self,
+        id: ConsumerId,
+        pid: &ProducerId,
+        tid: &TransportId,
+        kind: MediaKind,
+        ssrc: Ssrc,
+        mid: Mid,
+        params: RtpParameters,
+    ) -> ConsumerOptions {
+        let plain = self.plain.contains_key(tid);
+        let consumer = Consumer {
+            producer: pid.clone(),
+            transport: tid.clone(),
+            kind,
+            ssrc,
+            mid,
+            pts: params.codecs.iter().filter(|c| !c.is_rtx()).map(|c| c.payload_type).collect(),
+            paused: true,
+            seq: SeqRewriter::new(fastrand::u16(1000..30000)),
+            mime: params.codecs.first().map(|c| c.mime_type.clone()).unwrap_or_default(),
+            awaiting_keyframe: plain && kind == MediaKind::Video,
+        };
+        self.consumers.insert(id.clone(), consumer);
         if let Some(p) = self.producers.get_mut(pid) {
             p.consumers.push(id.clone());
         }
-        Ok(ConsumerOptions { id, producer_id: pid.clone(), kind, rtp_parameters: params })
+        ConsumerOptions { id, producer_id: pid.clone(), kind, rtp_parameters: params }
     }
 
     /// A consumer on a plain transport: same rewriting, raw RTP out, video held until a keyframe.
@@ -423,29 +436,9 @@ impl Worker {
         params.codecs.retain(|c| !c.is_rtx());
         params.header_extensions.clear();
         params.encodings[0].rtx = None; // one encoding, built above
-        let mime = params.codecs[0].mime_type.clone(); // consumer_rtp_parameters guarantees a media codec first
         t.consumers.push(id.clone());
         let kind = p.kind;
-        let pts = params.codecs.iter().map(|c| c.payload_type).collect();
-        self.consumers.insert(
-            id.clone(),
-            Consumer {
-                producer: pid.clone(),
-                transport: tid.clone(),
-                kind,
-                ssrc: Ssrc::from(ssrc),
-                mid: Mid::from("plain"),
-                pts,
-                paused: true,
-                seq: SeqRewriter::new(fastrand::u16(1000..30000)),
-                awaiting_keyframe: kind == MediaKind::Video,
-                mime,
-            },
-        );
-        if let Some(p) = self.producers.get_mut(pid) {
-            p.consumers.push(id.clone());
-        }
-        Ok(ConsumerOptions { id, producer_id: pid.clone(), kind, rtp_parameters: params })
+        Ok(self.add_consumer(id, pid, tid, kind, Ssrc::from(ssrc), Mid::from("plain"), params))
     }
 
     fn set_consumer_paused(&mut self, id: &ConsumerId, paused: bool) -> Result<(), EngineError> {

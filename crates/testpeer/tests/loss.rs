@@ -3,18 +3,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{engine, run, Publisher, Subscriber};
+use common::{connected_pair, engine, run};
 use sfu::rtp_parameters::MediaKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nack_and_rtx_recover_lost_packets() {
     let engine = engine();
-    let router = engine.create_router().await.unwrap();
-    let mut a = Publisher::new(&engine, &router).await;
-    let p = a.produce(&engine, MediaKind::Video).await;
-    let mut b = Subscriber::new(&engine, &router).await;
-    b.consume(&engine, &p).await.unwrap();
-    assert!(run(&mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected));
+    let (mut a, mut b) = connected_pair(&engine, MediaKind::Video).await;
     a.transport.drop_pct = 5;
     run(&mut [&mut a], &mut [&mut b], Duration::from_secs(8), |_, _| false);
     a.transport.drop_pct = 0;

@@ -127,3 +127,15 @@ pub fn run(pubs: &mut [&mut Publisher], subs: &mut [&mut Subscriber], dur: Durat
     }
     false
 }
+
+/// A router with A publishing one `kind` track and B consuming it, both connected.
+pub async fn connected_pair(engine: &Engine, kind: MediaKind) -> (Publisher, Subscriber) {
+    let router = engine.create_router().await.unwrap();
+    let mut a = Publisher::new(engine, &router).await;
+    let p = a.produce(engine, kind).await;
+    let mut b = Subscriber::new(engine, &router).await;
+    b.consume(engine, &p).await.unwrap();
+    let connected = run(&mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected);
+    assert!(connected, "both transports connect");
+    (a, b)
+}
