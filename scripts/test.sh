@@ -14,3 +14,9 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   fi
 fi
 cargo test --workspace --locked
+# The installer's real test (debootstrap + chroot) needs root; it uses the binary built above.
+if [ "$(id -u)" = 0 ]; then
+  tests/install/run.sh "$CARGO_TARGET_DIR/debug/atome"
+else
+  echo "install test not run: it needs root (sudo tests/install/run.sh)"
+fi

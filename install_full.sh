@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# install_full.sh: installs and configures the Atome core server on a bare machine, unattended.
+#
+#   sudo ./install_full.sh [--binary PATH] [--no-recording] [--port 443] [--rtc-port 40000]
+#                          [--workers N] [--announced-ip IP] [--tls-cert PEM --tls-key PEM]
+#                          [--domain NAME] [--no-start]
+#
+# Supported: Debian 12, Ubuntu 22.04 and later (apt + systemd). Other systems are refused for
+# now; the OS-specific steps live in os_* functions so another family (FreeBSD with rc.d is
+# next) can be added beside them. Running it again changes nothing that is already right.
+set -euo pipefail
+
+PREFIX=/opt/atome
+DATA_DIR=/var/lib/atome
+LOG_DIR=/var/log/atome
+CONF_DIR=/etc/atome
+ENV_FILE=$CONF_DIR/atome.env
+UNIT_FILE=/etc/systemd/system/atome.service
+NFT_FILE=$CONF_DIR/atome.nft
+SERVICE_USER=atome
+NODE_MAJOR_WANTED=18 # Debian 12's nodejs; the web bundle builds with Node 18 or later
+
+BINARY=""
+RECORDING=1
+PORT=443
+RTC_PORT=40000
+WORKERS=""
+ANNOUNCED_IP=""
+TLS_CERT=""
+TLS_KEY=""
+DOMAIN=""
+START=1
+SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { printf '[atome-install] %s\n' "$*"; }
+die() {
+  printf '[atome-install] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+usage() {
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --binary) BINARY=${2:?--binary needs a path}; shift 2 ;;
+      --no-recording) RECORDING=0; shift ;;
+      --port) PORT=${2:?--port needs a number}; shift 2 ;;
+      --rtc-port) RTC_PORT=${2:?--rtc-port needs a number}; shift 2 ;;
+      --workers) WORKERS=${2:?--workers needs a number}; shift 2 ;;
+      --announced-ip) ANNOUNCED_IP=${2:?--announced-ip needs an address}; shift 2 ;;
+      --tls-cert) TLS_CERT=${2:?--tls-cert needs a file}; shift 2 ;;
+      --tls-key) TLS_KEY=${2:?--tls-key needs a file}; shift 2 ;;
+      --domain) DOMAIN=${2:?--domain needs a name}; shift 2 ;;
+      --no-start) START=0; shift ;;
+      -h | --help) usage 0 ;;
+      *) printf 'unknown option %s\n' "$1" >&2; usage 2 ;;
+    esac
+  done
+  if { [ -n "$TLS_CERT" ] && [ -z "$TLS_KEY" ]; } || { [ -z "$TLS_CERT" ] && [ -n "$TLS_KEY" ]; }; then
+    die "--tls-cert and --tls-key go together"
+  fi
+  if [ -n "$BINARY" ] && [ ! -x "$BINARY" ]; then
+    die "--binary $BINARY is not an executable file"
+  fi
+  [ -n "$WORKERS" ] || WORKERS=$(nproc 2>/dev/null || echo 1)
+}
+
+# ---------------------------------------------------------------------------------------------
+# OS-specific parts (apt + systemd family). A new family adds its own os_* functions.
+# ---------------------------------------------------------------------------------------------
+
+os_detect() {
+  [ -r /etc/os-release ] || die "cannot read /etc/os-release: unsupported system"
+  # shellcheck disable=SC1091
+  . /etc/os-release
+  case "${ID:-}:${VERSION_ID:-}" in
+    debian:12* | debian:13*) OS_FAMILY=apt ;;
+    ubuntu:2[2-9].*) OS_FAMILY=apt ;;
+    *) die "unsupported system ${PRETTY_NAME:-unknown}: Debian 12 and Ubuntu 22.04+ only for now (FreeBSD is next)" ;;
+  esac
+  log "system: ${PRETTY_NAME:-$ID $VERSION_ID} (family $OS_FAMILY)"
+}
+
+os_packages_missing() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  printf '%s\n' "${missing[@]}"
+}
+
+os_install_packages() {
+  local wanted=(ca-certificates curl openssl sqlite3 nftables)
+  [ "$RECORDING" = 1 ] && wanted+=(ffmpeg)
+  if [ -z "$BINARY" ]; then
+    wanted+=(build-essential pkg-config)
+    [ -f "$SRC_DIR/web/package.json" ] && wanted+=(nodejs npm)
+  fi
+  local missing
+  mapfile -t missing < <(os_packages_missing "${wanted[@]}")
+  if [ "${#missing[@]}" -eq 0 ] || [ -z "${missing[0]}" ]; then
+    log "packages: all present (${wanted[*]})"
+    return
+  fi
+  log "packages: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+os_create_user() {
+  if id "$SERVICE_USER" >/dev/null 2>&1; then
+    log "user $SERVICE_USER: exists"
+  else
+    useradd --system --home-dir "$DATA_DIR" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
+    log "user $SERVICE_USER: created"
+  fi
+}
+
+systemd_running() {
+  [ -d /run/systemd/system ]
+}
+
+os_install_service() {
+  local unit
+  unit=$(
+    cat <<EOF
+[Unit]
+Description=Atome core server (video calls)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=$SERVICE_USER
+Group=$SERVICE_USER
+EnvironmentFile=$ENV_FILE
+WorkingDirectory=$PREFIX
+ExecStart=$PREFIX/bin/atome
+Restart=on-failure
+RestartSec=2
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+ReadWritePaths=$DATA_DIR $LOG_DIR
+StandardOutput=append:$LOG_DIR/atome.log
+StandardError=append:$LOG_DIR/atome.log
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  )
+  write_if_changed "$UNIT_FILE" 0644 "$unit"
+  if ! systemd_running; then
+    log "systemd is not running here (container or chroot): unit installed, not started"
+    return
+  fi
+  systemctl daemon-reload
+  systemctl enable atome.service >/dev/null 2>&1
+  if [ "$START" = 1 ]; then
+    if [ "$CHANGED_ANY" = 1 ] || ! systemctl is-active --quiet atome.service; then
+      systemctl restart atome.service
+      log "service: (re)started"
+    else
+      log "service: running, nothing changed"
+    fi
+  fi
+}
+
+os_firewall() {
+  local last=$((RTC_PORT + WORKERS - 1))
+  local rules
+  rules=$(
+    cat <<EOF
+# Atome: HTTPS/WSS and the WebRTC UDP ports (one per media worker).
+table inet atome {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport $PORT accept
+    udp dport $RTC_PORT-$last accept
+  }
+}
+EOF
+  )
+  write_if_changed "$NFT_FILE" 0644 "$rules"
+  if ! command -v nft >/dev/null; then
+    log "firewall: nft missing; rules written to $NFT_FILE"
+  elif nft list tables >/dev/null 2>&1; then
+    nft delete table inet atome >/dev/null 2>&1 || true
+    nft -f "$NFT_FILE"
+    log "firewall: tcp $PORT and udp $RTC_PORT-$last open (nftables table inet atome)"
+  else
+    log "firewall: cannot reach nftables here (chroot or container); rules written to $NFT_FILE, load them with: nft -f $NFT_FILE"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Portable parts
+# ---------------------------------------------------------------------------------------------
+
+CHANGED_ANY=0
+
+# write_if_changed FILE MODE CONTENT: writes only when the content differs.
+write_if_changed() {
+  local file=$1 mode=$2 content=$3
+  if [ -f "$file" ] && [ "$(cat "$file")" = "$content" ]; then
+    return
+  fi
+  printf '%s\n' "$content" >"$file.tmp"
+  chmod "$mode" "$file.tmp"
+  mv "$file.tmp" "$file"
+  CHANGED_ANY=1
+  log "wrote $file"
+}
+
+make_dirs() {
+  install -d -m 0755 "$PREFIX" "$PREFIX/bin" "$CONF_DIR"
+  install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$DATA_DIR"
+  install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$LOG_DIR"
+  install -d -m 0750 -o root -g "$SERVICE_USER" "$CONF_DIR/tls"
+}
+
+ensure_rust() {
+  if command -v cargo >/dev/null; then
+    return
+  fi
+  # Needs the internet: the toolchain pinned in rust-toolchain.toml comes from rustup.
+  log "cargo missing: installing rustup and the pinned toolchain"
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain none
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+}
+
+install_binary() {
+  local src=$BINARY
+  if [ -z "$src" ]; then
+    ensure_rust
+    log "building the server (cargo build --release --locked)"
+    (cd "$SRC_DIR" && cargo build --release --locked -p atome)
+    src=${CARGO_TARGET_DIR:-$SRC_DIR/target}/release/atome
+  fi
+  if [ -f "$PREFIX/bin/atome" ] && cmp -s "$src" "$PREFIX/bin/atome"; then
+    log "binary: up to date"
+  else
+    install -m 0755 "$src" "$PREFIX/bin/atome"
+    CHANGED_ANY=1
+    log "binary: installed $PREFIX/bin/atome"
+  fi
+}
+
+install_web() {
+  local dist=$SRC_DIR/web/dist
+  if [ -f "$SRC_DIR/web/package.json" ] && [ -z "$BINARY" ]; then
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    [ "$major" -ge "$NODE_MAJOR_WANTED" ] || die "Node.js $NODE_MAJOR_WANTED or later needed for the web bundle (found $major)"
+    log "building the web client (npm ci && npm run build)"
+    (cd "$SRC_DIR/web" && npm ci --no-audit --no-fund && npm run build)
+  fi
+  if [ -f "$dist/index.html" ]; then
+    install -d -m 0755 "$PREFIX/web"
+    cp -a "$dist/." "$PREFIX/web/"
+    log "web client: installed in $PREFIX/web"
+  else
+    log "web client: no built bundle to install (web/dist absent)"
+  fi
+}
+
+install_tls() {
+  local cert=$CONF_DIR/tls/cert.pem key=$CONF_DIR/tls/key.pem
+  if [ -n "$TLS_CERT" ]; then
+    install -m 0644 "$TLS_CERT" "$cert"
+    install -m 0640 -g "$SERVICE_USER" "$TLS_KEY" "$key"
+    log "tls: using the given certificate"
+  elif [ -n "$DOMAIN" ]; then
+    # Needs the domain to point here and port 80 reachable from the internet.
+    command -v certbot >/dev/null || apt-get install -y -qq certbot
+    certbot certonly --standalone --non-interactive --agree-tos --register-unsafely-without-email -d "$DOMAIN"
+    install -m 0644 "/etc/letsencrypt/live/$DOMAIN/fullchain.pem" "$cert"
+    install -m 0640 -g "$SERVICE_USER" "/etc/letsencrypt/live/$DOMAIN/privkey.pem" "$key"
+    log "tls: certificate for $DOMAIN from Let's Encrypt"
+  elif [ -f "$cert" ] && [ -f "$key" ]; then
+    log "tls: keeping the existing certificate"
+  else
+    local name=${ANNOUNCED_IP:-localhost}
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=$name" \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1${ANNOUNCED_IP:+,IP:$ANNOUNCED_IP}" \
+      -keyout "$key.tmp" -out "$cert" >/dev/null 2>&1
+    chgrp "$SERVICE_USER" "$key.tmp"
+    chmod 0640 "$key.tmp"
+    mv "$key.tmp" "$key"
+    CHANGED_ANY=1
+    log "tls: generated a self-signed certificate (browsers will warn; give --tls-cert/--tls-key or --domain)"
+  fi
+}
+
+detect_ip() {
+  [ -n "$ANNOUNCED_IP" ] && return
+  ANNOUNCED_IP=$(hostname -I 2>/dev/null | awk '{print $1}')
+  [ -n "$ANNOUNCED_IP" ] || ANNOUNCED_IP=127.0.0.1
+}
+
+write_env() {
+  if [ -f "$ENV_FILE" ]; then
+    log "config: keeping $ENV_FILE"
+    return
+  fi
+  local ffmpeg=/usr/bin/ffmpeg
+  [ "$RECORDING" = 1 ] || ffmpeg=/nonexistent/ffmpeg
+  cat >"$ENV_FILE.tmp" <<EOF
+# Atome server configuration (see 'atome --help'). Written once by install_full.sh, never
+# overwritten: edit it and restart the service.
+ATOME_LISTEN=0.0.0.0:$PORT
+ATOME_DATA_DIR=$DATA_DIR
+ATOME_TLS_CERT=$CONF_DIR/tls/cert.pem
+ATOME_TLS_KEY=$CONF_DIR/tls/key.pem
+ATOME_WORKERS=$WORKERS
+ATOME_RTC_LISTEN_IP=0.0.0.0
+ATOME_RTC_ANNOUNCED_IP=$ANNOUNCED_IP
+ATOME_RTC_PORT=$RTC_PORT
+ATOME_WEB_DIR=$PREFIX/web
+ATOME_FFMPEG=$ffmpeg
+# One-time codes: log (prints them), file, or webhook with ATOME_SMS_WEBHOOK_URL.
+ATOME_SMS_SENDER=log
+ATOME_PHONE_REGION=FR
+EOF
+  chmod 0640 "$ENV_FILE.tmp"
+  chgrp "$SERVICE_USER" "$ENV_FILE.tmp"
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  CHANGED_ANY=1
+  log "config: wrote $ENV_FILE"
+}
+
+# The port the configuration listens on (the file wins over --port on later runs).
+configured_port() {
+  sed -n 's/^ATOME_LISTEN=.*:\([0-9]*\)$/\1/p' "$ENV_FILE" | tail -n 1
+}
+
+health_check() {
+  local port url tmp_pid=""
+  port=$(configured_port)
+  url="https://127.0.0.1:$port/health"
+  if ! (systemd_running && systemctl is-active --quiet atome.service); then
+    # No service manager here: start the server once, as the service would, to check it.
+    log "health: starting the server once to check it"
+    (
+      set -a
+      # shellcheck disable=SC1090
+      . "$ENV_FILE"
+      set +a
+      cd "$PREFIX"
+      exec runuser -u "$SERVICE_USER" -- "$PREFIX/bin/atome"
+    ) >>"$LOG_DIR/health-check.log" 2>&1 &
+    tmp_pid=$!
+  fi
+  local ok=0 body=""
+  for _ in $(seq 1 50); do
+    if body=$(curl -fsSk --max-time 2 "$url" 2>/dev/null) && printf '%s' "$body" | grep -q '"status":"ok"'; then
+      ok=1
+      break
+    fi
+    sleep 0.2
+  done
+  if [ -n "$tmp_pid" ]; then
+    pkill -TERM -P "$tmp_pid" 2>/dev/null || true
+    kill "$tmp_pid" 2>/dev/null || true
+    wait "$tmp_pid" 2>/dev/null || true
+  fi
+  [ "$ok" = 1 ] || die "health check failed: $url (see $LOG_DIR)"
+  log "health: ok ($body)"
+}
+
+status_block() {
+  local port
+  port=$(configured_port)
+  cat <<EOF
+
+==================== Atome is installed ====================
+URL:        https://${DOMAIN:-$ANNOUNCED_IP}:$port/   (health: /health)
+Media:      UDP $RTC_PORT-$((RTC_PORT + WORKERS - 1)) on $ANNOUNCED_IP ($WORKERS workers)
+Binary:     $PREFIX/bin/atome
+Config:     $ENV_FILE   (edit, then restart the service)
+Data:       $DATA_DIR   Logs: $LOG_DIR
+TLS:        $CONF_DIR/tls/
+Service:    $UNIT_FILE $(systemd_running && echo "(systemctl status atome)" || echo "(installed; start it where systemd runs)")
+Firewall:   $NFT_FILE
+Recording:  $([ "$RECORDING" = 1 ] && echo "on (ffmpeg)" || echo "off (--no-recording)")
+Next:       point a DNS name here and rerun with --domain NAME for a trusted certificate;
+            set ATOME_SMS_SENDER=webhook and ATOME_SMS_WEBHOOK_URL to send real SMS.
+=============================================================
+EOF
+}
+
+main() {
+  parse_args "$@"
+  [ "$(id -u)" = 0 ] || die "run as root"
+  install -d -m 0755 "$LOG_DIR"
+  exec > >(tee -a "$LOG_DIR/install.log") 2>&1
+  log "install started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  os_detect
+  os_install_packages
+  os_create_user
+  make_dirs
+  install_binary
+  install_web
+  detect_ip
+  install_tls
+  write_env
+  os_install_service
+  os_firewall
+  health_check
+  status_block
+  log "install finished"
+}
+
+main "$@"

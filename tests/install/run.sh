@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# A real test of install_full.sh: a Debian 12 root made by debootstrap, the installer run in it
+# with chroot (--binary), the installed server started by the unit's own ExecStart line and
+# checked over HTTPS, then the installer run a second time: nothing may change, still healthy.
+#
+#   sudo tests/install/run.sh [path/to/atome]     (default: $CARGO_TARGET_DIR/debug/atome)
+#
+# The pristine root and apt's downloads are cached in ~/.cache/atome-debootstrap.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$HOME/.cache/atome-target}
+binary=${1:-$target/debug/atome}
+cache=$HOME/.cache/atome-debootstrap
+base=$cache/bookworm-minbase
+archives=$cache/apt-archives
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+port=18443
+
+pass() { printf 'PASS: %s\n' "$*"; }
+# check DESCRIPTION COMMAND...: PASS if the command succeeds, else FAIL and stop.
+check() {
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+has() { grep -q "$1" "$2"; }
+quietly() { "$@" >/dev/null 2>&1; }
+fail() {
+  printf 'FAIL: %s\n' "$*"
+  exit 1
+}
+
+[ "$(id -u)" = 0 ] || fail "needs root (debootstrap, chroot)"
+[ -x "$binary" ] || fail "no server binary at $binary (cargo build -p atome first)"
+command -v debootstrap >/dev/null || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
+}
+
+mkdir -p "$cache" "$archives"
+if [ ! -x "$base/bin/bash" ]; then
+  echo "debootstrap: building $base (once)"
+  rm -rf "$base.tmp"
+  debootstrap --variant=minbase bookworm "$base.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+    fail "debootstrap (see $cache/debootstrap.log)"
+  mv "$base.tmp" "$base"
+fi
+
+root=$(mktemp -d /tmp/atome-install-root.XXXXXX)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  for m in var/cache/apt/archives dev/pts dev proc sys; do
+    umount -l "$root/$m" 2>/dev/null || true
+  done
+  rm -rf "$root"
+}
+trap cleanup EXIT
+cp -a "$base/." "$root/"
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+mkdir -p "$root/var/cache/apt/archives"
+mount --bind "$archives" "$root/var/cache/apt/archives"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+mkdir -p "$root/src"
+cp "$repo/install_full.sh" "$root/src/"
+cp "$binary" "$root/src/atome"
+
+install_once() {
+  chroot "$root" /bin/bash /src/install_full.sh --binary /src/atome --port "$port" --rtc-port 0 \
+    --workers 2 --announced-ip 127.0.0.1 >"$1" 2>&1 || {
+    tail -n 30 "$1"
+    fail "install_full.sh exited non-zero"
+  }
+}
+
+# Runs the unit's ExecStart as the unit would (its user, its environment file), in the root.
+start_server() {
+  local exec_start
+  exec_start=$(sed -n 's/^ExecStart=//p' "$root/etc/systemd/system/atome.service")
+  [ -n "$exec_start" ] || fail "the unit has no ExecStart"
+  chroot "$root" /bin/bash -c "set -a; . /etc/atome/atome.env; set +a; cd /opt/atome; exec runuser -u atome -- $exec_start" \
+    >>"$root/var/log/atome/test-server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 50); do
+    curl -fsSk --max-time 2 "https://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  tail -n 20 "$root/var/log/atome/test-server.log"
+  fail "the server did not answer on https://127.0.0.1:$port/health"
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+snapshot() {
+  (
+    cd "$root"
+    find etc/atome etc/systemd/system/atome.service opt/atome -type f -print0 | sort -z | xargs -0 sha256sum
+    stat -c '%n %a %U' var/lib/atome var/log/atome etc/atome/tls/key.pem etc/atome/atome.env
+    chroot "$root" sqlite3 /var/lib/atome/atome.db 'SELECT user_id, phone_e164 FROM users ORDER BY 1;'
+  )
+}
+
+t0=$(date +%s)
+install_once "$root/../install-1.log"
+check "first install completed with a status block" has "Atome is installed" "$root/../install-1.log"
+check "says systemd is not running" has "systemd is not running" "$root/../install-1.log"
+check "install.log written" test -s "$root/var/log/atome/install.log"
+check "data dir is 0700" test "$(stat -c %a "$root/var/lib/atome")" = 700
+
+check "unit hardened (NoNewPrivileges)" has '^NoNewPrivileges=yes' "$root/etc/systemd/system/atome.service"
+check "unit hardened (ProtectSystem=strict)" has '^ProtectSystem=strict' "$root/etc/systemd/system/atome.service"
+check "firewall rules written" has 'udp dport' "$root/etc/atome/atome.nft"
+check "ffmpeg installed in the root" quietly chroot "$root" ffmpeg -version
+
+start_server
+health=$(curl -fsSk "https://127.0.0.1:$port/health")
+check "health over HTTPS: $health" grep -q '"status":"ok"' <<<"$health"
+otp=$(curl -sSk -H 'content-type: application/json' -d '{"phone_e164":"+33612345678"}' "https://127.0.0.1:$port/auth/otp/request")
+check "API call (otp request): $otp" grep -q '"success":true' <<<"$otp"
+stop_server
+before=$(snapshot)
+
+install_once "$root/../install-2.log"
+check "second run keeps the config" has "config: keeping" "$root/../install-2.log"
+after=$(snapshot)
+if [ "$before" = "$after" ]; then
+  pass "second run changed nothing (config, secrets, binary, unit, data)"
+else
+  diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") || true
+  fail "second run changed something"
+fi
+start_server
+check "still healthy after the second run" grep -q '"status":"ok"' <<<"$(curl -fsSk "https://127.0.0.1:$port/health")"
+stop_server
+if command -v shellcheck >/dev/null; then
+  check "shellcheck clean" shellcheck "$repo/install_full.sh" "$here/run.sh"
+fi
+echo "install test: $(($(date +%s) - t0)) s"
