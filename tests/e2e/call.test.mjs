@@ -1,0 +1,153 @@
+// End-to-end: real Chromium users call each other through the UI and our engine.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, openUser, rtpStats, screenshot, sleep, startServer, sum, waitFor } from './lib.mjs';
+
+const A = '+33611111111';
+const B = '+33622222222';
+const C = '+33633333333';
+
+/** A asks B to connect through the UI; B accepts. */
+async function connect(a, b) {
+  await a.page.fill('#contact-phone', b.phone);
+  await a.page.click('#add-contact');
+  await b.page.waitForSelector('#incoming button.accepted', { timeout: 10000 });
+  await b.page.click('#incoming button.accepted');
+  await a.page.waitForSelector(`#connections input[data-phone="${b.phone}"]`, { timeout: 10000 });
+  await b.page.waitForSelector(`#connections input[data-phone="${a.phone}"]`, { timeout: 10000 });
+}
+
+/** The owner creates a room and invites `guests`; returns the room id. */
+async function roomWith(owner, guests) {
+  await owner.page.click('#create-room');
+  const roomId = await waitFor('room created', () => owner.page.$eval('#room-list', (s) => s.value));
+  for (const g of guests) await owner.page.check(`#connections input[data-phone="${g.phone}"]`);
+  await owner.page.click('#invite');
+  await owner.page.waitForFunction(() => document.querySelector('#error').textContent.startsWith('Invited'));
+  for (const g of guests) {
+    await g.page.waitForSelector(`#room-list option[value="${roomId}"]`, { state: 'attached', timeout: 10000 });
+    await g.page.selectOption('#room-list', roomId);
+  }
+  return roomId;
+}
+
+async function joinAll(users, peers) {
+  for (const u of users) await u.page.click('#join');
+  for (const u of users) {
+    await u.page.waitForFunction((n) => window.atome.published && window.atome.consumers.size >= n, peers * 2, { timeout: 30000 });
+  }
+}
+
+/** Over `seconds`, every remote video decodes more frames and every remote audio gets packets. */
+async function assertReceiving(user, expectedPeers, seconds = 4) {
+  const first = await rtpStats(user);
+  await sleep(seconds * 1000);
+  const last = await rtpStats(user);
+  assert.equal(last.consumers.filter((k) => k === 'video').length, expectedPeers, `${user.name} video consumers`);
+  assert.equal(last.consumers.filter((k) => k === 'audio').length, expectedPeers, `${user.name} audio consumers`);
+  for (const s of last.inbound.filter((x) => x.kind === 'video')) {
+    const before = first.inbound.find((x) => x.ssrc === s.ssrc)?.frames ?? 0;
+    assert.ok(s.frames > before + 10, `${user.name}: video ${s.ssrc} frames ${before} -> ${s.frames}`);
+  }
+  for (const s of last.inbound.filter((x) => x.kind === 'audio')) {
+    const before = first.inbound.find((x) => x.ssrc === s.ssrc)?.packets ?? 0;
+    assert.ok(s.packets > before + 50, `${user.name}: audio ${s.ssrc} packets ${before} -> ${s.packets}`);
+  }
+  assert.equal(last.remoteWidths.length, expectedPeers);
+  assert.ok(last.remoteWidths.every((w) => w > 0), `${user.name}: remote video widths ${last.remoteWidths}`);
+}
+
+/** The user's outbound video bitrate goes above 500 kbit/s within 15 s. */
+async function assertBitrateClimbs(user) {
+  let prev = await rtpStats(user);
+  let best = 0;
+  for (let i = 0; i < 15; i++) {
+    await sleep(1000);
+    const now = await rtpStats(user);
+    const kbps = ((sum(now.outbound, 'video', 'bytes') - sum(prev.outbound, 'video', 'bytes')) * 8) / 1000;
+    best = Math.max(best, kbps);
+    const v = now.outbound.find((o) => o.kind === 'video') || {};
+    console.log(`${user.name}: ${kbps.toFixed(0)} kbit/s, target ${v.target}, available ${now.available}, limit ${v.limit}, width ${v.width}`);
+    prev = now;
+    if (best > 500) break;
+  }
+  console.log(`${user.name}: outbound video up to ${best.toFixed(0)} kbit/s`);
+  assert.ok(best > 500, `${user.name}: outbound video bitrate stayed at ${best.toFixed(0)} kbit/s`);
+}
+
+for (const order of ['video-first', 'audio-first']) {
+  test(`two users call through the UI (${order})`, { timeout: 240000 }, async () => {
+    const server = await startServer();
+    const browser = await launchBrowser();
+    try {
+      const query = order === 'audio-first' ? '?order=audio-first' : '';
+      const a = await openUser(browser, server, A, 'Alice', query);
+      const b = await openUser(browser, server, B, 'Bob', query);
+      await connect(a, b);
+      await roomWith(a, [b]);
+      await joinAll([a, b], 1);
+      await assertBitrateClimbs(a);
+      await assertReceiving(a, 1);
+      await assertReceiving(b, 1);
+      await screenshot(a, `${order}-alice`);
+      await screenshot(b, `${order}-bob`);
+      const label = await b.page.$eval('[data-tile^="peer-"] span', (s) => s.textContent);
+      assert.equal(label, 'Alice', 'remote tiles carry the peer name');
+      if (order === 'audio-first') return;
+
+      // Mute stops the remote audio; unmute brings it back.
+      await a.page.click('#mute');
+      await sleep(1000);
+      const m1 = sum((await rtpStats(b)).inbound, 'audio', 'packets');
+      await sleep(2000);
+      const m2 = sum((await rtpStats(b)).inbound, 'audio', 'packets');
+      assert.ok(m2 - m1 <= 5, `audio kept flowing while muted: ${m1} -> ${m2}`);
+      await a.page.click('#mute');
+      await waitFor('audio after unmute', async () => sum((await rtpStats(b)).inbound, 'audio', 'packets') > m2 + 20);
+
+      // Camera off removes the remote video (producerClosed); camera on brings it back.
+      await a.page.click('#camera');
+      await waitFor('remote video gone', async () => !(await rtpStats(b)).consumers.includes('video'));
+      await a.page.click('#camera');
+      await waitFor('remote video back', async () => (await rtpStats(b)).consumers.includes('video'));
+      await assertReceiving(b, 1);
+
+      // One leaves: its resources are gone; the last one leaves: the router is closed.
+      await b.page.click('#leave');
+      const h1 = await waitFor('B gone from /health', async () => {
+        const h = await server.health();
+        return h.peers === 1 && h.media.consumers === 0 ? h : null;
+      });
+      assert.equal(h1.media.producers, 2);
+      assert.equal(h1.media.transports, 2);
+      await a.page.click('#leave');
+      const h2 = await waitFor('room closed', async () => {
+        const h = await server.health();
+        return h.rooms === 0 && h.media.routers === 0 ? h : null;
+      });
+      assert.deepEqual([h2.media.transports, h2.media.producers, h2.media.consumers], [0, 0, 0]);
+    } finally {
+      await browser.close();
+      server.stop();
+    }
+  });
+}
+
+test('three users each receive the two others', { timeout: 240000 }, async () => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  try {
+    const a = await openUser(browser, server, A, 'Alice');
+    const b = await openUser(browser, server, B, 'Bob');
+    const c = await openUser(browser, server, C, 'Carol');
+    await connect(a, b);
+    await connect(a, c);
+    await roomWith(a, [b, c]);
+    await joinAll([a, b, c], 2);
+    for (const u of [a, b, c]) await assertReceiving(u, 2, 5);
+    for (const u of [a, b, c]) await screenshot(u, `three-${u.name.toLowerCase()}`);
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+});

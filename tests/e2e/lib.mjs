@@ -1,0 +1,156 @@
+// Helpers for the end-to-end tests: the real server binary, Debian's Chromium through
+// playwright-core with fake camera and microphone, and users driven through the UI only.
+import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, '../..');
+const require = createRequire(path.join(repo, 'web/package.json'));
+const { chromium } = require('playwright-core');
+
+export const artifacts = path.join(repo, 'target/e2e-artifacts');
+const target = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache/atome-target');
+const binary = process.env.ATOME_BIN || path.join(target, 'debug/atome');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startServer() {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atome-e2e-'));
+  const log = fs.openSync(path.join(dataDir, 'server.log'), 'a');
+  const proc = spawn(binary, [
+    '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '2',
+    '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'),
+  ], { stdio: ['ignore', log, log] });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/health`)).ok) break;
+    } catch { /* not up yet */ }
+    await sleep(100);
+  }
+  return {
+    base,
+    dataDir,
+    health: async () => (await fetch(`${base}/health`)).json(),
+    stop: () => proc.kill('SIGTERM'),
+  };
+}
+
+/**
+ * A camera picture that does not compress to nothing (noise over a moving test pattern), so the
+ * sender's bitrate follows its bandwidth estimate instead of the content: Chrome's built-in fake
+ * camera is so simple that its encoder never needs 500 kbit/s.
+ */
+function fakeCameraFile() {
+  const file = path.join(os.tmpdir(), 'atome-e2e-camera-640x480.y4m');
+  if (!fs.existsSync(file)) {
+    const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i',
+      'testsrc2=size=640x480:rate=30,noise=alls=40:allf=t', '-t', '3', '-pix_fmt', 'yuv420p', '-y', `${file}.tmp.y4m`]);
+    if (r.status !== 0) throw new Error(`ffmpeg could not make the fake camera file: ${r.stderr}`);
+    fs.renameSync(`${file}.tmp.y4m`, file);
+  }
+  return file;
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+      `--use-file-for-fake-video-capture=${fakeCameraFile()}`,
+    ],
+  });
+}
+
+async function readCode(dataDir, phone) {
+  for (let i = 0; i < 50; i++) {
+    const file = path.join(dataDir, 'sms_outbox.jsonl');
+    if (fs.existsSync(file)) {
+      const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const mine = lines.filter((l) => l.phone_e164 === phone);
+      if (mine.length) return mine.at(-1).code;
+    }
+    await sleep(100);
+  }
+  throw new Error(`no code for ${phone}`);
+}
+
+/** A user in their own browser context, logged in through the one-time-code UI. */
+export async function openUser(browser, server, phone, name, query = '') {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(`${m.type()} ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror ${e}`));
+  await page.goto(`${server.base}/${query}`);
+  await page.fill('#phone', phone);
+  await page.fill('#name', name);
+  await page.click('#send-code');
+  const code = await readCode(server.dataDir, phone);
+  await page.fill('#code', code);
+  await page.click('#verify');
+  await page.waitForSelector('#app:not([hidden])');
+  return { page, context, phone, name, logs };
+}
+
+/** Inbound and outbound RTP counters of the user's transports (RTCPeerConnection.getStats). */
+export async function rtpStats(user) {
+  return user.page.evaluate(async () => {
+    const out = { inbound: [], outbound: [] };
+    const collect = async (t) => {
+      if (!t) return;
+      (await t.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp') out.inbound.push({ kind: s.kind, packets: s.packetsReceived || 0, frames: s.framesDecoded || 0, ssrc: s.ssrc });
+        if (s.type === 'outbound-rtp') out.outbound.push({ kind: s.kind, bytes: s.bytesSent || 0, ssrc: s.ssrc, limit: s.qualityLimitationReason, target: s.targetBitrate, width: s.frameWidth });
+        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) out.available = s.availableOutgoingBitrate;
+      });
+    };
+    await collect(window.atome.recvTransport);
+    await collect(window.atome.sendTransport);
+    // Only the streams of live consumers (closed ones may linger in the stats).
+    const live = new Set([...window.atome.consumers.values()].map((c) => c.consumer.rtpParameters.encodings[0].ssrc));
+    out.inbound = out.inbound.filter((s) => live.has(s.ssrc));
+    const videos = [...document.querySelectorAll('[data-tile^="peer-"] video')];
+    out.remoteWidths = videos.map((v) => v.videoWidth);
+    out.consumers = [...window.atome.consumers.values()].map((c) => c.consumer.kind);
+    out.errors = window.atome.errors;
+    return out;
+  });
+}
+
+export const sum = (list, kind, field) => list.filter((s) => s.kind === kind).reduce((a, s) => a + s[field], 0);
+
+export async function waitFor(what, fn, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export async function screenshot(user, name) {
+  fs.mkdirSync(artifacts, { recursive: true });
+  await user.page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the web bundle and the server, then runs the browser tests in Debian's Chromium.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/atome-target}"
+command -v chromium >/dev/null || { echo "the browser tests need Debian's chromium (apt-get install chromium)" >&2; exit 1; }
+(cd "$repo/web" && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+(cd "$repo" && cargo build --locked -p atome)
+node --test --test-concurrency=1 "$repo"/tests/e2e/*.test.mjs
