@@ -112,6 +112,13 @@ for (const order of ['video-first', 'audio-first']) {
       await waitFor('remote video back', async () => (await rtpStats(b)).consumers.includes('video'));
       await assertReceiving(b, 1);
 
+      // A lost WebSocket reconnects and rejoins: media flows again both ways.
+      await a.page.evaluate(() => window.atome.ws.close());
+      await a.page.waitForFunction(() => window.atome.published && window.atome.consumers.size >= 2 && window.atome.ws, null, { timeout: 30000 });
+      await waitFor('B consumes the rejoined A', async () => (await rtpStats(b)).consumers.length === 2);
+      await assertReceiving(a, 1);
+      await assertReceiving(b, 1);
+
       // One leaves: its resources are gone; the last one leaves: the router is closed.
       await b.page.click('#leave');
       const h1 = await waitFor('B gone from /health', async () => {
