@@ -2,42 +2,73 @@
 //!
 //! Object model after mediasoup: an [`Engine`] owns worker threads; a worker owns one UDP socket
 //! and every router, transport, producer and consumer placed on it. The handle sends commands
-//! to the owning worker (the worker index is part of every id) and awaits the reply; workers
-//! report what happens on their own as [`EngineEvent`]s.
-mod consumer;
-mod engine;
-mod error;
-mod events;
+//! to the owning worker (the worker index is part of every id) and awaits the reply.
 pub mod ids;
-pub mod keyframe;
 pub mod ortc;
-mod plain_transport;
-mod producer;
-mod router;
+mod plain;
 pub mod rtp_parameters;
 pub mod seq;
 mod transport;
-mod udp_mux;
-mod webrtc_transport;
 mod worker;
 
-use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
 
-pub use engine::{Engine, EngineConfig};
-pub use error::{ConsumeError, EngineError, ProduceError, RouterError, StartError, TransportError, WorkerGone};
-pub use events::{EngineEvent, TransportCloseReason};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
 pub use ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use rtp_parameters::{DtlsParameters, IceCandidate, IceParameters, MediaKind, RtpParameters};
+use rtp_parameters::{DtlsParameters, IceCandidate, IceParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use worker::Command;
 
-/// A WebRTC transport sends to the client (`Recv`: the client receives) or receives from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Send,
     Recv,
 }
 
-/// What mediasoup-client's `device.createSendTransport/createRecvTransport` takes.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub workers: usize,
+    pub listen_ip: IpAddr,
+    pub announced_ip: IpAddr,
+    /// Worker i binds `base_port + i`; 0 binds free ports.
+    pub base_port: u16,
+    pub media_codecs: Vec<RtpCodecCapability>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Ortc(#[from] ortc::OrtcError),
+    #[error("unknown router")]
+    UnknownRouter,
+    #[error("unknown transport")]
+    UnknownTransport,
+    #[error("unknown producer")]
+    UnknownProducer,
+    #[error("unknown consumer")]
+    UnknownConsumer,
+    #[error("the producer belongs to another router")]
+    OtherRouter,
+    #[error("this operation needs a {0:?} transport")]
+    WrongDirection(Direction),
+    #[error("a send transport needs the client's rtpCapabilities (device.sendRtpCapabilities)")]
+    MissingSendCapabilities,
+    #[error("the transport is already connected")]
+    AlreadyConnected,
+    #[error("DTLS: {0}")]
+    Dtls(String),
+    #[error("invalid parameters: {0}")]
+    Invalid(String),
+    #[error("the media worker has stopped")]
+    WorkerGone,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebRtcTransportOptions {
@@ -47,7 +78,6 @@ pub struct WebRtcTransportOptions {
     pub dtls_parameters: DtlsParameters,
 }
 
-/// What mediasoup-client's `transport.consume` takes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerOptions {
@@ -57,7 +87,7 @@ pub struct ConsumerOptions {
     pub rtp_parameters: RtpParameters,
 }
 
-/// Counters of objects alive and of traffic, summed over workers.
+/// Counters of objects alive and traffic, summed over workers.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct EngineStats {
     pub workers: usize,
@@ -65,19 +95,13 @@ pub struct EngineStats {
     pub transports: usize,
     pub producers: usize,
     pub consumers: usize,
-    /// Datagrams and bytes received and sent on the workers' sockets.
     pub packets_in: u64,
     pub bytes_in: u64,
     pub packets_out: u64,
     pub bytes_out: u64,
-    /// RTP packets handed to consumers.
     pub rtp_forwarded: u64,
-    /// PLIs sent to producers.
     pub keyframe_requests: u64,
-    /// Datagrams from unknown senders or that str0m rejected.
     pub datagrams_dropped: u64,
-    /// Events lost because nobody read the event channel.
-    pub events_dropped: u64,
 }
 
 impl EngineStats {
@@ -93,47 +117,192 @@ impl EngineStats {
         self.rtp_forwarded += o.rtp_forwarded;
         self.keyframe_requests += o.keyframe_requests;
         self.datagrams_dropped += o.datagrams_dropped;
-        self.events_dropped += o.events_dropped;
     }
 }
 
-/// One transport's counters (datagrams on the wire, SRTP included).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct TransportStats {
-    pub id: TransportId,
-    /// "webrtc" or "plain".
-    pub kind: &'static str,
-    pub direction: Option<Direction>,
-    pub connected: bool,
-    pub producers: usize,
-    pub consumers: usize,
-    pub packets_in: u64,
-    pub bytes_in: u64,
-    pub packets_out: u64,
-    pub bytes_out: u64,
+struct WorkerHandle {
+    commands: std_mpsc::Sender<Command>,
+    addr: SocketAddr,
+    routers: AtomicUsize,
 }
 
-/// One producer's counters (RTP packets and payload bytes received).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ProducerStats {
-    pub id: ProducerId,
-    pub kind: MediaKind,
-    pub paused: bool,
-    pub consumers: usize,
-    pub packets: u64,
-    pub bytes: u64,
-    pub keyframe_requests: u64,
+/// Handle to the media engine; cheap to clone. Workers stop when the last handle is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    workers: Arc<Vec<WorkerHandle>>,
+    caps: Arc<RtpCapabilities>,
 }
 
-/// One consumer's counters (RTP packets and payload bytes forwarded).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ConsumerStats {
-    pub id: ConsumerId,
-    pub producer_id: ProducerId,
-    pub kind: MediaKind,
-    pub ssrc: u32,
-    pub paused: bool,
-    pub producer_paused: bool,
-    pub packets: u64,
-    pub bytes: u64,
+impl Engine {
+    /// Binds one UDP socket per worker and starts the worker threads.
+    pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        let caps = Arc::new(ortc::router_rtp_capabilities(&config.media_codecs)?);
+        let mut workers = Vec::new();
+        for index in 0..config.workers.max(1) {
+            let port = if config.base_port == 0 { 0 } else { config.base_port.saturating_add(index as u16) };
+            let addr = SocketAddr::new(config.listen_ip, port);
+            let socket = UdpSocket::bind(addr).map_err(|source| EngineError::Bind { addr, source })?;
+            let local = socket.local_addr().map_err(|source| EngineError::Bind { addr, source })?;
+            let announced = SocketAddr::new(config.announced_ip, local.port());
+            let (tx, rx) = std_mpsc::channel();
+            let w = worker::Worker::new(index, socket, announced, caps.clone());
+            std::thread::Builder::new()
+                .name(format!("media-worker-{index}"))
+                .spawn(move || w.run(rx))
+                .map_err(|source| EngineError::Bind { addr, source })?;
+            tracing::info!(worker = index, %local, "media worker started");
+            workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0) });
+        }
+        Ok(Engine { workers: Arc::new(workers), caps })
+    }
+
+    pub fn rtp_capabilities(&self) -> &RtpCapabilities {
+        &self.caps
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The UDP address each worker listens on.
+    pub fn worker_addrs(&self) -> Vec<SocketAddr> {
+        self.workers.iter().map(|w| w.addr).collect()
+    }
+
+    async fn call<T>(
+        &self,
+        worker: Option<usize>,
+        not_found: EngineError,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+    ) -> Result<T, EngineError> {
+        let handle = worker.and_then(|i| self.workers.get(i)).ok_or(not_found)?;
+        let (tx, rx) = oneshot::channel();
+        handle.commands.send(make(tx)).map_err(|_| EngineError::WorkerGone)?;
+        rx.await.map_err(|_| EngineError::WorkerGone)?
+    }
+
+    /// A new router on the least loaded worker.
+    pub async fn create_router(&self) -> Result<RouterId, EngineError> {
+        let (index, handle) = self
+            .workers
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, w)| w.routers.load(Ordering::Relaxed))
+            .ok_or(EngineError::WorkerGone)?;
+        let id = self.call(Some(index), EngineError::WorkerGone, |reply| Command::CreateRouter { reply }).await?;
+        handle.routers.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// Closes a router and everything in it.
+    pub async fn close_router(&self, id: RouterId) -> Result<(), EngineError> {
+        let worker = id.worker();
+        self.call(worker, EngineError::UnknownRouter, |reply| Command::CloseRouter { id, reply }).await?;
+        if let Some(w) = worker.and_then(|i| self.workers.get(i)) {
+            let _ = w.routers.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        Ok(())
+    }
+
+    pub async fn create_webrtc_transport(
+        &self,
+        router: RouterId,
+        direction: Direction,
+        send_rtp_capabilities: Option<RtpCapabilities>,
+    ) -> Result<WebRtcTransportOptions, EngineError> {
+        self.call(router.worker(), EngineError::UnknownRouter, |reply| Command::CreateTransport {
+            router,
+            direction,
+            send_caps: send_rtp_capabilities,
+            reply,
+        })
+        .await
+    }
+
+    /// A plain RTP transport that sends to `remote` (a local recorder such as FFmpeg).
+    pub async fn create_plain_transport(&self, router: RouterId, remote: SocketAddr) -> Result<TransportId, EngineError> {
+        self.call(router.worker(), EngineError::UnknownRouter, |reply| Command::CreatePlainTransport { router, remote, reply })
+            .await
+    }
+
+    /// Asks a video producer for a keyframe now (throttled to one per second).
+    pub async fn request_keyframe(&self, id: ProducerId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::RequestKeyframe { id, reply }).await
+    }
+
+    pub async fn connect_transport(&self, id: TransportId, dtls: DtlsParameters) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownTransport, |reply| Command::ConnectTransport { id, dtls, reply }).await
+    }
+
+    pub async fn close_transport(&self, id: TransportId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownTransport, |reply| Command::CloseTransport { id, reply }).await
+    }
+
+    pub async fn produce(
+        &self,
+        transport: TransportId,
+        kind: MediaKind,
+        rtp_parameters: RtpParameters,
+    ) -> Result<ProducerId, EngineError> {
+        self.call(transport.worker(), EngineError::UnknownTransport, |reply| Command::Produce {
+            transport,
+            kind,
+            params: rtp_parameters,
+            reply,
+        })
+        .await
+    }
+
+    /// A consumer of `producer` on `transport` for a peer with `rtp_capabilities`; starts paused.
+    pub async fn consume(
+        &self,
+        transport: TransportId,
+        producer: ProducerId,
+        rtp_capabilities: RtpCapabilities,
+    ) -> Result<ConsumerOptions, EngineError> {
+        if producer.worker() != transport.worker() {
+            return Err(EngineError::OtherRouter);
+        }
+        self.call(transport.worker(), EngineError::UnknownTransport, |reply| Command::Consume {
+            transport,
+            producer,
+            caps: rtp_capabilities,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn resume_consumer(&self, id: ConsumerId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: false, reply })
+            .await
+    }
+
+    pub async fn pause_consumer(&self, id: ConsumerId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: true, reply })
+            .await
+    }
+
+    pub async fn pause_producer(&self, id: ProducerId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: true, reply })
+            .await
+    }
+
+    pub async fn resume_producer(&self, id: ProducerId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: false, reply })
+            .await
+    }
+
+    pub async fn close_producer(&self, id: ProducerId) -> Result<(), EngineError> {
+        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::CloseProducer { id, reply }).await
+    }
+
+    /// Counters summed over all workers.
+    pub async fn stats(&self) -> Result<EngineStats, EngineError> {
+        let mut total = EngineStats { workers: self.workers.len(), ..Default::default() };
+        for i in 0..self.workers.len() {
+            let s = self.call(Some(i), EngineError::WorkerGone, |reply| Command::Stats { reply }).await?;
+            total.add(&s);
+        }
+        Ok(total)
+    }
 }

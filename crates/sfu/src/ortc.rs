@@ -206,8 +206,7 @@ fn codec_matches(
     match mime.as_str() {
         "video/h264" => {
             let profile = |p: &CodecParameters| match p.get("profile-level-id") {
-                // `get`, not indexing: a client's string may not cut at byte 2.
-                Some(ParamValue::String(s)) => s.get(..2).unwrap_or("42").to_ascii_lowercase(),
+                Some(ParamValue::String(s)) if s.len() >= 2 => s[..2].to_ascii_lowercase(),
                 _ => "42".to_string(),
             };
             param_i64(a_params, "packetization-mode", 0) == param_i64(&b.parameters, "packetization-mode", 0)

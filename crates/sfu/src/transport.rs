@@ -1,198 +1,300 @@
-//! The transports of a worker, behind one enum so a new kind slots in without touching the
-//! worker loop: what every transport has (router, producers, consumers, a way to send a
-//! forwarded packet) is answered here.
-use std::net::{SocketAddr, UdpSocket};
+//! WebRtcTransport: one str0m `Rtc` in ICE-lite, RTP mode, with the quirks mediasoup-client
+//! needs (see DESIGN.md): sniffed remote ufrag, and for send transports an Rtc (re)built with
+//! the header-extension ids of the first `produce`, datagrams buffered until then.
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::error::TransportError;
-use crate::events::{EngineEvent, TransportCloseReason};
+use str0m::config::{DtlsCert, Fingerprint};
+use str0m::format::{Codec, FormatParams};
+use str0m::ice::IceCreds;
+use str0m::media::{Frequency, Pt};
+use str0m::rtp::Extension;
+use str0m::{Candidate, Rtc, RtcConfig};
+
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use crate::plain_transport::PlainTransport;
-use crate::rtp_parameters::{DtlsParameters, RtpCapabilities};
-use crate::webrtc_transport::{OutgoingRtp, WebRtcTransport};
-use crate::worker::Worker;
-use crate::{Direction, TransportStats, WebRtcTransportOptions};
+use crate::ortc;
+use crate::rtp_parameters::{ParamValue, RtpCapabilities, RtpCodecCapability, RtpHeaderExtensionParameters};
+use crate::{Direction, EngineError};
 
-pub(crate) enum Transport {
-    WebRtc(Box<WebRtcTransport>),
-    Plain(PlainTransport),
+/// Datagrams kept for a send transport while it waits for its first `produce`.
+const MAX_PENDING: usize = 512;
+
+pub(crate) fn extension_from_uri(uri: &str) -> Option<Extension> {
+    Some(match uri {
+        ortc::URI_MID => Extension::RtpMid,
+        ortc::URI_RID => Extension::RtpStreamId,
+        ortc::URI_RRID => Extension::RepairedRtpStreamId,
+        ortc::URI_ABS_SEND_TIME => Extension::AbsoluteSendTime,
+        ortc::URI_TWCC => Extension::TransportSequenceNumber,
+        ortc::URI_AUDIO_LEVEL => Extension::AudioLevel,
+        ortc::URI_VIDEO_ORIENTATION => Extension::VideoOrientation,
+        ortc::URI_TOFFSET => Extension::TransmissionTimeOffset,
+        ortc::URI_ABS_CAPTURE_TIME => Extension::AbsoluteCaptureTime,
+        ortc::URI_PLAYOUT_DELAY => Extension::PlayoutDelay,
+        _ => return None,
+    })
 }
 
-impl Transport {
-    pub fn router(&self) -> &RouterId {
-        match self {
-            Transport::WebRtc(t) => &t.router,
-            Transport::Plain(t) => &t.router,
+fn str0m_codec(c: &RtpCodecCapability) -> Option<(Codec, FormatParams)> {
+    let int = |k: &str| c.parameters.get(k).and_then(ParamValue::as_i64);
+    let mime = c.mime_type.to_ascii_lowercase();
+    Some(match mime.as_str() {
+        "audio/opus" => (
+            Codec::Opus,
+            FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() },
+        ),
+        "video/vp8" => (Codec::Vp8, FormatParams::default()),
+        "video/vp9" => (Codec::Vp9, FormatParams { profile_id: int("profile-id").map(|p| p as u32), ..Default::default() }),
+        "video/h264" => {
+            let profile_level_id = match c.parameters.get("profile-level-id") {
+                Some(ParamValue::String(s)) => u32::from_str_radix(s, 16).ok(),
+                Some(ParamValue::Number(n)) => u32::from_str_radix(&n.to_string(), 16).ok(),
+                None => None,
+            };
+            (
+                Codec::H264,
+                FormatParams {
+                    packetization_mode: int("packetization-mode").map(|p| p as u8),
+                    profile_level_id,
+                    level_asymmetry_allowed: int("level-asymmetry-allowed").map(|v| v == 1),
+                    ..Default::default()
+                },
+            )
         }
-    }
-
-    pub fn producers(&self) -> &[ProducerId] {
-        match self {
-            Transport::WebRtc(t) => &t.producers,
-            Transport::Plain(_) => &[],
-        }
-    }
-
-    pub fn consumers(&self) -> &[ConsumerId] {
-        match self {
-            Transport::WebRtc(t) => &t.consumers,
-            Transport::Plain(t) => &t.consumers,
-        }
-    }
-
-    pub fn consumers_mut(&mut self) -> &mut Vec<ConsumerId> {
-        match self {
-            Transport::WebRtc(t) => &mut t.consumers,
-            Transport::Plain(t) => &mut t.consumers,
-        }
-    }
-
-    /// Whether forwarded media can leave now (SRTP keys exist).
-    pub fn is_connected(&self) -> bool {
-        match self {
-            Transport::WebRtc(t) => t.is_connected(),
-            Transport::Plain(_) => true,
-        }
-    }
-
-    pub fn webrtc_mut(&mut self) -> Option<&mut WebRtcTransport> {
-        match self {
-            Transport::WebRtc(t) => Some(t),
-            Transport::Plain(_) => None,
-        }
-    }
-
-    pub fn webrtc(&self) -> Option<&WebRtcTransport> {
-        match self {
-            Transport::WebRtc(t) => Some(t),
-            Transport::Plain(_) => None,
-        }
-    }
-
-    /// Hands one forwarded packet to the transport. WebRTC queues it in str0m (the caller
-    /// polls the transport afterwards); plain sends it at once. Returns the payload bytes.
-    pub fn send_rtp(&mut self, socket: &UdpSocket, p: &OutgoingRtp<'_>) -> Option<usize> {
-        match self {
-            Transport::WebRtc(t) => t.write_rtp(p).then_some(p.payload.len()),
-            Transport::Plain(t) => t.send_rtp(socket, p),
-        }
-    }
-
-    pub fn stats(&self, id: &TransportId) -> TransportStats {
-        match self {
-            Transport::WebRtc(t) => TransportStats {
-                id: id.clone(),
-                kind: "webrtc",
-                direction: Some(t.direction),
-                connected: t.is_connected(),
-                producers: t.producers.len(),
-                consumers: t.consumers.len(),
-                packets_in: t.packets_in,
-                bytes_in: t.bytes_in,
-                packets_out: t.packets_out,
-                bytes_out: t.bytes_out,
-            },
-            Transport::Plain(t) => TransportStats {
-                id: id.clone(),
-                kind: "plain",
-                direction: Some(Direction::Recv),
-                connected: true,
-                producers: 0,
-                consumers: t.consumers.len(),
-                packets_in: 0,
-                bytes_in: 0,
-                packets_out: t.packets_out,
-                bytes_out: t.bytes_out,
-            },
-        }
-    }
+        _ => return None,
+    })
 }
 
-impl Worker {
-    pub(crate) fn create_webrtc_transport(
-        &mut self,
+pub(crate) struct WebRtcTransport {
+    pub id: TransportId,
+    pub router: RouterId,
+    pub direction: Direction,
+    pub rtc: Rtc,
+    creds: IceCreds,
+    cert: DtlsCert,
+    candidate_addr: SocketAddr,
+    /// Codecs of the Rtc: the client's (send) or the router's (recv).
+    codecs: RtpCapabilities,
+    pub ext_ids: Vec<(u8, String)>,
+    remote_fp: Option<Fingerprint>,
+    dtls_active: Option<bool>,
+    /// Send transport before its first produce: datagrams wait in `pending`.
+    pub frozen: bool,
+    pub pending: Vec<(SocketAddr, Vec<u8>)>,
+    pub sniffed: bool,
+    pub next_timeout: Instant,
+    pub next_mid: u32,
+    pub producers: Vec<ProducerId>,
+    pub consumers: Vec<ConsumerId>,
+}
+
+impl WebRtcTransport {
+    pub fn new(
+        id: TransportId,
         router: RouterId,
         direction: Direction,
+        router_caps: &RtpCapabilities,
         send_caps: Option<RtpCapabilities>,
-    ) -> Result<WebRtcTransportOptions, TransportError> {
-        if !self.routers.contains_key(&router) {
-            return Err(TransportError::UnknownRouter);
-        }
-        let id = TransportId::new(self.index, self.next_counter());
-        let mut t = WebRtcTransport::new(id.clone(), router.clone(), direction, &self.caps, send_caps, self.addr)?;
-        let options = t.options();
-        self.mux.add(t.ufrag(), id.clone());
-        self.transports.insert(id.clone(), Transport::WebRtc(Box::new(t)));
-        if let Some(r) = self.routers.get_mut(&router) {
-            r.transports.push(id.clone());
-        }
-        self.dirty.push(id);
-        Ok(options)
+        candidate_addr: SocketAddr,
+    ) -> Result<WebRtcTransport, EngineError> {
+        let creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| EngineError::Dtls("certificate generation failed".into()))?;
+        let (codecs, ext_ids, frozen) = match direction {
+            Direction::Send => {
+                let caps = send_caps.ok_or(EngineError::MissingSendCapabilities)?;
+                let mut ids: Vec<(u8, String)> = Vec::new();
+                for e in &caps.header_extensions {
+                    if (1..=16).contains(&e.preferred_id)
+                        && extension_from_uri(&e.uri).is_some()
+                        && !ids.iter().any(|(i, u)| *i == e.preferred_id || *u == e.uri)
+                    {
+                        ids.push((e.preferred_id, e.uri.clone()));
+                    }
+                }
+                (caps, ids, true)
+            }
+            Direction::Recv => {
+                let mut ids: Vec<(u8, String)> = Vec::new();
+                for e in &router_caps.header_extensions {
+                    if extension_from_uri(&e.uri).is_some() && !ids.iter().any(|(i, _)| *i == e.preferred_id) {
+                        ids.push((e.preferred_id, e.uri.clone()));
+                    }
+                }
+                (router_caps.clone(), ids, false)
+            }
+        };
+        let mut t = WebRtcTransport {
+            rtc: Rtc::new(Instant::now()),
+            id,
+            router,
+            direction,
+            creds,
+            cert,
+            candidate_addr,
+            codecs,
+            ext_ids,
+            remote_fp: None,
+            dtls_active: None,
+            frozen,
+            pending: Vec::new(),
+            sniffed: false,
+            next_timeout: Instant::now(),
+            next_mid: 0,
+            producers: Vec::new(),
+            consumers: Vec::new(),
+        };
+        t.rtc = t.build_rtc()?;
+        Ok(t)
     }
 
-    pub(crate) fn create_plain_transport(&mut self, router: RouterId, remote: SocketAddr) -> Result<TransportId, TransportError> {
-        let r = self.routers.get_mut(&router).ok_or(TransportError::UnknownRouter)?;
-        self.counter += 1;
-        let id = TransportId::new(self.index, self.counter);
-        r.transports.push(id.clone());
-        self.transports.insert(id.clone(), Transport::Plain(PlainTransport::new(router, remote)));
-        Ok(id)
+    /// Builds the Rtc from the current codec table and extension ids.
+    fn build_rtc(&self) -> Result<Rtc, EngineError> {
+        let mut cfg = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .clear_extension_map()
+            .set_dtls_cert(self.cert.clone())
+            .set_local_ice_credentials(self.creds.clone());
+        for (id, uri) in &self.ext_ids {
+            if let Some(ext) = extension_from_uri(uri) {
+                cfg = cfg.set_extension(*id, ext);
+            }
+        }
+        let codec_config = cfg.codec_config();
+        for c in self.codecs.codecs.iter().filter(|c| !c.is_rtx()) {
+            let (Some(pt), Some((codec, fmtp))) = (c.preferred_payload_type, str0m_codec(c)) else { continue };
+            let rtx = self
+                .codecs
+                .codecs
+                .iter()
+                .find(|r| r.is_rtx() && r.parameters.get("apt").and_then(ParamValue::as_i64) == Some(i64::from(pt)))
+                .and_then(|r| r.preferred_payload_type);
+            let freq = if c.clock_rate == 48000 { Frequency::FORTY_EIGHT_KHZ } else { Frequency::NINETY_KHZ };
+            codec_config.add_config(Pt::from(pt), rtx.map(Pt::from), codec, freq, c.channels, fmtp);
+        }
+        let mut rtc = cfg.build(Instant::now());
+        let candidate = Candidate::host(self.candidate_addr, "udp").map_err(|e| EngineError::Invalid(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        {
+            let mut api = rtc.direct_api();
+            api.set_ice_lite(true);
+            api.set_ice_controlling(false);
+            if self.direction == Direction::Send {
+                // Without transport-cc feedback the browser's send bitrate never ramps up.
+                api.enable_twcc_feedback();
+            }
+            if let Some(fp) = &self.remote_fp {
+                api.set_remote_fingerprint(fp.clone());
+                api.start_dtls(self.dtls_active.unwrap_or(false)).map_err(|e| EngineError::Dtls(e.to_string()))?;
+            }
+        }
+        Ok(rtc)
     }
 
-    pub(crate) fn connect_transport(&mut self, id: &TransportId, dtls: &DtlsParameters) -> Result<(), TransportError> {
-        let t = self.transports.get_mut(id).ok_or(TransportError::UnknownTransport)?;
-        t.webrtc_mut().ok_or(TransportError::NotWebRtc)?.connect(dtls)?;
-        self.dirty.push(id.clone());
+    pub fn ufrag(&self) -> &str {
+        &self.creds.ufrag
+    }
+
+    pub fn options(&mut self) -> crate::WebRtcTransportOptions {
+        use crate::rtp_parameters::{DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters};
+        let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
+        let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
+        let ip = self.candidate_addr.ip().to_string();
+        crate::WebRtcTransportOptions {
+            id: self.id.clone(),
+            ice_parameters: IceParameters {
+                username_fragment: self.creds.ufrag.clone(),
+                password: self.creds.pass.clone(),
+                ice_lite: true,
+            },
+            ice_candidates: vec![IceCandidate {
+                foundation: "udpcandidate".into(),
+                priority: 1_076_302_079,
+                address: ip.clone(),
+                ip,
+                protocol: "udp".into(),
+                port: self.candidate_addr.port(),
+                kind: "host".into(),
+            }],
+            dtls_parameters: DtlsParameters {
+                role: Some(DtlsRole::Auto),
+                fingerprints: vec![DtlsFingerprint { algorithm: algorithm.into(), value: value.into() }],
+            },
+        }
+    }
+
+    /// connectTransport: the client's fingerprint and role; we take the other role.
+    pub fn connect(&mut self, fingerprint: Fingerprint, client_is_dtls_server: bool) -> Result<(), EngineError> {
+        if self.remote_fp.is_some() {
+            return Err(EngineError::AlreadyConnected);
+        }
+        let active = client_is_dtls_server;
+        {
+            let mut api = self.rtc.direct_api();
+            api.set_remote_fingerprint(fingerprint.clone());
+            api.start_dtls(active).map_err(|e| EngineError::Dtls(e.to_string()))?;
+        }
+        self.remote_fp = Some(fingerprint);
+        self.dtls_active = Some(active);
         Ok(())
     }
 
-    /// Closes a transport with its producers (each closing its consumers) and consumers.
-    /// `reason` is set when the engine closes it on its own (then the server hears of it).
-    pub(crate) fn close_transport(&mut self, id: &TransportId, reason: Option<TransportCloseReason>) -> bool {
-        let Some(t) = self.transports.remove(id) else { return false };
-        let router = t.router().clone();
-        if let Some(reason) = reason {
-            self.emit(EngineEvent::TransportClosed { router: router.clone(), transport: id.clone(), reason });
+    /// First produce on a send transport: rebuild the Rtc with the producer's real extension ids
+    /// (Chrome numbers them by media section order, not as sendRtpCapabilities said) and unfreeze.
+    /// Returns the buffered datagrams to replay.
+    pub fn thaw(&mut self, produce_exts: &[RtpHeaderExtensionParameters]) -> Result<Vec<(SocketAddr, Vec<u8>)>, EngineError> {
+        if !self.frozen {
+            return Ok(Vec::new());
         }
-        for p in t.producers() {
-            self.close_producer(p, true);
-        }
-        for c in t.consumers() {
-            self.close_consumer(c);
-        }
-        if let Transport::WebRtc(w) = &t {
-            self.mux.remove(w.ufrag(), id);
-        }
-        if let Some(r) = self.routers.get_mut(&router) {
-            r.transports.retain(|x| x != id);
-        }
-        true
-    }
-
-    /// Closes transports whose ICE consent or DTLS has failed for good.
-    pub(crate) fn reap_dead_transports(&mut self) {
-        let dead: Vec<TransportId> = self
-            .transports
+        let mut plan: Vec<(u8, String)> = produce_exts
             .iter()
-            .filter(|(_, t)| t.webrtc().is_some_and(|w| !w.rtc.is_alive()))
-            .map(|(id, _)| id.clone())
+            .filter(|e| (1..=16).contains(&e.id) && extension_from_uri(&e.uri).is_some())
+            .map(|e| (e.id, e.uri.clone()))
             .collect();
-        for id in dead {
-            tracing::info!(transport = %id, "transport disconnected; closing it");
-            self.close_transport(&id, Some(TransportCloseReason::Disconnected));
-        }
-    }
-
-    /// Feeds str0m's timers of every WebRTC transport that is due.
-    pub(crate) fn handle_transport_timeouts(&mut self, now: Instant) {
-        for (id, t) in self.transports.iter_mut() {
-            let Some(w) = t.webrtc_mut() else { continue };
-            if w.next_timeout <= now {
-                if let Err(e) = w.rtc.handle_input(str0m::Input::Timeout(now)) {
-                    tracing::debug!(transport = %id, "timeout: {e}");
-                }
-                self.dirty.push(id.clone());
+        // Other URIs keep their capability id if free, else take the highest free id.
+        for (id, uri) in &self.ext_ids {
+            if plan.iter().any(|(_, u)| u == uri) {
+                continue;
+            }
+            let free = |i: &u8| !plan.iter().any(|(x, _)| x == i);
+            let chosen = if free(id) { Some(*id) } else { (1..=14u8).rev().find(free) };
+            if let Some(i) = chosen {
+                plan.push((i, uri.clone()));
             }
         }
+        plan.sort();
+        let mut old = self.ext_ids.clone();
+        old.sort();
+        if plan != old {
+            tracing::debug!(transport = %self.id, ?old, new = ?plan, "rebuilding send transport with produce's extension ids");
+            self.ext_ids = plan;
+            self.rtc = self.build_rtc()?;
+        }
+        self.frozen = false;
+        self.sniffed = false;
+        Ok(std::mem::take(&mut self.pending))
     }
+
+    pub fn buffer(&mut self, src: SocketAddr, data: &[u8]) {
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push((src, data.to_vec()));
+        }
+    }
+
+    /// Whether the Rtc knows payload type `pt` (send transports: from sendRtpCapabilities).
+    pub fn knows_pt(&self, pt: u8) -> bool {
+        self.codecs.codecs.iter().any(|c| c.preferred_payload_type == Some(pt) && (c.is_rtx() || str0m_codec(c).is_some()))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.rtc.is_connected()
+    }
+}
+
+pub(crate) fn random_token(len: usize) -> String {
+    (0..len).map(|_| fastrand::alphanumeric()).collect()
 }

@@ -2,7 +2,6 @@
 //! DTLS client, its own payload types, and header-extension ids that differ from the ones its
 //! `sendRtpCapabilities` announce (as Chrome's do). It publishes synthetic Opus and VP8 (real VP8
 //! payload descriptors, keyframe headers, marker bits) and records what it receives.
-pub mod local;
 pub mod signaling;
 
 use std::collections::HashMap;
@@ -18,8 +17,7 @@ use str0m::format::{Codec, FormatParams};
 use str0m::ice::IceCreds;
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::rtcp::Rtcp;
-use str0m::rtp::{Extension, ExtensionValues, RawPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 /// The client's own payload types (Chrome's usual ones), not the router's.
@@ -85,8 +83,6 @@ pub struct Received {
     pub ssrc: u32,
     pub pt: u8,
     pub seq: u64,
-    pub timestamp: u32,
-    pub marker: bool,
     pub payload: Vec<u8>,
 }
 
@@ -96,18 +92,9 @@ pub struct ClientTransport {
     pub rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
-    server: SocketAddr,
     /// Percentage of outgoing video RTP datagrams to drop (simulated loss).
     pub drop_pct: u32,
     pub dropped: u64,
-    /// Keyframe requests (PLI/FIR) received from the server.
-    pub keyframe_requests: u32,
-    /// Transport-cc feedback packets received (send transports).
-    pub twcc_feedback: u32,
-    /// Per SSRC, how many of our packets transport-cc feedback reported as received.
-    pub twcc_acked: HashMap<u32, u64>,
-    /// Transport-wide sequence number -> SSRC of the packets we sent.
-    twcc_sent: HashMap<u16, u32>,
 }
 
 impl ClientTransport {
@@ -152,8 +139,7 @@ impl ClientTransport {
             cfg = cfg.set_extension(i, e);
         }
         if send {
-            // Raw packets: to see which of our packets the server's transport-cc feedback covers.
-            cfg = cfg.enable_bwe(Some(Bitrate::kbps(300))).enable_raw_packets(true);
+            cfg = cfg.enable_bwe(Some(Bitrate::kbps(300)));
         }
         let opus = FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() };
         let (opus_pt, vp8_pt, rtx_pt) = if send { (OPUS_PT, VP8_PT, VP8_RTX_PT) } else { (100, 101, 102) };
@@ -173,65 +159,7 @@ impl ClientTransport {
         };
         let (alg, val) = my_fp.split_once(' ').ok_or("own fingerprint")?;
         let dtls = json!({"role": "client", "fingerprints": [{"algorithm": alg, "value": val}]});
-        let t = ClientTransport {
-            id,
-            rtc,
-            socket,
-            local,
-            server,
-            drop_pct: 0,
-            dropped: 0,
-            keyframe_requests: 0,
-            twcc_feedback: 0,
-            twcc_acked: HashMap::new(),
-            twcc_sent: HashMap::new(),
-        };
-        Ok((t, dtls))
-    }
-
-    /// This client's UDP address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// Sends raw bytes to the server from this transport's socket (for robustness tests: the
-    /// server knows this address).
-    pub fn send_raw(&self, data: &[u8]) {
-        let _ = self.socket.send_to(data, self.server);
-    }
-
-    /// Notes keyframe requests and transport-cc feedback; returns the other events.
-    fn record(&mut self, event: Event) -> Option<Event> {
-        match event {
-            Event::RawPacket(raw) => {
-                match *raw {
-                    RawPacket::RtpTx(header, _) => {
-                        if let Some(seq) = header.ext_vals.transport_cc {
-                            self.twcc_sent.insert(seq, *header.ssrc);
-                        }
-                    }
-                    RawPacket::RtcpRx(Rtcp::Twcc(twcc)) => {
-                        self.twcc_feedback += 1;
-                        for (seq, _status, received_at) in twcc.into_iter(Instant::now(), 0u64.into()) {
-                            if received_at.is_none() {
-                                continue;
-                            }
-                            // The feedback's sequence numbers are the 16-bit wire values, extended.
-                            if let Some(ssrc) = self.twcc_sent.get(&(*seq as u16)) {
-                                *self.twcc_acked.entry(*ssrc).or_default() += 1;
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                None
-            }
-            Event::KeyframeRequest(r) => {
-                self.keyframe_requests += 1;
-                Some(Event::KeyframeRequest(r))
-            }
-            other => Some(other),
-        }
+        Ok((ClientTransport { id, rtc, socket, local, drop_pct: 0, dropped: 0 }, dtls))
     }
 
     /// Sends what the Rtc wants to send, feeds what arrived; returns the events.
@@ -254,7 +182,7 @@ impl ClientTransport {
                     }
                     let _ = self.socket.send_to(&t.contents, t.destination);
                 }
-                Ok(Output::Event(e)) => events.extend(self.record(e)),
+                Ok(Output::Event(e)) => events.push(e),
                 Ok(Output::Timeout(_)) | Err(_) => break,
             }
         }
@@ -462,8 +390,6 @@ impl Inbox {
                     ssrc: *p.header.ssrc,
                     pt: *p.header.payload_type,
                     seq: *p.seq_no,
-                    timestamp: p.header.timestamp,
-                    marker: p.header.marker,
                     payload: p.payload.to_vec(),
                 }),
                 Event::Connected => self.connected = true,

@@ -1,0 +1,73 @@
+//! PlainTransport: plain RTP (no ICE, no DTLS, no SRTP) from the worker's socket to a local
+//! address, e.g. an FFmpeg process recording a producer.
+use std::net::SocketAddr;
+
+use crate::ids::{ConsumerId, RouterId};
+
+pub(crate) struct PlainTransport {
+    pub router: RouterId,
+    /// Where RTP goes (FFmpeg listens there; RTCP would be on port + 1).
+    pub remote: SocketAddr,
+    pub consumers: Vec<ConsumerId>,
+}
+
+/// Serialises one RTP packet (RFC 3550 fixed header, no extensions, no CSRC).
+pub(crate) fn rtp_packet(pt: u8, seq: u16, timestamp: u32, ssrc: u32, marker: bool, payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.push(0x80);
+    out.push((pt & 0x7f) | if marker { 0x80 } else { 0 });
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Whether a payload starts a keyframe, for the codecs we can tell; other codecs count as yes.
+pub(crate) fn starts_keyframe(mime: &str, payload: &[u8]) -> bool {
+    if mime.eq_ignore_ascii_case("video/vp8") {
+        // VP8 payload descriptor (RFC 7741): skip X/I/L/T/K extensions, then the frame tag's
+        // P bit (0 = keyframe) at the start of a partition.
+        let Some(&first) = payload.first() else { return false };
+        let start_of_partition = first & 0x10 != 0 && first & 0x07 == 0;
+        let mut i = 1;
+        if first & 0x80 != 0 {
+            let Some(&x) = payload.get(1) else { return false };
+            i = 2;
+            if x & 0x80 != 0 {
+                let Some(&pic) = payload.get(i) else { return false };
+                i += if pic & 0x80 != 0 { 2 } else { 1 };
+            }
+            if x & 0x40 != 0 {
+                i += 1;
+            }
+            if x & 0x30 != 0 {
+                i += 1;
+            }
+        }
+        return start_of_partition && payload.get(i).is_some_and(|b| b & 0x01 == 0);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_header_layout() {
+        let mut out = Vec::new();
+        rtp_packet(101, 0x1234, 0xdeadbeef, 0x01020304, true, &[9, 9], &mut out);
+        assert_eq!(out, vec![0x80, 0x80 | 101, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 9, 9]);
+    }
+
+    #[test]
+    fn vp8_keyframes_are_recognised() {
+        // X=1 S=1, I=1 with a 15-bit picture id, then a keyframe tag (bit 0 = 0).
+        assert!(starts_keyframe("video/VP8", &[0x90, 0x80, 0x80, 0x01, 0x10, 0x00, 0x00, 0x9d]));
+        assert!(!starts_keyframe("video/VP8", &[0x90, 0x80, 0x80, 0x01, 0x11, 0x00, 0x00]));
+        assert!(!starts_keyframe("video/VP8", &[0x80, 0x80, 0x80, 0x01, 0x10]), "not a partition start");
+        assert!(!starts_keyframe("video/VP8", &[0x90]));
+        assert!(!starts_keyframe("video/VP8", &[]));
+        assert!(starts_keyframe("audio/opus", &[1, 2, 3]));
+    }
+}
