@@ -9,6 +9,7 @@ mod plain;
 pub mod rtp_parameters;
 pub mod seq;
 mod transport;
+mod udp;
 mod worker;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};

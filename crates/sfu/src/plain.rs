@@ -2,13 +2,14 @@
 //! address, e.g. an FFmpeg process recording a producer.
 use std::net::SocketAddr;
 
-use crate::ids::{ConsumerId, RouterId};
+use crate::ids::{Key, TransportId};
 
 pub(crate) struct PlainTransport {
-    pub router: RouterId,
+    pub id: TransportId,
+    pub router: Key,
     /// Where RTP goes (FFmpeg listens there; RTCP would be on port + 1).
     pub remote: SocketAddr,
-    pub consumers: Vec<ConsumerId>,
+    pub consumers: Vec<Key>,
 }
 
 /// Serialises one RTP packet (RFC 3550 fixed header, no extensions, no CSRC).

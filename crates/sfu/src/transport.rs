@@ -11,7 +11,7 @@ use str0m::media::{Frequency, Pt};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc, RtcConfig};
 
-use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::ids::{Key, TransportId};
 use crate::ortc;
 use crate::rtp_parameters::{ParamValue, RtpCapabilities, RtpCodecCapability, RtpHeaderExtensionParameters};
 use crate::{Direction, EngineError};
@@ -67,7 +67,7 @@ fn str0m_codec(c: &RtpCodecCapability) -> Option<(Codec, FormatParams)> {
 
 pub(crate) struct WebRtcTransport {
     pub id: TransportId,
-    pub router: RouterId,
+    pub router: Key,
     pub direction: Direction,
     pub rtc: Rtc,
     creds: IceCreds,
@@ -83,15 +83,18 @@ pub(crate) struct WebRtcTransport {
     pub pending: Vec<(SocketAddr, Vec<u8>)>,
     pub sniffed: bool,
     pub next_timeout: Instant,
+    /// Give the Rtc an `Input::Timeout` before polling it: str0m only schedules what was written
+    /// through its direct API (RTP, keyframe requests) when time moves forward.
+    pub needs_tick: bool,
     pub next_mid: u32,
-    pub producers: Vec<ProducerId>,
-    pub consumers: Vec<ConsumerId>,
+    pub producers: Vec<Key>,
+    pub consumers: Vec<Key>,
 }
 
 impl WebRtcTransport {
     pub fn new(
         id: TransportId,
-        router: RouterId,
+        router: Key,
         direction: Direction,
         router_caps: &RtpCapabilities,
         send_caps: Option<RtpCapabilities>,
@@ -142,6 +145,7 @@ impl WebRtcTransport {
             pending: Vec::new(),
             sniffed: false,
             next_timeout: Instant::now(),
+            needs_tick: false,
             next_mid: 0,
             producers: Vec::new(),
             consumers: Vec::new(),

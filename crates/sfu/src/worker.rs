@@ -1,8 +1,12 @@
 //! One media worker: an OS thread owning a UDP socket and every router, transport, producer and
 //! consumer placed on it. Commands arrive on a channel; the loop sleeps until the next datagram,
 //! command or str0m timeout. No locks and no async runtime on the media path.
+//!
+//! Packet path, per loop turn: take every waiting datagram (one `recvmmsg`), feed each to its
+//! transport, poll the transports touched (forwarding decrypted RTP into the consumers' Rtcs),
+//! poll those, and send everything produced in one `sendmmsg`. Objects are addressed by
+//! [`Key`] inside the worker; public ids are resolved once per command.
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
@@ -16,12 +20,13 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, Input, Output};
 use tokio::sync::oneshot;
 
-use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::ids::{ConsumerId, FastMap, Key, ProducerId, RouterId, TransportId};
 use crate::ortc;
-use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, RtpCapabilities, RtpParameters};
 use crate::plain::{rtp_packet, starts_keyframe, PlainTransport};
+use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, RtpCapabilities, RtpParameters};
 use crate::seq::SeqRewriter;
 use crate::transport::WebRtcTransport;
+use crate::udp::{self, RecvBatch, SendBatch};
 use crate::{ConsumerOptions, Direction, EngineError, EngineStats, WebRtcTransportOptions};
 
 type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
@@ -46,32 +51,43 @@ pub(crate) enum Command {
 const KEYFRAME_THROTTLE: Duration = Duration::from_secs(1);
 /// Longest sleep of the loop: bounds the latency of commands.
 const MAX_SLEEP: Duration = Duration::from_millis(5);
+/// Shortest sleep when the socket is idle, so a timeout str0m keeps at "now" cannot make us spin.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 struct Router {
-    transports: Vec<TransportId>,
+    id: RouterId,
+    transports: Vec<Key>,
 }
 
 struct Producer {
-    transport: TransportId,
-    router: RouterId,
+    id: ProducerId,
+    transport: Key,
+    router: Key,
     kind: MediaKind,
     ssrc: Ssrc,
     cname: Option<String>,
-    /// client payload type -> router payload type
-    pt_map: HashMap<u8, u8>,
+    /// (client payload type, router payload type); a handful of entries, scanned per packet.
+    pt_map: Vec<(u8, u8)>,
     router_pts: Vec<u8>,
-    consumers: Vec<ConsumerId>,
+    consumers: Vec<Key>,
     paused: bool,
     last_keyframe_request: Option<Instant>,
 }
 
+impl Producer {
+    fn router_pt(&self, client_pt: u8) -> Option<u8> {
+        self.pt_map.iter().find(|(c, _)| *c == client_pt).map(|(_, r)| *r)
+    }
+}
+
 struct Consumer {
-    producer: ProducerId,
+    id: ConsumerId,
+    producer: Key,
     /// The codec's MIME type (to spot keyframes) for plain consumers.
     mime: String,
     /// Plain consumers hold video back until a keyframe, so recordings start decodable.
     awaiting_keyframe: bool,
-    transport: TransportId,
+    transport: Key,
     kind: MediaKind,
     ssrc: Ssrc,
     mid: Mid,
@@ -86,17 +102,35 @@ pub(crate) struct Worker {
     /// The announced address: ICE candidate and str0m's local address.
     addr: SocketAddr,
     caps: Arc<RtpCapabilities>,
-    counter: u64,
-    routers: HashMap<RouterId, Router>,
-    transports: HashMap<TransportId, WebRtcTransport>,
-    plain: HashMap<TransportId, PlainTransport>,
-    scratch: Vec<u8>,
-    producers: HashMap<ProducerId, Producer>,
-    consumers: HashMap<ConsumerId, Consumer>,
-    by_ufrag: HashMap<String, TransportId>,
-    by_addr: HashMap<SocketAddr, TransportId>,
+    /// The last key minted; keys are never reused, so a stale key finds nothing.
+    last_key: Key,
+    routers: FastMap<Key, Router>,
+    transports: FastMap<Key, WebRtcTransport>,
+    plain: FastMap<Key, PlainTransport>,
+    producers: FastMap<Key, Producer>,
+    consumers: FastMap<Key, Consumer>,
+    by_ufrag: HashMap<String, Key>,
+    /// Only filled from STUN requests carrying one of our ufrags, so peers cannot flood it.
+    by_addr: FastMap<SocketAddr, Key>,
     stats: EngineStats,
-    dirty: Vec<TransportId>,
+    /// Transports to poll at the next flush round (duplicates allowed).
+    dirty: Vec<Key>,
+    /// The transports of the flush round under way (kept for its allocation).
+    polling: Vec<Key>,
+    /// Transports found dead while polled, closed after the flush.
+    dead: Vec<Key>,
+    /// No transport's str0m timeout is earlier than this; a scan then finds what is due.
+    next_due: Instant,
+    /// Datagrams produced during a flush, sent at its end.
+    out: SendBatch,
+    /// Events of one poll (kept for its allocation).
+    events: Vec<Event>,
+}
+
+/// The key of the object a public id names, if it lives in `map`: the key encoded in the id must
+/// hold an object with that very id (a forged id with a known counter is refused).
+fn resolve<V>(map: &FastMap<Key, V>, key: Option<Key>, has_id: impl Fn(&V) -> bool) -> Option<Key> {
+    key.filter(|k| map.get(k).is_some_and(has_id))
 }
 
 impl Worker {
@@ -106,82 +140,123 @@ impl Worker {
             socket,
             addr,
             caps,
-            counter: 0,
-            routers: HashMap::new(),
-            transports: HashMap::new(),
-            plain: HashMap::new(),
-            scratch: Vec::with_capacity(1500),
-            producers: HashMap::new(),
-            consumers: HashMap::new(),
+            last_key: Key::default(),
+            routers: FastMap::default(),
+            transports: FastMap::default(),
+            plain: FastMap::default(),
+            producers: FastMap::default(),
+            consumers: FastMap::default(),
             by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            by_addr: FastMap::default(),
             stats: EngineStats::default(),
             dirty: Vec::new(),
+            polling: Vec::new(),
+            dead: Vec::new(),
+            next_due: Instant::now(),
+            out: SendBatch::default(),
+            events: Vec::new(),
         }
     }
 
     pub fn run(mut self, commands: Receiver<Command>) {
-        let mut buf = vec![0u8; 2048];
+        let mut rx = RecvBatch::new();
         loop {
-            loop {
-                match commands.try_recv() {
-                    Ok(cmd) => self.command(cmd),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        tracing::info!(worker = self.index, "engine dropped; worker stops");
-                        return;
-                    }
-                }
-            }
-            self.flush();
-            let now = Instant::now();
-            let next = self.transports.values().map(|t| t.next_timeout).min().unwrap_or(now + MAX_SLEEP);
-            let wait = next.saturating_duration_since(now).clamp(Duration::from_millis(1), MAX_SLEEP);
-            if self.socket.set_read_timeout(Some(wait)).is_err() {
-                std::thread::sleep(wait);
-            }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, src)) => {
-                    let now = Instant::now();
-                    self.on_datagram(now, src, &buf[..n]);
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
-                // ICMP errors from a peer that went away surface here on Linux: not fatal.
-                Err(e) => tracing::debug!(worker = self.index, "recv_from: {e}"),
+            if !self.drain_commands(&commands) {
+                tracing::info!(worker = self.index, "engine dropped; worker stops");
+                return;
             }
             let now = Instant::now();
-            let due: Vec<TransportId> =
-                self.transports.iter().filter(|(_, t)| t.next_timeout <= now).map(|(id, _)| id.clone()).collect();
-            for id in due {
-                if let Some(t) = self.transports.get_mut(&id) {
-                    if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
-                        tracing::debug!(transport = %id, "timeout: {e}");
-                    }
-                    self.dirty.push(id);
-                }
+            for (src, data) in rx.datagrams() {
+                self.on_datagram(now, src, data);
             }
-            self.flush();
+            self.fire_timeouts(now);
+            self.flush(now);
             self.reap_dead();
+            self.receive(&mut rx);
         }
     }
 
-    fn next_counter(&mut self) -> u64 {
-        self.counter += 1;
-        self.counter
+    /// Runs every queued command; false once the engine is gone.
+    fn drain_commands(&mut self, commands: &Receiver<Command>) -> bool {
+        loop {
+            match commands.try_recv() {
+                Ok(cmd) => self.command(cmd),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Takes the datagrams waiting on the socket; if there are none, sleeps until one arrives, the
+    /// next str0m timeout is due or MAX_SLEEP has passed (commands are read between turns).
+    fn receive(&self, rx: &mut RecvBatch) {
+        if rx.recv(&self.socket) > 0 {
+            return;
+        }
+        let wait = self.next_due.saturating_duration_since(Instant::now()).clamp(MIN_SLEEP, MAX_SLEEP);
+        if udp::wait_readable(&self.socket, wait) {
+            rx.recv(&self.socket);
+        }
+    }
+
+    /// Marks every transport whose str0m timeout has passed for a tick and a poll. The scan runs
+    /// only once the earliest deadline known has come, not on every datagram.
+    fn fire_timeouts(&mut self, now: Instant) {
+        if now < self.next_due {
+            return;
+        }
+        // Polls move the deadlines of the transports ticked now into `next_due` again.
+        let mut next = now + MAX_SLEEP;
+        for (&key, t) in self.transports.iter_mut() {
+            if t.next_timeout <= now {
+                t.needs_tick = true;
+                self.dirty.push(key);
+            } else {
+                next = next.min(t.next_timeout);
+            }
+        }
+        self.next_due = next;
+    }
+
+    fn next_key(&mut self) -> Key {
+        self.last_key = self.last_key.next();
+        self.last_key
+    }
+
+    fn router_key(&self, id: &RouterId) -> Option<Key> {
+        resolve(&self.routers, id.key(), |r| r.id == *id)
+    }
+
+    /// A WebRTC transport's key.
+    fn transport_key(&self, id: &TransportId) -> Option<Key> {
+        resolve(&self.transports, id.key(), |t| t.id == *id)
+    }
+
+    fn plain_key(&self, id: &TransportId) -> Option<Key> {
+        resolve(&self.plain, id.key(), |t| t.id == *id)
+    }
+
+    fn producer_key(&self, id: &ProducerId) -> Option<Key> {
+        resolve(&self.producers, id.key(), |p| p.id == *id)
+    }
+
+    fn consumer_key(&self, id: &ConsumerId) -> Option<Key> {
+        resolve(&self.consumers, id.key(), |c| c.id == *id)
     }
 
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::CreateRouter { reply } => {
-                let id = RouterId::new(self.index, self.next_counter());
-                self.routers.insert(id.clone(), Router { transports: Vec::new() });
+                let key = self.next_key();
+                let id = RouterId::new(self.index, key);
+                self.routers.insert(key, Router { id: id.clone(), transports: Vec::new() });
                 let _ = reply.send(Ok(id));
             }
             Command::CloseRouter { id, reply } => {
-                let result = match self.routers.remove(&id) {
+                let result = match self.router_key(&id).and_then(|k| self.routers.remove(&k)) {
                     Some(router) => {
                         for t in router.transports {
-                            self.close_transport(&t);
+                            self.close_transport(t);
                         }
                         Ok(())
                     }
@@ -190,13 +265,14 @@ impl Worker {
                 let _ = reply.send(result);
             }
             Command::CreateTransport { router, direction, send_caps, reply } => {
-                let _ = reply.send(self.create_transport(router, direction, send_caps));
+                let _ = reply.send(self.create_transport(&router, direction, send_caps));
             }
             Command::ConnectTransport { id, dtls, reply } => {
                 let _ = reply.send(self.connect_transport(&id, dtls));
             }
             Command::CloseTransport { id, reply } => {
-                let result = if self.close_transport(&id) { Ok(()) } else { Err(EngineError::UnknownTransport) };
+                let key = self.transport_key(&id).or_else(|| self.plain_key(&id));
+                let result = if key.is_some_and(|k| self.close_transport(k)) { Ok(()) } else { Err(EngineError::UnknownTransport) };
                 let _ = reply.send(result);
             }
             Command::Produce { transport, kind, params, reply } => {
@@ -209,48 +285,23 @@ impl Worker {
                 let _ = reply.send(self.set_consumer_paused(&id, paused));
             }
             Command::SetProducerPaused { id, paused, reply } => {
-                let result = match self.producers.get_mut(&id) {
-                    Some(p) => {
-                        p.paused = paused;
-                        let consumers = p.consumers.clone();
-                        let video = p.kind == MediaKind::Video;
-                        for c in consumers {
-                            if let Some(c) = self.consumers.get_mut(&c) {
-                                c.seq.pause();
-                            }
-                        }
-                        if !paused && video {
-                            self.request_keyframe(&id, true);
-                        }
-                        Ok(())
-                    }
-                    None => Err(EngineError::UnknownProducer),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.set_producer_paused(&id, paused));
             }
             Command::CloseProducer { id, reply } => {
-                let result = if self.close_producer(&id) { Ok(()) } else { Err(EngineError::UnknownProducer) };
+                let key = self.producer_key(&id);
+                let result = if key.is_some_and(|k| self.close_producer(k)) { Ok(()) } else { Err(EngineError::UnknownProducer) };
                 let _ = reply.send(result);
             }
             Command::CreatePlainTransport { router, remote, reply } => {
-                let result = match self.routers.get_mut(&router) {
-                    Some(r) => {
-                        self.counter += 1;
-                        let id = TransportId::new(self.index, self.counter);
-                        r.transports.push(id.clone());
-                        self.plain.insert(id.clone(), PlainTransport { router, remote, consumers: Vec::new() });
-                        Ok(id)
-                    }
-                    None => Err(EngineError::UnknownRouter),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.create_plain_transport(&router, remote));
             }
             Command::RequestKeyframe { id, reply } => {
-                let result = if self.producers.contains_key(&id) {
-                    self.request_keyframe(&id, false);
-                    Ok(())
-                } else {
-                    Err(EngineError::UnknownProducer)
+                let result = match self.producer_key(&id) {
+                    Some(key) => {
+                        self.request_keyframe(key, false, Instant::now());
+                        Ok(())
+                    }
+                    None => Err(EngineError::UnknownProducer),
                 };
                 let _ = reply.send(result);
             }
@@ -267,26 +318,38 @@ impl Worker {
 
     fn create_transport(
         &mut self,
-        router: RouterId,
+        router: &RouterId,
         direction: Direction,
         send_caps: Option<RtpCapabilities>,
     ) -> Result<WebRtcTransportOptions, EngineError> {
-        if !self.routers.contains_key(&router) {
-            return Err(EngineError::UnknownRouter);
-        }
-        let id = TransportId::new(self.index, self.next_counter());
-        let mut t = WebRtcTransport::new(id.clone(), router.clone(), direction, &self.caps, send_caps, self.addr)?;
+        let router = self.router_key(router).ok_or(EngineError::UnknownRouter)?;
+        let key = self.next_key();
+        let id = TransportId::new(self.index, key);
+        let mut t = WebRtcTransport::new(id, router, direction, &self.caps, send_caps, self.addr)?;
         let options = t.options();
-        self.by_ufrag.insert(t.ufrag().to_string(), id.clone());
-        self.transports.insert(id.clone(), t);
+        self.by_ufrag.insert(t.ufrag().to_string(), key);
+        self.next_due = self.next_due.min(t.next_timeout);
+        self.transports.insert(key, t);
         if let Some(r) = self.routers.get_mut(&router) {
-            r.transports.push(id);
+            r.transports.push(key);
         }
         Ok(options)
     }
 
+    fn create_plain_transport(&mut self, router: &RouterId, remote: SocketAddr) -> Result<TransportId, EngineError> {
+        let router = self.router_key(router).ok_or(EngineError::UnknownRouter)?;
+        let key = self.next_key();
+        let id = TransportId::new(self.index, key);
+        if let Some(r) = self.routers.get_mut(&router) {
+            r.transports.push(key);
+        }
+        self.plain.insert(key, PlainTransport { id: id.clone(), router, remote, consumers: Vec::new() });
+        Ok(id)
+    }
+
     fn connect_transport(&mut self, id: &TransportId, dtls: DtlsParameters) -> Result<(), EngineError> {
-        let t = self.transports.get_mut(id).ok_or(EngineError::UnknownTransport)?;
+        let key = self.transport_key(id).ok_or(EngineError::UnknownTransport)?;
+        let t = self.transports.get_mut(&key).ok_or(EngineError::UnknownTransport)?;
         let fp = dtls
             .fingerprints
             .iter()
@@ -299,8 +362,8 @@ impl Worker {
         // The client as DTLS server makes us the client; `client` or `auto` (Chrome) make us server.
         let client_is_server = dtls.role == Some(DtlsRole::Server);
         t.connect(fingerprint, client_is_server)?;
-        let _ = t.rtc.handle_input(Input::Timeout(Instant::now()));
-        self.dirty.push(id.clone());
+        t.needs_tick = true;
+        self.dirty.push(key);
         Ok(())
     }
 
@@ -313,8 +376,10 @@ impl Worker {
         if mid_text.is_empty() || mid_text.len() > 16 {
             return Err(EngineError::Invalid("rtpParameters.mid must be 1 to 16 characters".into()));
         }
-        let id = ProducerId::new(self.index, self.next_counter());
-        let t = self.transports.get_mut(tid).ok_or(EngineError::UnknownTransport)?;
+        let tkey = self.transport_key(tid).ok_or(EngineError::UnknownTransport)?;
+        let key = self.next_key();
+        let id = ProducerId::new(self.index, key);
+        let t = self.transports.get_mut(&tkey).ok_or(EngineError::UnknownTransport)?;
         if t.direction != Direction::Send {
             return Err(EngineError::WrongDirection(Direction::Send));
         }
@@ -335,12 +400,13 @@ impl Worker {
             api.declare_media(mid, str_kind);
             api.expect_stream_rx(Ssrc::from(ssrc), rtx, mid, None);
         }
-        t.producers.push(id.clone());
-        let router = t.router.clone();
+        t.producers.push(key);
+        let router = t.router;
         self.producers.insert(
-            id.clone(),
+            key,
             Producer {
-                transport: tid.clone(),
+                id: id.clone(),
+                transport: tkey,
                 router,
                 kind,
                 ssrc: Ssrc::from(ssrc),
@@ -360,12 +426,14 @@ impl Worker {
     }
 
     fn consume(&mut self, tid: &TransportId, pid: &ProducerId, caps: &RtpCapabilities) -> Result<ConsumerOptions, EngineError> {
-        if self.plain.contains_key(tid) {
-            return self.consume_plain(tid, pid, caps);
+        if let Some(tkey) = self.plain_key(tid) {
+            return self.consume_plain(tkey, pid, caps);
         }
-        let id = ConsumerId::new(self.index, self.next_counter());
-        let p = self.producers.get(pid).ok_or(EngineError::UnknownProducer)?;
-        let t = self.transports.get_mut(tid).ok_or(EngineError::UnknownTransport)?;
+        let pkey = self.producer_key(pid).ok_or(EngineError::UnknownProducer)?;
+        let tkey = self.transport_key(tid).ok_or(EngineError::UnknownTransport)?;
+        let key = self.next_key();
+        let p = self.producers.get(&pkey).ok_or(EngineError::UnknownProducer)?;
+        let t = self.transports.get_mut(&tkey).ok_or(EngineError::UnknownTransport)?;
         if t.direction != Direction::Recv {
             return Err(EngineError::WrongDirection(Direction::Recv));
         }
@@ -385,27 +453,30 @@ impl Worker {
             api.declare_media(mid, str_kind);
             api.declare_stream_tx(Ssrc::from(ssrc), rtx, mid, None);
         }
-        t.consumers.push(id.clone());
+        t.consumers.push(key);
         let kind = p.kind;
-        Ok(self.add_consumer(id, pid, tid, kind, Ssrc::from(ssrc), mid, params))
+        Ok(self.add_consumer(key, pkey, pid, tkey, kind, Ssrc::from(ssrc), mid, params))
     }
 
     /// Registers a consumer (paused) with its producer; returns what the client needs.
     #[allow(clippy::too_many_arguments)]
     fn add_consumer(
         &mut self,
-        id: ConsumerId,
+        key: Key,
+        pkey: Key,
         pid: &ProducerId,
-        tid: &TransportId,
+        tkey: Key,
         kind: MediaKind,
         ssrc: Ssrc,
         mid: Mid,
         params: RtpParameters,
     ) -> ConsumerOptions {
-        let plain = self.plain.contains_key(tid);
+        let plain = self.plain.contains_key(&tkey);
+        let id = ConsumerId::new(self.index, key);
         let consumer = Consumer {
-            producer: pid.clone(),
-            transport: tid.clone(),
+            id: id.clone(),
+            producer: pkey,
+            transport: tkey,
             kind,
             ssrc,
             mid,
@@ -415,18 +486,19 @@ impl Worker {
             mime: params.codecs.first().map(|c| c.mime_type.clone()).unwrap_or_default(),
             awaiting_keyframe: plain && kind == MediaKind::Video,
         };
-        self.consumers.insert(id.clone(), consumer);
-        if let Some(p) = self.producers.get_mut(pid) {
-            p.consumers.push(id.clone());
+        self.consumers.insert(key, consumer);
+        if let Some(p) = self.producers.get_mut(&pkey) {
+            p.consumers.push(key);
         }
         ConsumerOptions { id, producer_id: pid.clone(), kind, rtp_parameters: params }
     }
 
     /// A consumer on a plain transport: same rewriting, raw RTP out, video held until a keyframe.
-    fn consume_plain(&mut self, tid: &TransportId, pid: &ProducerId, caps: &RtpCapabilities) -> Result<ConsumerOptions, EngineError> {
-        let id = ConsumerId::new(self.index, self.next_counter());
-        let p = self.producers.get(pid).ok_or(EngineError::UnknownProducer)?;
-        let t = self.plain.get_mut(tid).ok_or(EngineError::UnknownTransport)?;
+    fn consume_plain(&mut self, tkey: Key, pid: &ProducerId, caps: &RtpCapabilities) -> Result<ConsumerOptions, EngineError> {
+        let pkey = self.producer_key(pid).ok_or(EngineError::UnknownProducer)?;
+        let key = self.next_key();
+        let p = self.producers.get(&pkey).ok_or(EngineError::UnknownProducer)?;
+        let t = self.plain.get_mut(&tkey).ok_or(EngineError::UnknownTransport)?;
         if t.router != p.router {
             return Err(EngineError::OtherRouter);
         }
@@ -436,13 +508,14 @@ impl Worker {
         params.codecs.retain(|c| !c.is_rtx());
         params.header_extensions.clear();
         params.encodings[0].rtx = None; // one encoding, built above
-        t.consumers.push(id.clone());
+        t.consumers.push(key);
         let kind = p.kind;
-        Ok(self.add_consumer(id, pid, tid, kind, Ssrc::from(ssrc), Mid::from("plain"), params))
+        Ok(self.add_consumer(key, pkey, pid, tkey, kind, Ssrc::from(ssrc), Mid::from("plain"), params))
     }
 
     fn set_consumer_paused(&mut self, id: &ConsumerId, paused: bool) -> Result<(), EngineError> {
-        let c = self.consumers.get_mut(id).ok_or(EngineError::UnknownConsumer)?;
+        let key = self.consumer_key(id).ok_or(EngineError::UnknownConsumer)?;
+        let c = self.consumers.get_mut(&key).ok_or(EngineError::UnknownConsumer)?;
         if c.paused == paused {
             return Ok(());
         }
@@ -451,19 +524,34 @@ impl Worker {
             c.seq.pause();
             return Ok(());
         }
-        let (producer, transport, video) = (c.producer.clone(), c.transport.clone(), c.kind == MediaKind::Video);
+        let (producer, transport, video) = (c.producer, c.transport, c.kind == MediaKind::Video);
         // A keyframe sent before the consumer's transport is up is wasted (and the throttle would
         // then swallow the consumer's own requests): wait for Connected in that case.
         let connected = self.plain.contains_key(&transport) || self.transports.get(&transport).is_some_and(|t| t.is_connected());
         if video && connected {
-            self.request_keyframe(&producer, true);
+            self.request_keyframe(producer, true, Instant::now());
         }
         Ok(())
     }
 
-    fn request_keyframe(&mut self, pid: &ProducerId, force: bool) {
-        let now = Instant::now();
-        let Some(p) = self.producers.get_mut(pid) else { return };
+    fn set_producer_paused(&mut self, id: &ProducerId, paused: bool) -> Result<(), EngineError> {
+        let key = self.producer_key(id).ok_or(EngineError::UnknownProducer)?;
+        let Worker { producers, consumers, .. } = self;
+        let p = producers.get_mut(&key).ok_or(EngineError::UnknownProducer)?;
+        p.paused = paused;
+        for c in &p.consumers {
+            if let Some(c) = consumers.get_mut(c) {
+                c.seq.pause();
+            }
+        }
+        if !paused && p.kind == MediaKind::Video {
+            self.request_keyframe(key, true, Instant::now());
+        }
+        Ok(())
+    }
+
+    fn request_keyframe(&mut self, key: Key, force: bool, now: Instant) {
+        let Some(p) = self.producers.get_mut(&key) else { return };
         if p.kind != MediaKind::Video {
             return;
         }
@@ -471,110 +559,88 @@ impl Worker {
             return;
         }
         p.last_keyframe_request = Some(now);
-        let (ssrc, tid) = (p.ssrc, p.transport.clone());
-        if let Some(t) = self.transports.get_mut(&tid) {
+        let (ssrc, tkey) = (p.ssrc, p.transport);
+        if let Some(t) = self.transports.get_mut(&tkey) {
             if let Some(rx) = t.rtc.direct_api().stream_rx(&ssrc) {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
                 self.stats.keyframe_requests += 1;
             }
-            let _ = t.rtc.handle_input(Input::Timeout(now));
-            self.dirty.push(tid);
+            t.needs_tick = true;
+            self.dirty.push(tkey);
         }
     }
 
-    fn close_consumer(&mut self, id: &ConsumerId) {
-        if let Some(c) = self.consumers.remove(id) {
+    fn close_consumer(&mut self, key: Key) {
+        if let Some(c) = self.consumers.remove(&key) {
             if let Some(p) = self.producers.get_mut(&c.producer) {
-                p.consumers.retain(|x| x != id);
+                p.consumers.retain(|x| *x != key);
             }
             if let Some(t) = self.transports.get_mut(&c.transport) {
-                t.consumers.retain(|x| x != id);
+                t.consumers.retain(|x| *x != key);
             }
             if let Some(t) = self.plain.get_mut(&c.transport) {
-                t.consumers.retain(|x| x != id);
+                t.consumers.retain(|x| *x != key);
             }
         }
     }
 
-    fn close_producer(&mut self, id: &ProducerId) -> bool {
-        let Some(p) = self.producers.remove(id) else { return false };
-        for c in &p.consumers {
+    fn close_producer(&mut self, key: Key) -> bool {
+        let Some(p) = self.producers.remove(&key) else { return false };
+        for &c in &p.consumers {
             self.close_consumer(c);
         }
         if let Some(t) = self.transports.get_mut(&p.transport) {
-            t.producers.retain(|x| x != id);
+            t.producers.retain(|x| *x != key);
         }
         true
     }
 
-    fn close_transport(&mut self, id: &TransportId) -> bool {
-        if let Some(t) = self.plain.remove(id) {
-            for c in &t.consumers {
+    /// Closes a WebRTC or plain transport and everything on it.
+    fn close_transport(&mut self, key: Key) -> bool {
+        if let Some(t) = self.plain.remove(&key) {
+            for &c in &t.consumers {
                 self.close_consumer(c);
             }
             if let Some(r) = self.routers.get_mut(&t.router) {
-                r.transports.retain(|x| x != id);
+                r.transports.retain(|x| *x != key);
             }
             return true;
         }
-        let Some(t) = self.transports.remove(id) else { return false };
-        for p in &t.producers {
+        let Some(t) = self.transports.remove(&key) else { return false };
+        for &p in &t.producers {
             self.close_producer(p);
         }
-        for c in &t.consumers {
+        for &c in &t.consumers {
             self.close_consumer(c);
         }
         self.by_ufrag.remove(t.ufrag());
-        self.by_addr.retain(|_, tid| tid != id);
+        self.by_addr.retain(|_, k| *k != key);
         if let Some(r) = self.routers.get_mut(&t.router) {
-            r.transports.retain(|x| x != id);
+            r.transports.retain(|x| *x != key);
         }
         true
     }
 
-    /// Closes transports whose ICE or DTLS has failed for good.
+    /// Closes the transports whose ICE or DTLS failed for good (found while polling them).
     fn reap_dead(&mut self) {
-        let dead: Vec<TransportId> =
-            self.transports.iter().filter(|(_, t)| !t.rtc.is_alive()).map(|(id, _)| id.clone()).collect();
-        for id in dead {
-            tracing::info!(transport = %id, "transport disconnected; closing it");
-            self.close_transport(&id);
+        while let Some(key) = self.dead.pop() {
+            if let Some(t) = self.transports.get(&key) {
+                tracing::info!(transport = %t.id, "transport disconnected; closing it");
+            }
+            self.close_transport(key);
         }
     }
 
     /// udp_mux: find the transport by STUN username on first contact, then by source address.
+    /// The transport is polled at once; the consumers it forwards to are polled at the flush.
     fn on_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
-        let mut target = None;
-        if data.len() >= 20 && data[0] < 2 {
-            if let Ok(msg) = StunMessage::parse(data) {
-                if msg.is_binding_request() {
-                    if let Some((local, remote)) = msg.split_username() {
-                        if let Some(id) = self.by_ufrag.get(local).cloned() {
-                            if let Some(t) = self.transports.get_mut(&id) {
-                                if !t.sniffed && !t.frozen {
-                                    // ICE-lite answers only once it knows the remote ufrag, and
-                                    // mediasoup-client never sends it: take it from the request.
-                                    t.rtc.direct_api().set_remote_ice_credentials(IceCreds {
-                                        ufrag: remote.to_string(),
-                                        pass: String::new(),
-                                    });
-                                    t.sniffed = true;
-                                }
-                                self.by_addr.insert(src, id.clone());
-                                target = Some(id);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let Some(id) = target.or_else(|| self.by_addr.get(&src).cloned()) else {
+        let Some(key) = self.stun_target(src, data).or_else(|| self.by_addr.get(&src).copied()) else {
             self.stats.datagrams_dropped += 1;
             return;
         };
-        let Some(t) = self.transports.get_mut(&id) else { return };
+        let Some(t) = self.transports.get_mut(&key) else { return };
         if t.frozen {
             t.buffer(src, data);
             return;
@@ -588,107 +654,139 @@ impl Worker {
         };
         if let Err(e) = t.rtc.handle_input(input) {
             self.stats.datagrams_dropped += 1;
-            tracing::debug!(transport = %id, "input: {e}");
+            tracing::debug!(transport = %t.id, "input: {e}");
         }
-        self.dirty.push(id);
-        self.flush();
+        // In RTP mode str0m holds one received packet until the next poll_output: poll before
+        // the next datagram or a burst of packets overwrites itself (tests/bursts.rs).
+        self.poll(key, now);
     }
 
-    /// Polls every transport marked dirty until none is left.
-    fn flush(&mut self) {
+    /// The transport a STUN binding request is for (by our ufrag), remembering its source address.
+    fn stun_target(&mut self, src: SocketAddr, data: &[u8]) -> Option<Key> {
+        if data.len() < 20 || data[0] >= 2 {
+            return None;
+        }
+        let msg = StunMessage::parse(data).ok()?;
+        if !msg.is_binding_request() {
+            return None;
+        }
+        let (local, remote) = msg.split_username()?;
+        let key = *self.by_ufrag.get(local)?;
+        let t = self.transports.get_mut(&key)?;
+        if !t.sniffed && !t.frozen {
+            // ICE-lite answers only once it knows the remote ufrag, and mediasoup-client never
+            // sends it: take it from the request.
+            t.rtc.direct_api().set_remote_ice_credentials(IceCreds { ufrag: remote.to_string(), pass: String::new() });
+            t.sniffed = true;
+        }
+        self.by_addr.insert(src, key);
+        Some(key)
+    }
+
+    /// Polls every transport marked dirty until none is left, then sends what they produced.
+    fn flush(&mut self, now: Instant) {
         for _round in 0..16 {
             if self.dirty.is_empty() {
-                return;
+                break;
             }
-            let mut ids = std::mem::take(&mut self.dirty);
-            ids.sort();
-            ids.dedup();
-            for id in ids {
-                self.poll(&id);
+            std::mem::swap(&mut self.dirty, &mut self.polling);
+            self.polling.sort_unstable();
+            self.polling.dedup();
+            for i in 0..self.polling.len() {
+                let key = self.polling[i];
+                self.poll(key, now);
             }
+            self.polling.clear();
         }
+        self.out.send(&self.socket);
     }
 
-    fn poll(&mut self, id: &TransportId) {
-        let mut events = Vec::new();
-        {
-            let Worker { transports, socket, stats, .. } = self;
-            let Some(t) = transports.get_mut(id) else { return };
-            loop {
-                match t.rtc.poll_output() {
-                    Ok(Output::Timeout(at)) => {
-                        t.next_timeout = at;
-                        break;
-                    }
-                    Ok(Output::Transmit(tx)) => {
-                        stats.packets_out += 1;
-                        stats.bytes_out += tx.contents.len() as u64;
-                        if let Err(e) = socket.send_to(&tx.contents, tx.destination) {
-                            tracing::debug!(transport = %id, "send_to {}: {e}", tx.destination);
-                        }
-                    }
-                    Ok(Output::Event(e)) => events.push(e),
-                    Err(e) => {
-                        tracing::debug!(transport = %id, "poll_output: {e}");
-                        t.next_timeout = Instant::now() + Duration::from_millis(50);
-                        break;
-                    }
+    fn poll(&mut self, key: Key, now: Instant) {
+        let Worker { transports, out, stats, next_due, dead, events, .. } = self;
+        let Some(t) = transports.get_mut(&key) else { return };
+        if std::mem::take(&mut t.needs_tick) {
+            if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(transport = %t.id, "timeout: {e}");
+            }
+        }
+        loop {
+            match t.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    t.next_timeout = at;
+                    break;
+                }
+                Ok(Output::Transmit(tx)) => {
+                    stats.packets_out += 1;
+                    stats.bytes_out += tx.contents.len() as u64;
+                    out.push(tx.destination, tx.contents.into());
+                }
+                Ok(Output::Event(e)) => events.push(e),
+                Err(e) => {
+                    tracing::debug!(transport = %t.id, "poll_output: {e}");
+                    t.next_timeout = now + Duration::from_millis(50);
+                    break;
                 }
             }
         }
-        for e in events {
-            self.on_event(id, e);
+        *next_due = (*next_due).min(t.next_timeout);
+        if !t.rtc.is_alive() {
+            dead.push(key);
         }
+        let mut events = std::mem::take(events);
+        for e in events.drain(..) {
+            self.on_event(key, e, now);
+        }
+        self.events = events;
     }
 
-    fn on_event(&mut self, tid: &TransportId, event: Event) {
+    fn on_event(&mut self, tkey: Key, event: Event, now: Instant) {
         match event {
-            Event::RtpPacket(p) => self.forward(tid, p),
+            Event::RtpPacket(p) => self.forward(tkey, p, now),
             Event::KeyframeRequest(r) => {
-                let producer = self.transports.get(tid).and_then(|t| {
-                    t.consumers.iter().filter_map(|c| self.consumers.get(c)).find(|c| c.mid == r.mid).map(|c| c.producer.clone())
+                let producer = self.transports.get(&tkey).and_then(|t| {
+                    t.consumers.iter().filter_map(|c| self.consumers.get(c)).find(|c| c.mid == r.mid).map(|c| c.producer)
                 });
                 if let Some(p) = producer {
-                    self.request_keyframe(&p, false);
+                    self.request_keyframe(p, false, now);
                 }
             }
             Event::Connected => {
-                tracing::debug!(transport = %tid, "DTLS connected");
-                let producers: Vec<ProducerId> = self
-                    .transports
-                    .get(tid)
-                    .map(|t| {
-                        t.consumers
-                            .iter()
-                            .filter_map(|c| self.consumers.get(c))
-                            .filter(|c| !c.paused && c.kind == MediaKind::Video)
-                            .map(|c| c.producer.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let Some(t) = self.transports.get(&tkey) else { return };
+                tracing::debug!(transport = %t.id, "DTLS connected");
+                let producers: Vec<Key> = t
+                    .consumers
+                    .iter()
+                    .filter_map(|c| self.consumers.get(c))
+                    .filter(|c| !c.paused && c.kind == MediaKind::Video)
+                    .map(|c| c.producer)
+                    .collect();
                 for p in producers {
-                    self.request_keyframe(&p, true);
+                    self.request_keyframe(p, true, now);
                 }
             }
-            Event::IceConnectionStateChange(state) => tracing::debug!(transport = %tid, ?state, "ICE state"),
+            Event::IceConnectionStateChange(state) => {
+                if let Some(t) = self.transports.get(&tkey) {
+                    tracing::debug!(transport = %t.id, ?state, "ICE state");
+                }
+            }
             _ => {}
         }
     }
 
-    /// Fan-out of one producer packet to its consumers (SSRC, PT and sequence rewritten).
-    fn forward(&mut self, tid: &TransportId, packet: RtpPacket) {
-        let Some(t) = self.transports.get(tid) else { return };
-        let Some(pid) = t.producers.iter().find(|p| self.producers.get(*p).is_some_and(|p| p.ssrc == packet.header.ssrc)).cloned()
-        else {
+    /// Fan-out of one producer packet to its consumers (SSRC, PT and sequence rewritten). The
+    /// consumers' Rtcs only queue it: their transports are ticked and polled by the flush.
+    fn forward(&mut self, tkey: Key, packet: RtpPacket, now: Instant) {
+        let Worker { transports, plain, producers, consumers, stats, dirty, out, .. } = self;
+        let Some(t) = transports.get(&tkey) else { return };
+        let Some(pkey) = t.producers.iter().copied().find(|p| producers.get(p).is_some_and(|p| p.ssrc == packet.header.ssrc)) else {
             return;
         };
-        let Some(producer) = self.producers.get(&pid) else { return };
+        let Some(producer) = producers.get(&pkey) else { return };
         if producer.paused {
             return;
         }
-        let Some(&router_pt) = producer.pt_map.get(&*packet.header.payload_type) else { return };
+        let Some(router_pt) = producer.router_pt(*packet.header.payload_type) else { return };
         let video = producer.kind == MediaKind::Video;
-        let consumers = producer.consumers.clone();
         let ext = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -697,36 +795,16 @@ impl Worker {
         };
         let seq = *packet.seq_no;
         let mut want_keyframe = false;
-        for cid in consumers {
-            let Some(c) = self.consumers.get_mut(&cid) else { continue };
+        for ckey in &producer.consumers {
+            let Some(c) = consumers.get_mut(ckey) else { continue };
             if c.paused || !c.pts.contains(&router_pt) {
                 continue;
             }
-            if let Some(plain) = self.plain.get(&c.transport) {
-                if c.awaiting_keyframe {
-                    if !starts_keyframe(&c.mime, &packet.payload) {
-                        want_keyframe = true;
-                        continue;
-                    }
-                    c.awaiting_keyframe = false;
-                }
-                if packet.payload.is_empty() {
-                    c.seq.skip(seq);
-                    continue;
-                }
-                let Some(out) = c.seq.rewrite(seq) else { continue };
-                rtp_packet(router_pt, out as u16, packet.header.timestamp, *c.ssrc, packet.header.marker, &packet.payload, &mut self.scratch);
-                match self.socket.send_to(&self.scratch, plain.remote) {
-                    Ok(n) => {
-                        self.stats.packets_out += 1;
-                        self.stats.bytes_out += n as u64;
-                        self.stats.rtp_forwarded += 1;
-                    }
-                    Err(e) => tracing::debug!(consumer = %cid, "plain send: {e}"),
-                }
+            if let Some(p) = plain.get(&c.transport) {
+                want_keyframe |= forward_plain(c, p.remote, router_pt, &packet, out, stats);
                 continue;
             }
-            let Some(t) = self.transports.get_mut(&c.transport) else { continue };
+            let Some(t) = transports.get_mut(&c.transport) else { continue };
             if !t.is_connected() {
                 continue; // do not burn sequence numbers before SRTP is up
             }
@@ -734,21 +812,45 @@ impl Worker {
                 c.seq.skip(seq);
                 continue;
             }
-            let Some(out) = c.seq.rewrite(seq) else { continue };
+            let Some(out_seq) = c.seq.rewrite(seq) else { continue };
             let mut api = t.rtc.direct_api();
             let Some(tx) = api.stream_tx(&c.ssrc) else { continue };
+            // str0m keeps the payload (for retransmissions), so each consumer needs its own copy.
             tx.write_rtp(
-                RtpWrite::new(Pt::from(router_pt), out.into(), packet.header.timestamp, packet.timestamp, packet.payload.clone())
+                RtpWrite::new(Pt::from(router_pt), out_seq.into(), packet.header.timestamp, packet.timestamp, packet.payload.clone())
                     .marker(packet.header.marker)
                     .ext_vals(ext.clone())
                     .nackable(video),
             );
-            let _ = t.rtc.handle_input(Input::Timeout(Instant::now()));
-            self.stats.rtp_forwarded += 1;
-            self.dirty.push(c.transport.clone());
+            t.needs_tick = true;
+            stats.rtp_forwarded += 1;
+            dirty.push(c.transport);
         }
         if want_keyframe {
-            self.request_keyframe(&pid, false);
+            self.request_keyframe(pkey, false, now);
         }
     }
+}
+
+/// One packet to a plain (recording) consumer: raw RTP into the send batch. Returns whether the
+/// consumer is still waiting for a keyframe (so one should be requested).
+fn forward_plain(c: &mut Consumer, remote: SocketAddr, router_pt: u8, packet: &RtpPacket, out: &mut SendBatch, stats: &mut EngineStats) -> bool {
+    if c.awaiting_keyframe {
+        if !starts_keyframe(&c.mime, &packet.payload) {
+            return true;
+        }
+        c.awaiting_keyframe = false;
+    }
+    if packet.payload.is_empty() {
+        c.seq.skip(*packet.seq_no);
+        return false;
+    }
+    let Some(seq) = c.seq.rewrite(*packet.seq_no) else { return false };
+    let mut datagram = Vec::with_capacity(12 + packet.payload.len());
+    rtp_packet(router_pt, seq as u16, packet.header.timestamp, *c.ssrc, packet.header.marker, &packet.payload, &mut datagram);
+    stats.packets_out += 1;
+    stats.bytes_out += datagram.len() as u64;
+    stats.rtp_forwarded += 1;
+    out.push(remote, datagram);
+    false
 }

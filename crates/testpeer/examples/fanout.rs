@@ -69,9 +69,11 @@ fn main() {
             Some((t0, f0)) if now.duration_since(t0) >= end_after => {
                 let s = rt.block_on(engine.stats()).expect("stats");
                 let secs = now.duration_since(t0).as_secs_f64();
+                // forwarded_total counts from the start: divide the worker's instruction count by it.
                 println!(
-                    "consumers={consumers} publisher_pps={pps} forwarded_pps={:.0} seconds={secs:.1}",
-                    (s.rtp_forwarded - f0) as f64 / secs
+                    "consumers={consumers} publisher_pps={pps} forwarded_pps={:.0} seconds={secs:.1} forwarded_total={}",
+                    (s.rtp_forwarded - f0) as f64 / secs,
+                    s.rtp_forwarded
                 );
                 return;
             }

@@ -101,6 +101,12 @@ impl ClientTransport {
     /// Builds the client for `options` (the server's transportOptions JSON); returns it and the
     /// dtlsParameters to send with `connectTransport`.
     pub fn new(options: &Value, send: bool) -> Result<(ClientTransport, Value), String> {
+        Self::with_bwe(options, send, send)
+    }
+
+    /// As [`ClientTransport::new`]; `bwe` turns str0m's bandwidth estimation (and its pacer) on.
+    /// Load runs leave it off so that the client's pacer adds no delay of its own.
+    pub fn with_bwe(options: &Value, send: bool, bwe: bool) -> Result<(ClientTransport, Value), String> {
         let id = options["id"].as_str().ok_or("options.id")?.to_string();
         let ice = &options["iceParameters"];
         let creds = IceCreds {
@@ -138,7 +144,7 @@ impl ClientTransport {
         for (i, e) in exts {
             cfg = cfg.set_extension(i, e);
         }
-        if send {
+        if bwe {
             cfg = cfg.enable_bwe(Some(Bitrate::kbps(300)));
         }
         let opus = FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() };
@@ -162,6 +168,11 @@ impl ClientTransport {
         Ok((ClientTransport { id, rtc, socket, local, drop_pct: 0, dropped: 0 }, dtls))
     }
 
+    /// The Rtc, its socket (non-blocking) and local address, for callers with their own loop.
+    pub fn into_parts(self) -> (Rtc, UdpSocket, SocketAddr) {
+        (self.rtc, self.socket, self.local)
+    }
+
     /// Sends what the Rtc wants to send, feeds what arrived; returns the events.
     pub fn pump(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
@@ -170,8 +181,16 @@ impl ClientTransport {
             if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) {
                 let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
             }
+            // In RTP mode str0m keeps one received packet for the next poll_output: poll after
+            // every datagram or the next one overwrites it.
+            self.poll_into(&mut events);
         }
         let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+        self.poll_into(&mut events);
+        events
+    }
+
+    fn poll_into(&mut self, events: &mut Vec<Event>) {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
@@ -186,7 +205,6 @@ impl ClientTransport {
                 Ok(Output::Timeout(_)) | Err(_) => break,
             }
         }
-        events
     }
 }
 

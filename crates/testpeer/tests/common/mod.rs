@@ -31,10 +31,15 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn new(engine: &Engine, router: &RouterId) -> Publisher {
+        Self::with_bwe(engine, router, true).await
+    }
+
+    /// `bwe: false` turns off the client's bandwidth estimation and pacer: packets leave in bursts.
+    pub async fn with_bwe(engine: &Engine, router: &RouterId, bwe: bool) -> Publisher {
         let caps = send_rtp_capabilities(engine.rtp_capabilities());
         let options = engine.create_webrtc_transport(router.clone(), Direction::Send, Some(caps)).await.unwrap();
         let options = serde_json::to_value(&options).unwrap();
-        let (transport, dtls) = ClientTransport::new(&options, true).unwrap();
+        let (transport, dtls) = ClientTransport::with_bwe(&options, true, bwe).unwrap();
         let tid = serde_json::from_value(options["id"].clone()).unwrap();
         engine.connect_transport(tid, serde_json::from_value(dtls).unwrap()).await.unwrap();
         Publisher { transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false }

@@ -1,0 +1,215 @@
+//! Load tool: R rooms of P publishers and S subscribers over real UDP on loopback against an
+//! Atome server (and, for comparison, Janus VideoRoom), started here as child processes pinned to
+//! their own cores. Prints forwarded packets/s, server CPU per packet, loss, latency,
+//! join-to-first-packet time and server memory per consumer; `--json` for machine comparison.
+//!
+//!     cargo run --release -p loadgen -- --rooms 4 --publishers 2 --subscribers 10 --targets atome,janus
+mod atome;
+mod janus;
+mod media;
+mod plan;
+mod report;
+mod server;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use serde_json::json;
+
+use media::Control;
+use plan::{Plan, Setup};
+use report::{Figures, ServerReadings};
+use server::ServerProcess;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Atome,
+    Janus,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Forwarding load on loopback: rooms of publishers and subscribers, figures per server")]
+struct Args {
+    #[arg(long, default_value_t = 2)]
+    rooms: usize,
+    #[arg(long, default_value_t = 2)]
+    publishers: usize,
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Video bitrate per publisher.
+    #[arg(long, default_value_t = 1000)]
+    video_kbps: u32,
+    #[arg(long, default_value_t = 40)]
+    audio_kbps: u32,
+    /// Largest video RTP payload.
+    #[arg(long, default_value_t = 1100)]
+    packet_bytes: usize,
+    /// Measurement window.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Time between the last join and the window.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Servers to measure, one after the other.
+    #[arg(long, value_delimiter = ',', default_value = "atome")]
+    targets: Vec<Target>,
+    /// The atome binary (default: next to this one).
+    #[arg(long)]
+    atome_bin: Option<PathBuf>,
+    #[arg(long, default_value = "janus")]
+    janus_bin: PathBuf,
+    /// CPUs the server runs on (taskset list); its worker count follows.
+    #[arg(long, default_value = "0")]
+    server_cpus: String,
+    /// CPUs this load tool runs on.
+    #[arg(long, default_value = "1")]
+    client_cpus: String,
+    /// Run without pinning (server workers = all cores).
+    #[arg(long)]
+    no_pin: bool,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn cpu_count(list: &str) -> usize {
+    list.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => b.trim().parse::<usize>().unwrap_or(0).saturating_sub(a.trim().parse().unwrap_or(0)) + 1,
+            None => 1,
+        })
+        .sum::<usize>()
+        .max(1)
+}
+
+fn log(json: bool, msg: &str) {
+    if json {
+        eprintln!("{msg}");
+    } else {
+        println!("{msg}");
+    }
+}
+
+fn main() -> Result<(), String> {
+    let args = Args::parse();
+    if !args.no_pin {
+        let ok = std::process::Command::new("taskset")
+            .args(["-cp", &args.client_cpus, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err("taskset failed (util-linux); run with --no-pin".into());
+        }
+    }
+    media::now_ns(); // fixes the clock origin before any peer stamps a packet
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let plan = Plan::new(args.rooms, args.publishers, args.subscribers, args.video_kbps, args.audio_kbps, args.packet_bytes);
+    let mut results = Vec::new();
+    for target in &args.targets {
+        let figures = rt.block_on(run_target(*target, &args, &plan))?;
+        if !args.json {
+            figures.print();
+        }
+        results.push(figures);
+    }
+    let ratio = comparison(&results);
+    if let Some(r) = &ratio {
+        if !args.json {
+            println!("== janus / atome: CPU per forwarded packet x{:.2}, latency p50 x{:.2}, p99 x{:.2}", r["cpu_per_packet"], r["latency_p50"], r["latency_p99"]);
+        }
+    }
+    if args.json {
+        let doc = json!({"runs": results, "janus_over_atome": ratio});
+        println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+fn comparison(results: &[Figures]) -> Option<serde_json::Value> {
+    let a = results.iter().find(|f| f.target == "atome")?;
+    let j = results.iter().find(|f| f.target == "janus")?;
+    Some(json!({
+        "cpu_per_packet": j.server_cpu_seconds_per_million_packets / a.server_cpu_seconds_per_million_packets,
+        "latency_p50": j.latency_p50_ms / a.latency_p50_ms,
+        "latency_p99": j.latency_p99_ms / a.latency_p99_ms,
+    }))
+}
+
+async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures, String> {
+    let cpus = (!args.no_pin).then_some(args.server_cpus.as_str());
+    let cores = if args.no_pin { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cpu_count(&args.server_cpus) };
+    let ctl = Arc::new(Control::default());
+    let name = match target {
+        Target::Atome => "atome",
+        Target::Janus => "janus",
+    };
+    log(args.json, &format!("{name}: starting the server"));
+    let (mut server, base) = match target {
+        Target::Atome => {
+            let bin = match &args.atome_bin {
+                Some(b) => b.clone(),
+                None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("atome"),
+            };
+            atome::start(&bin, cores, cpus).await?
+        }
+        Target::Janus => janus::start(&args.janus_bin, cpus).await?,
+    };
+    let rss_idle = server.rss_bytes()?;
+    let started = Instant::now();
+    let setup = match target {
+        Target::Atome => atome::setup(&base, plan, &ctl).await,
+        Target::Janus => janus::setup(&base, plan, &ctl).await,
+    };
+    let setup = setup.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?;
+    log(args.json, &format!("{name}: {} peers joined in {:.1} s; warm-up {} s, window {} s", setup.publishers.len() + setup.subscribers.len(), started.elapsed().as_secs_f64(), args.warmup, args.seconds));
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let window = measure(&mut server, &ctl, Duration::from_secs(args.seconds)).await?;
+    let readings = ServerReadings { cores, cpu_seconds: window.server_cpu, client_cpu_seconds: window.client_cpu, rss_idle, rss_load: server.rss_bytes()?, threads: server.threads() };
+    if target == Target::Atome {
+        if let Some(h) = atome::health(&base).await {
+            log(args.json, &format!("atome: server counters {}", h["media"]));
+        }
+    }
+    let (publishers, subscribers) = finish(setup, &ctl).await;
+    server.check_alive()?;
+    Ok(report::aggregate(name, plan, window.seconds, &publishers, &subscribers, &readings))
+}
+
+/// The measurement window: its length and the CPU seconds of the server and of this tool in it.
+async fn measure(server: &mut ServerProcess, ctl: &Control, length: Duration) -> Result<Window, String> {
+    server.check_alive()?;
+    let cpu0 = server.cpu_seconds()?;
+    let own0 = server::cpu_seconds("self")?;
+    let t0 = Instant::now();
+    ctl.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(length).await;
+    ctl.measuring.store(false, Ordering::Relaxed);
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds()? - cpu0;
+    let own = server::cpu_seconds("self")? - own0;
+    Ok(Window { seconds, server_cpu: cpu, client_cpu: own })
+}
+
+struct Window {
+    seconds: f64,
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+async fn finish(setup: Setup, ctl: &Control) -> (Vec<media::PeerReport>, Vec<media::PeerReport>) {
+    ctl.stop.store(true, Ordering::Relaxed);
+    let mut publishers = Vec::new();
+    for h in setup.publishers {
+        publishers.push(h.await.unwrap_or_default());
+    }
+    let mut subscribers = Vec::new();
+    for h in setup.subscribers {
+        subscribers.push(h.await.unwrap_or_default());
+    }
+    drop(setup.keep);
+    (publishers, subscribers)
+}

@@ -1,0 +1,43 @@
+//! What a run builds (rooms x publishers x subscribers, the tracks' shape) and what a target
+//! driver hands back once every peer is set up.
+use std::any::Any;
+use std::time::Duration;
+
+use str0m::media::MediaKind;
+use tokio::task::JoinHandle;
+
+use crate::media::{PeerReport, SourceSpec};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub rooms: usize,
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub video: SourceSpec,
+    pub audio: SourceSpec,
+}
+
+impl Plan {
+    pub fn new(rooms: usize, publishers: usize, subscribers: usize, video_kbps: u32, audio_kbps: u32, packet_bytes: usize) -> Plan {
+        let video = SourceSpec { kind: MediaKind::Video, kbps: video_kbps, packet_bytes, fps: 30, keyframe_every: Duration::from_secs(2) };
+        let audio = SourceSpec { kind: MediaKind::Audio, kbps: audio_kbps, packet_bytes, fps: 50, keyframe_every: Duration::ZERO };
+        Plan { rooms, publishers, subscribers, video, audio }
+    }
+
+    /// Streams forwarded to subscribers: each receives every publisher's audio and video.
+    pub fn consumers(&self) -> usize {
+        self.rooms * self.subscribers * self.publishers * 2
+    }
+
+    /// Test phone number of peer `i` in room `r` (valid French mobile numbers, never dialled).
+    pub fn phone(room: usize, i: usize) -> String {
+        format!("+3361{:03}{:04}", room % 1000, i % 10_000)
+    }
+}
+
+/// Every peer running, with what must stay alive for the run (signaling sessions).
+pub struct Setup {
+    pub publishers: Vec<JoinHandle<PeerReport>>,
+    pub subscribers: Vec<JoinHandle<PeerReport>>,
+    pub keep: Vec<Box<dyn Any>>,
+}
