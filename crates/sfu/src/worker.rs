@@ -49,6 +49,12 @@ pub(crate) enum Command {
 
 /// Keyframe requests reach a producer at most this often (unless forced by a resume).
 const KEYFRAME_THROTTLE: Duration = Duration::from_secs(1);
+/// What a consumer keeps to answer NACKs. str0m's default (2,000 packets, 3 s) costs ~400 KiB per
+/// 1 Mbit/s video consumer; a retransmission older than 1 s arrives too late to be played anyway.
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
+const RTX_CACHE_PACKETS: usize = 500;
+/// Share of a consumer's bitrate retransmissions may take (str0m's default).
+const RTX_RATIO_CAP: f32 = 0.15;
 /// Longest sleep of the loop: bounds the latency of commands.
 const MAX_SLEEP: Duration = Duration::from_millis(5);
 /// Shortest sleep when the socket is idle, so a timeout str0m keeps at "now" cannot make us spin.
@@ -451,7 +457,8 @@ impl Worker {
             let mut api = t.rtc.direct_api();
             let str_kind = if p.kind == MediaKind::Audio { StrMediaKind::Audio } else { StrMediaKind::Video };
             api.declare_media(mid, str_kind);
-            api.declare_stream_tx(Ssrc::from(ssrc), rtx, mid, None);
+            let tx = api.declare_stream_tx(Ssrc::from(ssrc), rtx, mid, None);
+            tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
         }
         t.consumers.push(key);
         let kind = p.kind;
