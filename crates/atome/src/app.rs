@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::any;
 use axum::Router;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -88,7 +88,8 @@ impl App {
         router = match web_dir(&core.config) {
             Some(dir) => {
                 tracing::info!(dir = %dir.display(), "serving the web client");
-                router.fallback_service(ServeDir::new(dir).fallback(get(not_found)))
+                // Unknown routes are 404 in our shape for every method, not ServeDir's bare 405.
+                router.fallback_service(ServeDir::new(dir).call_fallback_on_method_not_allowed(true).fallback(any(not_found)))
             }
             None => router.fallback(not_found),
         };

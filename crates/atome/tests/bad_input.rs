@@ -63,6 +63,26 @@ async fn unknown_ids_and_routes_are_404() {
 }
 
 #[tokio::test]
+async fn with_the_web_client_served_unknown_routes_are_still_404_for_every_method() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html><title>t</title>").unwrap();
+    let dir = web.path().to_path_buf();
+    let s = TestServer::start_with(move |c| {
+        c.web_dir = Some(dir);
+        c.dev_auth = false;
+    })
+    .await;
+    let page = s.http.get(format!("{}/index.html", s.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("<title>t</title>"));
+    // Dev login switched off: its route does not exist, whatever the method.
+    let r = s.post("/auth/dev-login", None, json!({"phone_e164": "+33611111111"})).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    let r = s.get("/no/such/file.js", None).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
 async fn wrong_method_is_an_error_in_our_shape() {
     let s = TestServer::start().await;
     let r = s.get("/auth/otp/request", None).await;
