@@ -27,7 +27,7 @@ pub async fn start(bin: &Path, workers: usize, cpus: Option<&str>) -> Result<(Se
     .map(|s| s.to_string())
     .collect();
     let envs = [
-        ("RUST_LOG", std::env::var("LOADGEN_SERVER_LOG").unwrap_or_else(|_| "warn".into())),
+        ("RUST_LOG", "warn".to_string()),
         ("ATOME_JOINS_PER_MINUTE", "1000000".to_string()),
         ("ATOME_JOINS_PER_IP_MINUTE", "1000000".to_string()),
         ("ATOME_TRANSPORTS_PER_MINUTE", "1000".to_string()),

@@ -62,8 +62,9 @@ impl Key {
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// FxHash-style hasher (a rotate, xor and multiply per word) for the maps the packet path reads:
-/// keys and peer addresses. Only for keys the network cannot choose freely (SipHash's
-/// flooding resistance is not needed there).
+/// keys and peer addresses. Only for keys the network cannot choose freely: a peer address is
+/// entered only after a binding request carrying one of our own ufrags (so SipHash's flooding
+/// resistance is not needed there).
 #[derive(Default)]
 pub(crate) struct FastHasher(u64);
 
