@@ -85,7 +85,9 @@ async function readCode(dataDir, phone) {
   for (let i = 0; i < 50; i++) {
     const file = path.join(dataDir, 'sms_outbox.jsonl');
     if (fs.existsSync(file)) {
-      const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      // Only complete lines: the server may have created the file and not yet written its line.
+      const text = fs.readFileSync(file, 'utf8');
+      const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean).map((l) => JSON.parse(l));
       const mine = lines.filter((l) => l.phone_e164 === phone);
       if (mine.length) return mine.at(-1).code;
     }
