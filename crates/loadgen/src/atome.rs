@@ -1,5 +1,6 @@
 //! Drives an Atome server the way the browser client does: dev login, a public room per room of
 //! the plan, join over HTTP, then the WebSocket protocol (transports, produce, consume, resume).
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,9 +85,9 @@ async fn transport(ws: &mut Ws, send: Option<&RtpCapabilities>) -> Result<Client
     Ok(t)
 }
 
-pub async fn setup(base: &str, plan: &Plan, ctl: &Arc<Control>) -> Result<Setup, String> {
+pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Control>) -> Result<Setup, String> {
     let mut setup = Setup { publishers: Vec::new(), subscribers: Vec::new(), keep: Vec::new() };
-    for r in 0..plan.rooms {
+    for r in rooms {
         let owner = dev_login(base, &Plan::phone(r, 0), "owner").await?;
         let room = api(&owner, reqwest::Method::POST, format!("{base}/rooms"), json!({"visibility": "public"})).await?;
         let room = room["room_id"].as_str().ok_or("no room_id")?.to_string();

@@ -4,6 +4,7 @@
 //!
 //! Janus gathers no loopback candidate (libnice skips `lo`): it announces the host's first
 //! address, and the clients bind that address too; the kernel still routes it over `lo`.
+use std::ops::Range;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
@@ -166,10 +167,10 @@ fn client_rtc(ip: IpAddr) -> Result<(Rtc, UdpSocket), String> {
     Ok((rtc, socket))
 }
 
-pub async fn setup(base: &str, plan: &Plan, ctl: &Arc<Control>) -> Result<Setup, String> {
+pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Control>) -> Result<Setup, String> {
     let ip = host_ip()?;
     let mut setup = Setup { publishers: Vec::new(), subscribers: Vec::new(), keep: Vec::new() };
-    for r in 0..plan.rooms {
+    for r in rooms {
         let room = 1000 + r as u64;
         let mut feeds = Vec::new();
         for p in 0..plan.publishers {

@@ -160,15 +160,25 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
     };
     let rss_idle = server.rss_bytes()?;
     let started = Instant::now();
-    let setup = match target {
-        Target::Atome => atome::setup(&base, plan, &ctl).await,
-        Target::Janus => janus::setup(&base, plan, &ctl).await,
-    };
-    let setup = setup.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?;
-    log(args.json, &format!("{name}: {} peers joined in {:.1} s; warm-up {} s, window {} s", setup.publishers.len() + setup.subscribers.len(), started.elapsed().as_secs_f64(), args.warmup, args.seconds));
+    let mut waited = Duration::ZERO;
+    // Memory per consumer is read as growth beyond the first room, once it has run for the
+    // warm-up: what the server loads once (number metadata, database cache, threads) is not
+    // a consumer's cost.
+    let first = if plan.rooms >= 2 { 1 } else { plan.rooms };
+    let mut setup = setup_rooms(target, &base, plan, 0..first, &ctl).await.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?;
+    let mut rss_first_room = None;
+    if first < plan.rooms {
+        tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+        waited = Duration::from_secs(args.warmup);
+        rss_first_room = Some(server.rss_bytes()?);
+        log(args.json, &format!("{name}: first room running, {:.1} MiB resident; the other rooms join", rss_first_room.unwrap_or(0) as f64 / 1048576.0));
+        let rest = setup_rooms(target, &base, plan, first..plan.rooms, &ctl).await;
+        setup.extend(rest.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?);
+    }
+    log(args.json, &format!("{name}: {} peers joined in {:.1} s; warm-up {} s, window {} s", setup.publishers.len() + setup.subscribers.len(), (started.elapsed() - waited).as_secs_f64(), args.warmup, args.seconds));
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let window = measure(&mut server, &ctl, Duration::from_secs(args.seconds)).await?;
-    let readings = ServerReadings { cores, cpu_seconds: window.server_cpu, client_cpu_seconds: window.client_cpu, rss_idle, rss_load: server.rss_bytes()?, threads: server.threads() };
+    let readings = ServerReadings { cores, cpu_seconds: window.server_cpu, client_cpu_seconds: window.client_cpu, rss_idle, rss_first_room, rss_load: server.rss_bytes()?, threads: server.threads() };
     if target == Target::Atome {
         if let Some(h) = atome::health(&base).await {
             log(args.json, &format!("atome: server counters {}", h["media"]));
@@ -177,6 +187,13 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
     let (publishers, subscribers) = finish(setup, &ctl).await;
     server.check_alive()?;
     Ok(report::aggregate(name, plan, window.seconds, &publishers, &subscribers, &readings))
+}
+
+async fn setup_rooms(target: Target, base: &str, plan: &Plan, rooms: std::ops::Range<usize>, ctl: &Arc<Control>) -> Result<Setup, String> {
+    match target {
+        Target::Atome => atome::setup(base, plan, rooms, ctl).await,
+        Target::Janus => janus::setup(base, plan, rooms, ctl).await,
+    }
 }
 
 /// The measurement window: its length and the CPU seconds of the server and of this tool in it.

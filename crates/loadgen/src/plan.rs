@@ -41,3 +41,11 @@ pub struct Setup {
     pub subscribers: Vec<JoinHandle<PeerReport>>,
     pub keep: Vec<Box<dyn Any>>,
 }
+
+impl Setup {
+    pub fn extend(&mut self, other: Setup) {
+        self.publishers.extend(other.publishers);
+        self.subscribers.extend(other.subscribers);
+        self.keep.extend(other.keep);
+    }
+}

@@ -30,8 +30,13 @@ pub struct Figures {
     pub join_to_first_packet_p99_ms: f64,
     pub subscribers_without_media: usize,
     pub server_rss_idle_bytes: u64,
+    /// With two rooms or more: resident memory once the first room has run for the warm-up.
+    pub server_rss_first_room_bytes: Option<u64>,
     pub server_rss_load_bytes: u64,
+    /// Growth per consumer beyond the first room (from idle with a single room).
     pub server_rss_per_consumer_bytes: f64,
+    /// Growth per consumer from the idle server, one-time costs included.
+    pub server_rss_per_consumer_from_idle_bytes: f64,
     pub server_threads: usize,
     /// This tool's own CPU use (all its peers on its cores): near 100% means the figures are
     /// bounded by the clients, not by the server.
@@ -44,6 +49,7 @@ pub struct ServerReadings {
     pub cpu_seconds: f64,
     pub client_cpu_seconds: f64,
     pub rss_idle: u64,
+    pub rss_first_room: Option<u64>,
     pub rss_load: u64,
     pub threads: usize,
 }
@@ -95,8 +101,13 @@ pub fn aggregate(target: &str, plan: &Plan, seconds: f64, publishers: &[PeerRepo
         join_to_first_packet_p99_ms: percentile(&joins, 0.99) / 1000.0,
         subscribers_without_media: subscribers.iter().filter(|s| s.first_packet.is_none()).count(),
         server_rss_idle_bytes: server.rss_idle,
+        server_rss_first_room_bytes: server.rss_first_room,
         server_rss_load_bytes: server.rss_load,
-        server_rss_per_consumer_bytes: server.rss_load.saturating_sub(server.rss_idle) as f64 / consumers.max(1) as f64,
+        server_rss_per_consumer_bytes: match server.rss_first_room {
+            Some(first) => server.rss_load.saturating_sub(first) as f64 / (consumers - consumers / plan.rooms).max(1) as f64,
+            None => server.rss_load.saturating_sub(server.rss_idle) as f64 / consumers.max(1) as f64,
+        },
+        server_rss_per_consumer_from_idle_bytes: server.rss_load.saturating_sub(server.rss_idle) as f64 / consumers.max(1) as f64,
         server_threads: server.threads,
         client_cpu_percent: 100.0 * server.client_cpu_seconds / seconds,
     }
@@ -111,6 +122,9 @@ impl Figures {
         println!("  latency           p50 {:.2} ms, p99 {:.2} ms (publisher write -> subscriber decrypt)", self.latency_p50_ms, self.latency_p99_ms);
         println!("  join->1st packet  p50 {:.0} ms, p99 {:.0} ms ({} subscribers without media)", self.join_to_first_packet_p50_ms, self.join_to_first_packet_p99_ms, self.subscribers_without_media);
         println!("  load tool CPU     {:>10.1} % of one core", self.client_cpu_percent);
-        println!("  server memory     {:.1} MiB idle, {:.1} MiB loaded, {:.1} KiB per consumer, {} threads", self.server_rss_idle_bytes as f64 / 1048576.0, self.server_rss_load_bytes as f64 / 1048576.0, self.server_rss_per_consumer_bytes / 1024.0, self.server_threads);
+        let mib = |b: u64| b as f64 / 1048576.0;
+        let first = self.server_rss_first_room_bytes.map(|b| format!("{:.1} MiB with one room, ", mib(b))).unwrap_or_default();
+        println!("  server memory     {:.1} MiB idle, {first}{:.1} MiB loaded, {} threads", mib(self.server_rss_idle_bytes), mib(self.server_rss_load_bytes), self.server_threads);
+        println!("  memory/consumer   {:>10.1} KiB ({}; {:.1} KiB counted from idle)", self.server_rss_per_consumer_bytes / 1024.0, if first.is_empty() { "from idle" } else { "growth beyond the first room" }, self.server_rss_per_consumer_from_idle_bytes / 1024.0);
     }
 }
