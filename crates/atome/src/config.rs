@@ -49,6 +49,10 @@ pub struct Config {
     /// First UDP port of the media workers (worker i uses port + i; 0 = free ports).
     #[arg(long, env = "ATOME_RTC_PORT", default_value_t = 40000)]
     pub rtc_port: u16,
+    /// How long video consumers keep sent packets to answer NACKs, in milliseconds (50-5000).
+    /// Longer survives longer round trips; each 100 ms costs ~11 KiB per 1 Mbit/s video consumer.
+    #[arg(long, env = "ATOME_NACK_HISTORY_MS", default_value_t = sfu::EngineConfig::DEFAULT_NACK_HISTORY.as_millis() as u16, value_parser = clap::value_parser!(u16).range(50..=5000))]
+    pub nack_history_ms: u16,
     /// Where one-time codes are sent.
     #[arg(long, env = "ATOME_SMS_SENDER", value_enum, default_value = "log")]
     pub sms_sender: SmsSenderKind,

@@ -15,6 +15,7 @@ mod worker;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -38,6 +39,16 @@ pub struct EngineConfig {
     /// Worker i binds `base_port + i`; 0 binds free ports.
     pub base_port: u16,
     pub media_codecs: Vec<RtpCodecCapability>,
+    /// How long a video consumer keeps what it sent, to answer the receiver's NACKs
+    /// ([`EngineConfig::DEFAULT_NACK_HISTORY`]). The largest part of a consumer's memory:
+    /// ~55 KiB per 1 Mbit/s of video at 500 ms.
+    pub nack_history: Duration,
+}
+
+impl EngineConfig {
+    /// Enough for two retransmission rounds at 150 ms of round trip (Janus keeps 200 ms at
+    /// least, growing with the round trip; libwebrtc about 1 s).
+    pub const DEFAULT_NACK_HISTORY: Duration = Duration::from_millis(500);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +157,7 @@ impl Engine {
             let local = socket.local_addr().map_err(|source| EngineError::Bind { addr, source })?;
             let announced = SocketAddr::new(config.announced_ip, local.port());
             let (tx, rx) = std_mpsc::channel();
-            let w = worker::Worker::new(index, socket, announced, caps.clone());
+            let w = worker::Worker::new(index, socket, announced, caps.clone(), config.nack_history);
             std::thread::Builder::new()
                 .name(format!("media-worker-{index}"))
                 .spawn(move || w.run(rx))

@@ -120,9 +120,13 @@ impl WebRtcTransport {
                 (caps, ids, true)
             }
             Direction::Recv => {
+                // No transport-wide sequence numbers on what we send: the engine estimates no
+                // downlink bandwidth, so str0m's 1,000 send records per transport and the
+                // client's feedback every ~100 ms would be pure cost (the consumer's parameters
+                // still allow the extension; a negotiated extension may go unused).
                 let mut ids: Vec<(u8, String)> = Vec::new();
                 for e in &router_caps.header_extensions {
-                    if extension_from_uri(&e.uri).is_some() && !ids.iter().any(|(i, _)| *i == e.preferred_id) {
+                    if e.uri != ortc::URI_TWCC && extension_from_uri(&e.uri).is_some() && !ids.iter().any(|(i, _)| *i == e.preferred_id) {
                         ids.push((e.preferred_id, e.uri.clone()));
                     }
                 }

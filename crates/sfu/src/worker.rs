@@ -49,9 +49,8 @@ pub(crate) enum Command {
 
 /// Keyframe requests reach a producer at most this often (unless forced by a resume).
 const KEYFRAME_THROTTLE: Duration = Duration::from_secs(1);
-/// What a consumer keeps to answer NACKs. str0m's default (2,000 packets, 3 s) costs ~400 KiB per
-/// 1 Mbit/s video consumer; a retransmission older than 1 s arrives too late to be played anyway.
-const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
+/// Most packets a video consumer keeps to answer NACKs (its age limit is the engine's
+/// `nack_history`). str0m's default (2,000 packets, 3 s) costs ~400 KiB per 1 Mbit/s consumer.
 const RTX_CACHE_PACKETS: usize = 500;
 /// Share of a consumer's bitrate retransmissions may take (str0m's default).
 const RTX_RATIO_CAP: f32 = 0.15;
@@ -108,6 +107,7 @@ pub(crate) struct Worker {
     /// The announced address: ICE candidate and str0m's local address.
     addr: SocketAddr,
     caps: Arc<RtpCapabilities>,
+    nack_history: Duration,
     /// The last key minted; keys are never reused, so a stale key finds nothing.
     last_key: Key,
     routers: FastMap<Key, Router>,
@@ -140,12 +140,13 @@ fn resolve<V>(map: &FastMap<Key, V>, key: Option<Key>, has_id: impl Fn(&V) -> bo
 }
 
 impl Worker {
-    pub fn new(index: usize, socket: UdpSocket, addr: SocketAddr, caps: Arc<RtpCapabilities>) -> Worker {
+    pub fn new(index: usize, socket: UdpSocket, addr: SocketAddr, caps: Arc<RtpCapabilities>, nack_history: Duration) -> Worker {
         Worker {
             index,
             socket,
             addr,
             caps,
+            nack_history,
             last_key: Key::default(),
             routers: FastMap::default(),
             transports: FastMap::default(),
@@ -458,7 +459,10 @@ impl Worker {
             let str_kind = if p.kind == MediaKind::Audio { StrMediaKind::Audio } else { StrMediaKind::Video };
             api.declare_media(mid, str_kind);
             let tx = api.declare_stream_tx(Ssrc::from(ssrc), rtx, mid, None);
-            tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+            // Audio is written not nackable (a late Opus frame is useless): str0m caches none of it.
+            if p.kind == MediaKind::Video {
+                tx.set_rtx_cache(RTX_CACHE_PACKETS, self.nack_history, Some(RTX_RATIO_CAP));
+            }
         }
         t.consumers.push(key);
         let kind = p.kind;

@@ -20,6 +20,7 @@ fn main() {
         announced_ip: "127.0.0.1".parse().expect("ip"),
         base_port: 0,
         media_codecs: sfu::ortc::default_media_codecs(),
+        nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
     })
     .expect("engine");
     let router = rt.block_on(engine.create_router()).expect("router");

@@ -84,6 +84,8 @@ pub struct Received {
     pub pt: u8,
     pub seq: u64,
     pub payload: Vec<u8>,
+    /// The transport-wide sequence number, when the sender stamped one.
+    pub transport_cc: Option<u16>,
 }
 
 /// A client side of one server transport: its own socket and Rtc.
@@ -409,6 +411,7 @@ impl Inbox {
                     pt: *p.header.payload_type,
                     seq: *p.seq_no,
                     payload: p.payload.to_vec(),
+                    transport_cc: p.header.ext_vals.transport_cc,
                 }),
                 Event::Connected => self.connected = true,
                 other => rest.push(other),

@@ -53,6 +53,11 @@ async fn publish_and_receive(first: MediaKind) {
         seqs.sort();
         seqs.dedup();
         assert!(seqs[0] < 65536);
+        // The engine runs no downlink bandwidth estimation: it stamps no transport-wide sequence
+        // numbers (and so gets no feedback), though the video consumer's parameters allow them.
+        let uris: Vec<&str> = options["rtpParameters"]["headerExtensions"].as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
+        assert_eq!(uris.contains(&sfu::ortc::URI_TWCC), kind == MediaKind::Video, "{uris:?}");
+        assert!(got.iter().all(|p| p.transport_cc.is_none()), "{kind:?}: no transport-cc stamped downstream");
     }
     assert!(a.bwe_events > 0, "A gets transport-cc feedback (bandwidth estimates), {first:?} produced first");
     let stats = engine.stats().await.unwrap();

@@ -16,6 +16,7 @@ pub fn engine() -> Engine {
         announced_ip: "127.0.0.1".parse().unwrap(),
         base_port: 0,
         media_codecs: sfu::ortc::default_media_codecs(),
+        nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
     })
     .expect("engine starts")
 }
