@@ -53,6 +53,10 @@ pub struct Config {
     /// Longer survives longer round trips; each 100 ms costs ~11 KiB per 1 Mbit/s video consumer.
     #[arg(long, env = "ATOME_NACK_HISTORY_MS", default_value_t = sfu::EngineConfig::DEFAULT_NACK_HISTORY.as_millis() as u16, value_parser = clap::value_parser!(u16).range(50..=5000))]
     pub nack_history_ms: u16,
+    /// A media transport that has been in contact and then hears nothing (no consent check,
+    /// RTCP or media) for this many seconds is closed; the room hears `producerClosed`.
+    #[arg(long, env = "ATOME_RTC_IDLE_SECONDS", default_value_t = sfu::EngineConfig::DEFAULT_IDLE_TIMEOUT.as_secs() as u16, value_parser = clap::value_parser!(u16).range(2..=3600))]
+    pub rtc_idle_seconds: u16,
     /// Where one-time codes are sent.
     #[arg(long, env = "ATOME_SMS_SENDER", value_enum, default_value = "log")]
     pub sms_sender: SmsSenderKind,

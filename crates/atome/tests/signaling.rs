@@ -322,3 +322,50 @@ async fn transport_creation_is_rate_limited_per_connection() {
     let r = ws.request("ping", json!({})).await;
     assert_eq!(r["type"], "pong", "the socket stays open");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_gone_silent_is_announced_as_producer_closed() {
+    let s = TestServer::start_with(|c| c.rtc_idle_seconds = 2).await;
+    let (a, b, room_id) = room_for_two(&s).await;
+    let mut wa = Ws::auth(&s, &a).await;
+    let mut wb = Ws::auth(&s, &b).await;
+    let joined = join(&s, &mut wa, &a, &room_id).await;
+    let caps: sfu::rtp_parameters::RtpCapabilities = serde_json::from_value(joined["rtpCapabilities"].clone()).unwrap();
+    let r = wa.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
+    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
+    wa.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
+    let mut track = Track::new(MediaKind::Audio, "0");
+    let params = produce_parameters(MediaKind::Audio, &track.mid, track.ssrc);
+    let r = wa.request("produce", json!({"transport_id": send.id, "kind": "audio", "rtpParameters": params})).await;
+    assert_eq!(r["type"], "produced", "{r}");
+    let producer_id = r["producer_id"].clone();
+    track.declare(&mut send);
+    // A's media reaches the server for a moment...
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end && health_media(&s).await["media"]["rtp_forwarded"] == 0 && track.sent.len() < 50 {
+        track.tick(&mut send);
+        send.pump();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(track.sent.len() >= 10, "A sent {} packets", track.sent.len());
+    let joined_b = join(&s, &mut wb, &b, &room_id).await;
+    assert_eq!(joined_b["existingProducers"][0]["producer_id"], producer_id);
+
+    // ...then A's network goes away (its socket stays open): after the idle timeout the room hears
+    // that A's producer is gone, A included; A keeps its place in the room.
+    let silent_since = Instant::now();
+    let closed = wb.notification("producerClosed").await;
+    assert_eq!(closed["producer_id"], producer_id);
+    let after = silent_since.elapsed();
+    assert!(after >= Duration::from_secs(2), "announced after {after:?} of silence");
+    assert_eq!(wa.notification("producerClosed").await["producer_id"], producer_id);
+    let h = health_media(&s).await;
+    assert_eq!((h["rooms"].as_u64(), h["peers"].as_u64()), (Some(1), Some(2)), "{h}");
+    assert_eq!((h["media"]["transports"].as_u64(), h["media"]["producers"].as_u64()), (Some(0), Some(0)), "{h}");
+    // A may publish again on a new transport.
+    let r = wa.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
+    assert_eq!(r["type"], "transportCreated", "{r}");
+    drop(send);
+    wa.close().await;
+    wb.close().await;
+}

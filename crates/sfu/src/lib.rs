@@ -18,11 +18,27 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub use ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use rtp_parameters::{DtlsParameters, IceCandidate, IceParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
 use worker::Command;
+
+/// What the engine decides on its own, for the signaling layer to pass on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// A transport was closed because its peer closed it (DTLS close) or went silent; its
+    /// producers (listed) and every consumer of them are closed too.
+    TransportClosed { transport: TransportId, producers: Vec<ProducerId>, reason: CloseReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer ended DTLS, or its fingerprint did not match.
+    PeerClosed,
+    /// Nothing heard for the engine's idle timeout.
+    Silent,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,9 +59,14 @@ pub struct EngineConfig {
     /// ([`EngineConfig::DEFAULT_NACK_HISTORY`]). The largest part of a consumer's memory:
     /// ~55 KiB per 1 Mbit/s of video at 500 ms.
     pub nack_history: Duration,
+    /// A WebRTC transport that has heard from its peer and then hears nothing (no STUN consent,
+    /// RTCP or media) for this long is closed, with an [`EngineEvent::TransportClosed`].
+    /// Browsers send consent checks every few seconds even when no media flows.
+    pub idle_timeout: Duration,
 }
 
 impl EngineConfig {
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
     /// Enough for two retransmission rounds at 150 ms of round trip (Janus keeps 200 ms at
     /// least, growing with the round trip; libwebrtc about 1 s).
     pub const DEFAULT_NACK_HISTORY: Duration = Duration::from_millis(500);
@@ -143,6 +164,8 @@ struct WorkerHandle {
 pub struct Engine {
     workers: Arc<Vec<WorkerHandle>>,
     caps: Arc<RtpCapabilities>,
+    /// Taken once by whoever passes engine events on (see [`Engine::take_events`]).
+    events: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>>,
 }
 
 impl Engine {
@@ -150,6 +173,8 @@ impl Engine {
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
         let caps = Arc::new(ortc::router_rtp_capabilities(&config.media_codecs)?);
         let mut workers = Vec::new();
+        // Unbounded: a worker never waits on signaling. Events are rare (one per lost transport).
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         for index in 0..config.workers.max(1) {
             let port = if config.base_port == 0 { 0 } else { config.base_port.saturating_add(index as u16) };
             let addr = SocketAddr::new(config.listen_ip, port);
@@ -157,7 +182,8 @@ impl Engine {
             let local = socket.local_addr().map_err(|source| EngineError::Bind { addr, source })?;
             let announced = SocketAddr::new(config.announced_ip, local.port());
             let (tx, rx) = std_mpsc::channel();
-            let w = worker::Worker::new(index, socket, announced, caps.clone(), config.nack_history);
+            let settings = worker::Settings { nack_history: config.nack_history, idle_timeout: config.idle_timeout, events: events_tx.clone() };
+            let w = worker::Worker::new(index, socket, announced, caps.clone(), settings);
             std::thread::Builder::new()
                 .name(format!("media-worker-{index}"))
                 .spawn(move || w.run(rx))
@@ -165,7 +191,14 @@ impl Engine {
             tracing::info!(worker = index, %local, "media worker started");
             workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0) });
         }
-        Ok(Engine { workers: Arc::new(workers), caps })
+        Ok(Engine { workers: Arc::new(workers), caps, events: Arc::new(std::sync::Mutex::new(Some(events_rx))) })
+    }
+
+    /// The engine's own decisions (transports closed for silence or by their peer). The first
+    /// call gets the stream; later calls get `None`. Without a taker, events are dropped.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<EngineEvent>> {
+        // A poisoned lock only means another taker panicked: the Option is still valid.
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     pub fn rtp_capabilities(&self) -> &RtpCapabilities {

@@ -83,6 +83,8 @@ pub(crate) struct WebRtcTransport {
     pub pending: Vec<(SocketAddr, Vec<u8>)>,
     pub sniffed: bool,
     pub next_timeout: Instant,
+    /// When a datagram from the peer last arrived (None: never).
+    pub last_heard: Option<Instant>,
     /// Give the Rtc an `Input::Timeout` before polling it: str0m only schedules what was written
     /// through its direct API (RTP, keyframe requests) when time moves forward.
     pub needs_tick: bool,
@@ -149,6 +151,7 @@ impl WebRtcTransport {
             pending: Vec::new(),
             sniffed: false,
             next_timeout: Instant::now(),
+            last_heard: None,
             needs_tick: false,
             next_mid: 0,
             producers: Vec::new(),

@@ -27,7 +27,7 @@ use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, RtpCapabilities
 use crate::seq::SeqRewriter;
 use crate::transport::WebRtcTransport;
 use crate::udp::{self, RecvBatch, SendBatch};
-use crate::{ConsumerOptions, Direction, EngineError, EngineStats, WebRtcTransportOptions};
+use crate::{CloseReason, ConsumerOptions, Direction, EngineError, EngineEvent, EngineStats, WebRtcTransportOptions};
 
 type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
@@ -58,6 +58,15 @@ const RTX_RATIO_CAP: f32 = 0.15;
 const MAX_SLEEP: Duration = Duration::from_millis(5);
 /// Shortest sleep when the socket is idle, so a timeout str0m keeps at "now" cannot make us spin.
 const MIN_SLEEP: Duration = Duration::from_millis(1);
+/// How often transports are checked for silence.
+const LIVENESS_EVERY: Duration = Duration::from_millis(500);
+
+/// What a worker takes from the engine's configuration.
+pub(crate) struct Settings {
+    pub nack_history: Duration,
+    pub idle_timeout: Duration,
+    pub events: tokio::sync::mpsc::UnboundedSender<EngineEvent>,
+}
 
 struct Router {
     id: RouterId,
@@ -107,7 +116,7 @@ pub(crate) struct Worker {
     /// The announced address: ICE candidate and str0m's local address.
     addr: SocketAddr,
     caps: Arc<RtpCapabilities>,
-    nack_history: Duration,
+    settings: Settings,
     /// The last key minted; keys are never reused, so a stale key finds nothing.
     last_key: Key,
     routers: FastMap<Key, Router>,
@@ -123,8 +132,10 @@ pub(crate) struct Worker {
     dirty: Vec<Key>,
     /// The transports of the flush round under way (kept for its allocation).
     polling: Vec<Key>,
-    /// Transports found dead while polled, closed after the flush.
-    dead: Vec<Key>,
+    /// Transports found dead while polled or silent, closed after the flush.
+    dead: Vec<(Key, CloseReason)>,
+    /// When transports are next checked for silence.
+    next_liveness: Instant,
     /// No transport's str0m timeout is earlier than this; a scan then finds what is due.
     next_due: Instant,
     /// Datagrams produced during a flush, sent at its end.
@@ -140,13 +151,14 @@ fn resolve<V>(map: &FastMap<Key, V>, key: Option<Key>, has_id: impl Fn(&V) -> bo
 }
 
 impl Worker {
-    pub fn new(index: usize, socket: UdpSocket, addr: SocketAddr, caps: Arc<RtpCapabilities>, nack_history: Duration) -> Worker {
+    pub fn new(index: usize, socket: UdpSocket, addr: SocketAddr, caps: Arc<RtpCapabilities>, settings: Settings) -> Worker {
         Worker {
             index,
             socket,
             addr,
             caps,
-            nack_history,
+            settings,
+            next_liveness: Instant::now() + LIVENESS_EVERY,
             last_key: Key::default(),
             routers: FastMap::default(),
             transports: FastMap::default(),
@@ -178,6 +190,7 @@ impl Worker {
             }
             self.fire_timeouts(now);
             self.flush(now);
+            self.find_silent(now);
             self.reap_dead();
             self.receive(&mut rx);
         }
@@ -461,7 +474,7 @@ impl Worker {
             let tx = api.declare_stream_tx(Ssrc::from(ssrc), rtx, mid, None);
             // Audio is written not nackable (a late Opus frame is useless): str0m caches none of it.
             if p.kind == MediaKind::Video {
-                tx.set_rtx_cache(RTX_CACHE_PACKETS, self.nack_history, Some(RTX_RATIO_CAP));
+                tx.set_rtx_cache(RTX_CACHE_PACKETS, self.settings.nack_history, Some(RTX_RATIO_CAP));
             }
         }
         t.consumers.push(key);
@@ -632,13 +645,32 @@ impl Worker {
         true
     }
 
-    /// Closes the transports whose ICE or DTLS failed for good (found while polling them).
-    fn reap_dead(&mut self) {
-        while let Some(key) = self.dead.pop() {
-            if let Some(t) = self.transports.get(&key) {
-                tracing::info!(transport = %t.id, "transport disconnected; closing it");
+    /// Marks for closing the transports that heard from their peer once and then nothing for
+    /// the idle timeout. Transports never contacted are left alone: mediasoup-client connects a
+    /// receive transport only with its first consumer, which may come much later.
+    fn find_silent(&mut self, now: Instant) {
+        if now < self.next_liveness {
+            return;
+        }
+        self.next_liveness = now + LIVENESS_EVERY;
+        let idle = self.settings.idle_timeout;
+        for (&key, t) in &self.transports {
+            if t.last_heard.is_some_and(|at| now.saturating_duration_since(at) > idle) {
+                self.dead.push((key, CloseReason::Silent));
             }
+        }
+    }
+
+    /// Closes the transports found dead (DTLS closed by the peer, or silent) and says so.
+    fn reap_dead(&mut self) {
+        while let Some((key, reason)) = self.dead.pop() {
+            let Some(t) = self.transports.get(&key) else { continue }; // listed twice
+            tracing::info!(transport = %t.id, ?reason, "transport lost; closing it");
+            let transport = t.id.clone();
+            let producers = t.producers.iter().filter_map(|p| self.producers.get(p)).map(|p| p.id.clone()).collect();
             self.close_transport(key);
+            // No receiver (nobody took the events) is fine: the event is dropped.
+            let _ = self.settings.events.send(EngineEvent::TransportClosed { transport, producers, reason });
         }
     }
 
@@ -652,6 +684,7 @@ impl Worker {
             return;
         };
         let Some(t) = self.transports.get_mut(&key) else { return };
+        t.last_heard = Some(now);
         if t.frozen {
             t.buffer(src, data);
             return;
@@ -741,7 +774,7 @@ impl Worker {
         }
         *next_due = (*next_due).min(t.next_timeout);
         if !t.rtc.is_alive() {
-            dead.push(key);
+            dead.push((key, CloseReason::PeerClosed));
         }
         let mut events = std::mem::take(events);
         for e in events.drain(..) {

@@ -10,6 +10,10 @@ use str0m::Event;
 use testpeer::{expect_consumer, produce_parameters, send_rtp_capabilities, ClientTransport, Inbox, Track};
 
 pub fn engine() -> Engine {
+    engine_with_idle_timeout(EngineConfig::DEFAULT_IDLE_TIMEOUT)
+}
+
+pub fn engine_with_idle_timeout(idle_timeout: Duration) -> Engine {
     Engine::start(EngineConfig {
         workers: 2,
         listen_ip: "127.0.0.1".parse().unwrap(),
@@ -17,6 +21,7 @@ pub fn engine() -> Engine {
         base_port: 0,
         media_codecs: sfu::ortc::default_media_codecs(),
         nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
+        idle_timeout,
     })
     .expect("engine starts")
 }

@@ -7,7 +7,7 @@ pub mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
@@ -49,14 +49,41 @@ impl Media {
         if !ffmpeg_ok {
             tracing::warn!(ffmpeg = %core.config.ffmpeg.display(), "FFmpeg cannot run: recording is unavailable");
         }
-        Media(Arc::new(MediaInner {
+        let media = Media(Arc::new(MediaInner {
             recordings: recording::Recordings::default(),
             ffmpeg_ok,
             core,
             engine,
             rooms: tokio::sync::Mutex::new(HashMap::new()),
             next_peer: AtomicU64::new(1),
-        }))
+        }));
+        if let Some(events) = media.0.engine.take_events() {
+            tokio::spawn(watch_engine(Arc::downgrade(&media.0), events));
+        }
+        media
+    }
+
+    /// A transport the engine closed on its own (silent, or closed by the peer): the peer keeps
+    /// its place in the room, its producers are gone and everyone, itself included, hears it.
+    async fn transport_lost(&self, event: sfu::EngineEvent) {
+        let sfu::EngineEvent::TransportClosed { transport, producers, reason } = event;
+        {
+            let mut rooms = self.0.rooms.lock().await;
+            for (room_id, room) in rooms.iter_mut() {
+                let Some(peer_id) = room.transport_owner(&transport) else { continue };
+                if let Some(peer) = room.peers.get_mut(&peer_id) {
+                    peer.transports.remove(&transport);
+                }
+                for producer in &producers {
+                    room.producer_closed(producer, None);
+                }
+                tracing::info!(%room_id, peer = peer_id, %transport, ?reason, producers = producers.len(), "media transport lost");
+                break;
+            }
+        }
+        for producer in &producers {
+            self.recording_producer_closed(producer).await;
+        }
     }
 
     pub fn engine(&self) -> &sfu::Engine {
@@ -81,6 +108,15 @@ impl Plugin for Media {
             .route("/rooms/{room_id}/record/stop", post(recording::stop))
             .route("/rooms/{room_id}/recordings", get(recording::list))
             .with_state(self.clone())
+    }
+}
+
+/// Passes the engine's own decisions on to the rooms until the engine stops. Holds the plugin
+/// weakly: the engine (and so this stream) ends when the plugin is dropped.
+async fn watch_engine(media: Weak<MediaInner>, mut events: tokio::sync::mpsc::UnboundedReceiver<sfu::EngineEvent>) {
+    while let Some(event) = events.recv().await {
+        let Some(inner) = media.upgrade() else { return };
+        Media(inner).transport_lost(event).await;
     }
 }
 

@@ -46,8 +46,12 @@ impl CallRoom {
 
     /// Sends `msg` to every peer but `except`.
     pub fn broadcast(&self, except: PeerId, msg: &Value) {
+        self.notify_all(Some(except), msg);
+    }
+
+    fn notify_all(&self, except: Option<PeerId>, msg: &Value) {
         for (id, peer) in &self.peers {
-            if *id != except && !peer.notify(msg.clone()) {
+            if Some(*id) != except && !peer.notify(msg.clone()) {
                 tracing::warn!(peer = id, "peer queue full or closed; notification dropped");
             }
         }
@@ -79,12 +83,18 @@ impl CallRoom {
             .collect()
     }
 
-    /// A producer went away: forget every consumer of it and tell the room.
-    pub fn producer_closed(&mut self, producer: &ProducerId, except: PeerId) {
+    /// A producer went away: forget every consumer of it and tell the room (all but `except`,
+    /// the peer that closed it itself).
+    pub fn producer_closed(&mut self, producer: &ProducerId, except: Option<PeerId>) {
         for peer in self.peers.values_mut() {
             peer.producers.remove(producer);
             peer.consumers.retain(|_, p| p != producer);
         }
-        self.broadcast(except, &json!({"type": "producerClosed", "producer_id": producer.to_string()}));
+        self.notify_all(except, &json!({"type": "producerClosed", "producer_id": producer.to_string()}));
+    }
+
+    /// The peer holding `transport`, if any.
+    pub fn transport_owner(&self, transport: &TransportId) -> Option<PeerId> {
+        self.peers.iter().find(|(_, p)| p.transports.contains_key(transport)).map(|(id, _)| *id)
     }
 }

@@ -224,7 +224,7 @@ impl Session {
                 let id = self.own_producer(&producer_id).await?;
                 self.media.0.engine.close_producer(id.clone()).await.map_err(engine_error)?;
                 if let Some(room) = self.media.0.rooms.lock().await.get_mut(self.room_id()?) {
-                    room.producer_closed(&id, self.peer_id);
+                    room.producer_closed(&id, Some(self.peer_id));
                 }
                 self.media.recording_producer_closed(&id).await;
                 Ok(("producerClosed", json!({"producer_id": producer_id})))
@@ -484,7 +484,7 @@ impl Session {
             let room = rooms.get_mut(&room_id)?;
             let peer = room.peers.remove(&self.peer_id)?;
             for producer in peer.producers.keys() {
-                room.producer_closed(producer, self.peer_id);
+                room.producer_closed(producer, Some(self.peer_id));
             }
             room.broadcast(self.peer_id, &json!({"type": "participantLeft", "peer_user_id": peer.user_id}));
             let router = if room.peers.is_empty() { rooms.remove(&room_id).map(|r| r.router) } else { None };
