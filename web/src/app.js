@@ -208,6 +208,12 @@ function onMessage(msg) {
       consume(msg.producer_id, msg.peer_user_id).catch((e) => showError(e.message));
       break;
     case 'producerClosed':
+      if (Object.values(state.producers).some((p) => p.id === msg.producer_id)) {
+        // The server lost our media connection (closed, or silent too long): join again.
+        showError('Media connection lost: reconnecting...');
+        state.ws?.close();
+        break;
+      }
       for (const [id, c] of state.consumers) {
         if (c.consumer.producerId === msg.producer_id) {
           c.consumer.close();

@@ -100,6 +100,10 @@ pub struct Limits {
     /// WebSocket messages allowed per connection per second (more closes the socket).
     #[arg(long, env = "ATOME_WS_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub ws_messages_per_second: u32,
+    /// A signaling socket that sends nothing (not even the answer to our pings, sent three
+    /// times per period) for this many seconds is closed, which is a leave.
+    #[arg(long, env = "ATOME_WS_IDLE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u16).range(3..=3600))]
+    pub ws_idle_seconds: u16,
     /// Transports one WebSocket connection may create per minute.
     #[arg(long, env = "ATOME_TRANSPORTS_PER_MINUTE", default_value_t = 20)]
     pub transports_per_minute: u32,

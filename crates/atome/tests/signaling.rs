@@ -369,3 +369,23 @@ async fn a_publisher_gone_silent_is_announced_as_producer_closed() {
     wa.close().await;
     wb.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_signaling_socket_is_a_leave() {
+    let s = TestServer::start_with(|c| c.limits.ws_idle_seconds = 3).await;
+    let (a, b, room_id) = room_for_two(&s).await;
+    let mut wa = Ws::auth(&s, &a).await;
+    let mut wb = Ws::auth(&s, &b).await;
+    join(&s, &mut wa, &a, &room_id).await;
+    join(&s, &mut wb, &b, &room_id).await;
+    // B reads (and so answers the server's pings); A's client hangs and reads nothing.
+    let started = Instant::now();
+    assert!(wb.0.listen_for(Duration::from_secs(5)).await, "B's socket stays open");
+    let left: Vec<&Value> = wb.0.notifications.iter().filter(|n| n["type"] == "participantLeft").collect();
+    assert_eq!(left.len(), 1, "B hears that A left: {:?}", wb.0.notifications);
+    let h = health_media(&s).await;
+    assert_eq!((h["rooms"].as_u64(), h["peers"].as_u64()), (Some(1), Some(1)), "{h}");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    wb.close().await;
+    drop(wa);
+}

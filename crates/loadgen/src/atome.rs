@@ -110,7 +110,7 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
             }
             let (rtc, socket, _) = t.into_parts();
             setup.publishers.push(tokio::spawn(media::run(rtc, socket, sources, joined_at, ctl.clone())));
-            setup.keep.push(Box::new(ws));
+            setup.keep.push(Box::new(ws.keep_alive())); // answers the server's pings
         }
         for s in 0..plan.subscribers {
             let joined_at = Instant::now();
@@ -128,7 +128,7 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
             for id in consumers {
                 request(&mut ws, "resumeConsumer", json!({"consumer_id": id}), "consumerResumed").await?;
             }
-            setup.keep.push(Box::new(ws));
+            setup.keep.push(Box::new(ws.keep_alive())); // answers the server's pings
         }
     }
     Ok(setup)

@@ -102,4 +102,32 @@ impl Ws {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// Reads for `period`, keeping notifications and answering the server's pings (reading is
+    /// what sends the pongs). False if the socket closed meanwhile.
+    pub async fn listen_for(&mut self, period: Duration) -> bool {
+        let end = tokio::time::Instant::now() + period;
+        loop {
+            match tokio::time::timeout_at(end, self.stream.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(Message::Text(t)))) => self.notifications.extend(serde_json::from_str::<Value>(&t).ok()),
+                Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return false,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Keeps the socket open and answering pings in a task of its own, until the guard is dropped.
+    pub fn keep_alive(mut self) -> KeptAlive {
+        KeptAlive(tokio::spawn(async move { while self.listen_for(Duration::from_secs(3600)).await {} }))
+    }
+}
+
+/// A socket kept alive in the background; dropping this closes it.
+pub struct KeptAlive(tokio::task::JoinHandle<()>);
+
+impl Drop for KeptAlive {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

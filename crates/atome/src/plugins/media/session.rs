@@ -78,9 +78,21 @@ pub struct Session {
 pub async fn run(socket: WebSocket, media: Media) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Value>(PEER_QUEUE);
+    // A peer that hears nothing from us could not tell a quiet room from a dead server, and we
+    // could not tell a quiet peer from a vanished one: ping a few times per idle period (browsers
+    // answer on their own); a socket silent for the whole period is a leave.
+    let idle = Duration::from_secs(media.0.core.config.limits.ws_idle_seconds.max(3).into());
     let writer = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            if sink.send(Message::Text(msg.to_string().into())).await.is_err() {
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + idle / 3, idle / 3);
+        loop {
+            let frame = tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => Message::Text(msg.to_string().into()),
+                    None => break,
+                },
+                _ = ping.tick() => Message::Ping(Vec::new().into()),
+            };
+            if sink.send(frame).await.is_err() {
                 break;
             }
         }
@@ -98,7 +110,13 @@ pub async fn run(socket: WebSocket, media: Media) {
                 }
             }
         } else {
-            stream.next().await
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::info!(peer = session.peer_id, "signaling socket silent for {idle:?}; closing it");
+                    break;
+                }
+            }
         };
         let text = match next {
             Some(Ok(Message::Text(text))) => text,
