@@ -27,9 +27,10 @@ use crate::plugins::rooms::visible_room;
 /// How long FFmpeg may take to open its RTP port, and to finish its file after SIGINT.
 const FFMPEG_START: Duration = Duration::from_secs(5);
 const FFMPEG_STOP: Duration = Duration::from_secs(15);
-/// FFmpeg ends its input after this many seconds without a packet (`-listen_timeout`). It is
-/// what finishes a file whose producer is gone: SIGINT is only seen between packets.
-const SILENCE_ENDS_FILE_SECS: &str = "10";
+/// FFmpeg ends its input after this many seconds without a packet (`-listen_timeout`): a safety
+/// net only. A file ends with an RTCP BYE (which FFmpeg reads as the end of its input, packets
+/// or not), so a producer paused for minutes (camera off, mic muted) keeps its file going.
+const SILENCE_ENDS_FILE_SECS: &str = "3600";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Mode {
@@ -332,8 +333,12 @@ impl FileJob {
             _ = child.wait() => true,
         };
         if !ended_by_itself {
-            // Stop cleanly: SIGINT lets FFmpeg write the file's trailer (SIGKILL would not). It
-            // acts between packets; without packets the silence timeout ends the input.
+            // Stop cleanly, so FFmpeg writes the file's trailer (SIGKILL would not): an RTCP BYE
+            // on its RTCP port ends its input even while no media flows; SIGINT as well.
+            let ssrc = options["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap_or(0) as u32;
+            if let Err(e) = send_bye(port, ssrc).await {
+                tracing::warn!(row = %self.row_id, "cannot send RTCP BYE to FFmpeg: {e}");
+            }
             interrupt(&child);
             if tokio::time::timeout(FFMPEG_STOP, child.wait()).await.is_err() {
                 let _ = child.kill().await;
@@ -363,6 +368,19 @@ impl FileJob {
         }
         Ok((final_path, sha, data.len() as u64, mime, duration_ms))
     }
+}
+
+/// A compound RTCP packet (RFC 3550 6.1: an empty receiver report, then BYE for `ssrc`) to
+/// FFmpeg's RTCP port (its RTP port + 1). FFmpeg ignores RTCP shorter than 12 bytes, so a lone
+/// 8-byte BYE would not do.
+async fn send_bye(rtp_port: u16, ssrc: u32) -> std::io::Result<()> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let mut bye = vec![0x80, 201, 0, 1];
+    bye.extend_from_slice(&ssrc.to_be_bytes());
+    bye.extend_from_slice(&[0x81, 203, 0, 1]);
+    bye.extend_from_slice(&ssrc.to_be_bytes());
+    socket.send_to(&bye, ("127.0.0.1", rtp_port.wrapping_add(1))).await?;
+    Ok(())
 }
 
 fn interrupt(child: &tokio::process::Child) {
