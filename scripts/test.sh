@@ -13,6 +13,12 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
     exit 1
   fi
 fi
+# Formatting first: it takes a second and says exactly what to run (cargo fmt --all).
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check || { echo "run: cargo fmt --all" >&2; exit 1; }
+else
+  echo "rustfmt not installed: formatting not checked (rustup component add rustfmt)"
+fi
 cargo test --workspace --locked
 # Browser tests: two and three users in real Chromium through the UI (builds the web bundle).
 tests/e2e/run.sh

@@ -53,8 +53,7 @@ impl App {
     /// Opens the database, starts the plugins and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate().map_err(AppError::Config)?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let db = db::open(&config.data_dir).await?;
         match crate::plugins::media::recording::mark_interrupted(&db).await {
             Ok(0) => {}
@@ -76,8 +75,7 @@ impl App {
 
         let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
         let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone()));
-        let user_created_sql =
-            [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
+        let user_created_sql = [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
         let identity = Arc::new(Identity::new(core.clone(), user_created_sql));
         let media: Arc<dyn Plugin> = Arc::new(Media::new(core.clone(), engine));
         let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, media];

@@ -28,13 +28,7 @@ impl std::ops::Deref for Core {
 
 impl Core {
     pub fn new(config: Config, db: Db, rtp_capabilities: serde_json::Value) -> Core {
-        Core(Arc::new(CoreInner {
-            config,
-            db,
-            join_tokens: JoinTokens::default(),
-            presence: Presence::default(),
-            rtp_capabilities,
-        }))
+        Core(Arc::new(CoreInner { config, db, join_tokens: JoinTokens::default(), presence: Presence::default(), rtp_capabilities }))
     }
 }
 
@@ -116,9 +110,7 @@ impl JoinTokens {
     /// client that reconnects its WebSocket can rejoin with it.
     pub fn check(&self, token: &str, user_id: &str, room_id: &str) -> bool {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(&sha256_hex(token))
-            .is_some_and(|g| g.expires > Instant::now() && g.user_id == user_id && g.room_id == room_id)
+        entries.get(&sha256_hex(token)).is_some_and(|g| g.expires > Instant::now() && g.user_id == user_id && g.room_id == room_id)
     }
 }
 

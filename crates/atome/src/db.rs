@@ -41,10 +41,7 @@ pub async fn open(data_dir: &Path) -> Result<Db, DbError> {
 
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Unix milliseconds as an RFC 3339 timestamp (UTC).

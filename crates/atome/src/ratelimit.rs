@@ -26,9 +26,9 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
 
     /// Counts one event for `key`; `RateLimited` with the wait when over the limit.
     pub fn check(&self, key: &K) -> Result<(), ApiError> {
-        self.limiter.check_key(key).map_err(|not_until| ApiError::RateLimited {
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-        })
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| ApiError::RateLimited { retry_after: not_until.wait_time_from(DefaultClock::default().now()) })
     }
 
     /// Forgets keys whose state is back to full; call now and then to bound memory.

@@ -20,13 +20,7 @@ async fn malformed_json_wrong_types_and_unknown_fields() {
     assert_error(&r, StatusCode::BAD_REQUEST, "invalid_body");
     let r = s.post("/auth/otp/request", None, json!([1, 2, 3])).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "invalid_body");
-    let resp = s
-        .http
-        .post(format!("{}/auth/otp/request", s.base))
-        .body("{\"phone_e164\":\"+33612345678\"}")
-        .send()
-        .await
-        .unwrap();
+    let resp = s.http.post(format!("{}/auth/otp/request", s.base)).body("{\"phone_e164\":\"+33612345678\"}").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "unsupported_media_type");

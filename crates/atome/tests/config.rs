@@ -61,9 +61,7 @@ async fn https_with_a_certificate() {
     })
     .await;
     let url = s.base.replace("http://", "https://").replace("127.0.0.1", "localhost");
-    let client = reqwest::Client::builder().add_root_certificate(
-        reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
-    );
+    let client = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap());
     let client = client.build().unwrap();
     let health: serde_json::Value = client.get(format!("{url}/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");

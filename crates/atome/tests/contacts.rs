@@ -133,8 +133,7 @@ async fn a_request_to_an_unregistered_number_waits_for_sign_up() {
     let (_, lists) = s.get("/contacts/requests", Some(&c)).await;
     assert_eq!(lists["incoming"][0]["request_id"], req["request_id"]);
     assert_eq!(lists["incoming"][0]["from"]["user_id"], a_user["user_id"]);
-    let (status, _) =
-        s.post("/contacts/respond", Some(&c), json!({"request_id": req["request_id"], "decision": "accepted"})).await;
+    let (status, _) = s.post("/contacts/respond", Some(&c), json!({"request_id": req["request_id"], "decision": "accepted"})).await;
     assert_eq!(status, StatusCode::OK);
     let (_, contacts) = s.get("/contacts", Some(&a)).await;
     assert_eq!(contacts["contacts"][0]["phone_e164"], C);

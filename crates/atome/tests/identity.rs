@@ -23,8 +23,7 @@ async fn otp_login_creates_user_once_and_me_returns_it() {
     let (status, _) = s.post("/auth/otp/request", None, json!({"phone_e164": "06 12 34 56 78"})).await;
     assert_eq!(status, StatusCode::OK);
     let code = s.last_code(ALICE).unwrap();
-    let (status, body) =
-        s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code, "display_name": "Other"})).await;
+    let (status, body) = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code, "display_name": "Other"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user"]["user_id"], user["user_id"]);
     assert_eq!(body["user"]["display_name"], "Alice");

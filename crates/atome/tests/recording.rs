@@ -113,10 +113,7 @@ fn check_file(f: &Value, real: Duration) -> String {
     assert!((duration - real).abs() <= real * 0.2, "{codec}: duration {duration:.2} s vs {real:.2} s");
     if codec == "vp8" {
         // Playable: FFmpeg decodes every frame without an error.
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-i", path, "-f", "null", "-"])
-            .output()
-            .expect("ffmpeg runs");
+        let out = std::process::Command::new("ffmpeg").args(["-v", "error", "-i", path, "-f", "null", "-"]).output().expect("ffmpeg runs");
         assert!(out.status.success() && out.stderr.is_empty(), "decode errors: {}", String::from_utf8_lossy(&out.stderr));
     }
     codec

@@ -28,10 +28,7 @@ async fn join(s: &TestServer, ws: &mut Ws, token: &str, room_id: &str) -> Value 
     let (status, joined) = s.post(&format!("/rooms/{room_id}/join"), Some(token), json!({})).await;
     assert_eq!(status, 200, "{joined}");
     let r = ws
-        .request(
-            "joinRoom",
-            json!({"room_id": room_id, "join_token": joined["join_token"], "rtpCapabilities": joined["rtpCapabilities"]}),
-        )
+        .request("joinRoom", json!({"room_id": room_id, "join_token": joined["join_token"], "rtpCapabilities": joined["rtpCapabilities"]}))
         .await;
     assert_eq!(r["type"], "roomJoined", "{r}");
     r
@@ -61,9 +58,8 @@ async fn two_peers_call_and_leave_cleanly() {
     for (i, kind) in [MediaKind::Video, MediaKind::Audio].into_iter().enumerate() {
         let track = Track::new(kind, &i.to_string());
         let params = produce_parameters(kind, &track.mid, track.ssrc);
-        let r = wa
-            .request("produce", json!({"transport_id": send.id, "kind": kind.as_str(), "rtpParameters": params, "appData": {}}))
-            .await;
+        let r =
+            wa.request("produce", json!({"transport_id": send.id, "kind": kind.as_str(), "rtpParameters": params, "appData": {}})).await;
         assert_eq!(r["type"], "produced", "{r}");
         track.declare(&mut send);
         tracks.push(track);
@@ -180,11 +176,17 @@ async fn peers_touch_only_their_own_objects_and_rooms() {
     // A join token is bound to its user and room.
     let (_, joined_b) = s.post(&format!("/rooms/{room_id}/join"), Some(&b), json!({})).await;
     let r = wa
-        .request("joinRoom", json!({"room_id": room_id, "join_token": joined_b["join_token"], "rtpCapabilities": joined_b["rtpCapabilities"]}))
+        .request(
+            "joinRoom",
+            json!({"room_id": room_id, "join_token": joined_b["join_token"], "rtpCapabilities": joined_b["rtpCapabilities"]}),
+        )
         .await;
     assert_eq!(r["code"], "invalid_join_token", "{r}");
     let r = wc
-        .request("joinRoom", json!({"room_id": room_id, "join_token": joined_b["join_token"], "rtpCapabilities": joined_b["rtpCapabilities"]}))
+        .request(
+            "joinRoom",
+            json!({"room_id": room_id, "join_token": joined_b["join_token"], "rtpCapabilities": joined_b["rtpCapabilities"]}),
+        )
         .await;
     assert_eq!(r["code"], "invalid_join_token", "{r}");
     // Nothing before joining.
@@ -244,10 +246,21 @@ async fn garbage_messages_get_errors_and_the_socket_stays_usable() {
     let mut ws = Ws::auth(&s, &a).await;
     let mut rng = fastrand::Rng::with_seed(7);
     let samples = [
-        "", "{", "null", "[]", "42", "\"str\"", "{}", r#"{"type":"nope"}"#, r#"{"type":"consume"}"#,
-        r#"{"type":"consume","transport_id":5,"producer_id":[]}"#, r#"{"type":"produce","transport_id":"w0-t1-x","kind":"video","rtpParameters":{}}"#,
-        r#"{"type":"createTransport","direction":"sideways"}"#, r#"{"type":"resumeConsumer","consumer_id":"w99-c1-0"}"#,
-        r#"{"type":"joinRoom","room_id":1}"#, r#"{"type":"auth","token":"x"}"#,
+        "",
+        "{",
+        "null",
+        "[]",
+        "42",
+        "\"str\"",
+        "{}",
+        r#"{"type":"nope"}"#,
+        r#"{"type":"consume"}"#,
+        r#"{"type":"consume","transport_id":5,"producer_id":[]}"#,
+        r#"{"type":"produce","transport_id":"w0-t1-x","kind":"video","rtpParameters":{}}"#,
+        r#"{"type":"createTransport","direction":"sideways"}"#,
+        r#"{"type":"resumeConsumer","consumer_id":"w99-c1-0"}"#,
+        r#"{"type":"joinRoom","room_id":1}"#,
+        r#"{"type":"auth","token":"x"}"#,
     ];
     for (i, text) in samples.iter().enumerate() {
         ws.send_text(text.to_string()).await;

@@ -21,8 +21,15 @@ pub async fn start(bin: &Path, workers: usize, cpus: Option<&str>) -> Result<(Se
     let dir = scratch_dir("atome")?;
     let port = free_port()?;
     let args: Vec<String> = [
-        "--listen", &format!("127.0.0.1:{port}"), "--data-dir", &dir.join("data").to_string_lossy(), "--dev-auth",
-        "--workers", &workers.to_string(), "--rtc-port", "0",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        &dir.join("data").to_string_lossy(),
+        "--dev-auth",
+        "--workers",
+        &workers.to_string(),
+        "--rtc-port",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -96,11 +103,19 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
             let (mut ws, _, caps) = enter(base, &room, &Plan::phone(r, p), &format!("pub{p}")).await?;
             let mut t = transport(&mut ws, Some(&caps)).await?;
             let mut sources = Vec::new();
-            for (i, (kind, spec, pt)) in [(SfuKind::Video, plan.video, VP8_PT), (SfuKind::Audio, plan.audio, OPUS_PT)].into_iter().enumerate() {
+            for (i, (kind, spec, pt)) in
+                [(SfuKind::Video, plan.video, VP8_PT), (SfuKind::Audio, plan.audio, OPUS_PT)].into_iter().enumerate()
+            {
                 let mid = i.to_string();
                 let ssrc = fastrand::u32(10_000..1_000_000_000);
                 let params = produce_parameters(kind, &mid, ssrc);
-                request(&mut ws, "produce", json!({"transport_id": t.id, "kind": kind.as_str(), "rtpParameters": params, "appData": {}}), "produced").await?;
+                request(
+                    &mut ws,
+                    "produce",
+                    json!({"transport_id": t.id, "kind": kind.as_str(), "rtpParameters": params, "appData": {}}),
+                    "produced",
+                )
+                .await?;
                 let m = Mid::from(mid.as_str());
                 let mut api = t.rtc.direct_api();
                 api.declare_media(m, if spec.kind == MediaKind::Audio { MediaKind::Audio } else { MediaKind::Video });
@@ -119,7 +134,8 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
             let producers = joined["existingProducers"].as_array().cloned().unwrap_or_default();
             let mut consumers = Vec::new();
             for p in &producers {
-                let c = request(&mut ws, "consume", json!({"transport_id": t.id, "producer_id": p["producer_id"]}), "consumerCreated").await?;
+                let c =
+                    request(&mut ws, "consume", json!({"transport_id": t.id, "producer_id": p["producer_id"]}), "consumerCreated").await?;
                 expect_consumer(&mut t, &c["consumerOptions"])?;
                 consumers.push(c["consumerOptions"]["id"].clone());
             }

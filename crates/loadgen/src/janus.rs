@@ -4,16 +4,16 @@
 //!
 //! Janus gathers no loopback candidate (libnice skips `lo`): it announces the host's first
 //! address, and the clients bind that address too; the kernel still routes it over `lo`.
-use std::ops::Range;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, MediaKind, Pt};
-use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::media::{self, Control, Source};
@@ -219,4 +219,3 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
     }
     Ok(setup)
 }
-

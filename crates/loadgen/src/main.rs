@@ -119,7 +119,10 @@ fn main() -> Result<(), String> {
     let ratio = comparison(&results);
     if let Some(r) = &ratio {
         if !args.json {
-            println!("== janus / atome: CPU per forwarded packet x{:.2}, latency p50 x{:.2}, p99 x{:.2}", r["cpu_per_packet"], r["latency_p50"], r["latency_p99"]);
+            println!(
+                "== janus / atome: CPU per forwarded packet x{:.2}, latency p50 x{:.2}, p99 x{:.2}",
+                r["cpu_per_packet"], r["latency_p50"], r["latency_p99"]
+            );
         }
     }
     if args.json {
@@ -165,20 +168,45 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
     // warm-up: what the server loads once (number metadata, database cache, threads) is not
     // a consumer's cost.
     let first = if plan.rooms >= 2 { 1 } else { plan.rooms };
-    let mut setup = setup_rooms(target, &base, plan, 0..first, &ctl).await.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?;
+    let mut setup = setup_rooms(target, &base, plan, 0..first, &ctl)
+        .await
+        .map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?;
     let mut rss_first_room = None;
     if first < plan.rooms {
         tokio::time::sleep(Duration::from_secs(args.warmup)).await;
         waited = Duration::from_secs(args.warmup);
         rss_first_room = Some(server.rss_bytes()?);
-        log(args.json, &format!("{name}: first room running, {:.1} MiB resident; the other rooms join", rss_first_room.unwrap_or(0) as f64 / 1048576.0));
+        log(
+            args.json,
+            &format!(
+                "{name}: first room running, {:.1} MiB resident; the other rooms join",
+                rss_first_room.unwrap_or(0) as f64 / 1048576.0
+            ),
+        );
         let rest = setup_rooms(target, &base, plan, first..plan.rooms, &ctl).await;
         setup.extend(rest.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?);
     }
-    log(args.json, &format!("{name}: {} peers joined in {:.1} s; warm-up {} s, window {} s", setup.publishers.len() + setup.subscribers.len(), (started.elapsed() - waited).as_secs_f64(), args.warmup, args.seconds));
+    log(
+        args.json,
+        &format!(
+            "{name}: {} peers joined in {:.1} s; warm-up {} s, window {} s",
+            setup.publishers.len() + setup.subscribers.len(),
+            (started.elapsed() - waited).as_secs_f64(),
+            args.warmup,
+            args.seconds
+        ),
+    );
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let window = measure(&mut server, &ctl, Duration::from_secs(args.seconds)).await?;
-    let readings = ServerReadings { cores, cpu_seconds: window.server_cpu, client_cpu_seconds: window.client_cpu, rss_idle, rss_first_room, rss_load: server.rss_bytes()?, threads: server.threads() };
+    let readings = ServerReadings {
+        cores,
+        cpu_seconds: window.server_cpu,
+        client_cpu_seconds: window.client_cpu,
+        rss_idle,
+        rss_first_room,
+        rss_load: server.rss_bytes()?,
+        threads: server.threads(),
+    };
     if target == Target::Atome {
         if let Some(h) = atome::health(&base).await {
             log(args.json, &format!("atome: server counters {}", h["media"]));

@@ -86,7 +86,8 @@ impl Source {
             return 0;
         }
         let key_every = (self.spec.keyframe_every.as_millis() as u32 / self.interval().as_millis().max(1) as u32).max(1);
-        let keyframe = self.spec.kind == MediaKind::Video && (self.frame.is_multiple_of(key_every) || std::mem::take(&mut self.force_keyframe));
+        let keyframe =
+            self.spec.kind == MediaKind::Video && (self.frame.is_multiple_of(key_every) || std::mem::take(&mut self.force_keyframe));
         // RTP timestamp step per frame: 20 ms at 48 kHz, 1/fps at 90 kHz.
         let step = match self.spec.kind {
             MediaKind::Audio => 960u32,

@@ -62,7 +62,14 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i.min(sorted.len() - 1)])
 }
 
-pub fn aggregate(target: &str, plan: &Plan, seconds: f64, publishers: &[PeerReport], subscribers: &[PeerReport], server: &ServerReadings) -> Figures {
+pub fn aggregate(
+    target: &str,
+    plan: &Plan,
+    seconds: f64,
+    publishers: &[PeerReport],
+    subscribers: &[PeerReport],
+    server: &ServerReadings,
+) -> Figures {
     let sent: u64 = publishers.iter().map(|p| p.sent).sum();
     let received: u64 = subscribers.iter().map(|s| s.received).sum();
     let (mut distinct, mut expected, mut streams) = (0u64, 0u64, 0usize);
@@ -75,7 +82,8 @@ pub fn aggregate(target: &str, plan: &Plan, seconds: f64, publishers: &[PeerRepo
     }
     let mut latencies: Vec<u32> = subscribers.iter().flat_map(|s| s.latencies_us.iter().copied()).collect();
     latencies.sort_unstable();
-    let mut joins: Vec<u32> = subscribers.iter().filter_map(|s| s.first_packet).map(|d| d.as_micros().min(u128::from(u32::MAX)) as u32).collect();
+    let mut joins: Vec<u32> =
+        subscribers.iter().filter_map(|s| s.first_packet).map(|d| d.as_micros().min(u128::from(u32::MAX)) as u32).collect();
     joins.sort_unstable();
     let consumers = plan.consumers();
     let per_million = if received > 0 { server.cpu_seconds / (received as f64 / 1e6) } else { f64::NAN };
@@ -115,16 +123,38 @@ pub fn aggregate(target: &str, plan: &Plan, seconds: f64, publishers: &[PeerRepo
 
 impl Figures {
     pub fn print(&self) {
-        println!("== {} : {} rooms x ({} publishers + {} subscribers), {} consumers, {:.1} s window", self.target, self.rooms, self.publishers_per_room, self.subscribers_per_room, self.consumers, self.seconds);
+        println!(
+            "== {} : {} rooms x ({} publishers + {} subscribers), {} consumers, {:.1} s window",
+            self.target, self.rooms, self.publishers_per_room, self.subscribers_per_room, self.consumers, self.seconds
+        );
         println!("  forwarded         {:>10.0} pkt/s  (expected {:.0})", self.forwarded_pps, self.expected_pps);
-        println!("  server CPU        {:>10.1} % of {} core(s), {:.3} s per million packets -> {:.0} pkt/s per core", self.server_cpu_percent_per_core, self.server_cores, self.server_cpu_seconds_per_million_packets, self.packets_per_core_second);
+        println!(
+            "  server CPU        {:>10.1} % of {} core(s), {:.3} s per million packets -> {:.0} pkt/s per core",
+            self.server_cpu_percent_per_core, self.server_cores, self.server_cpu_seconds_per_million_packets, self.packets_per_core_second
+        );
         println!("  loss              {:>10.3} %  ({} silent streams)", self.loss_percent, self.silent_streams);
-        println!("  latency           p50 {:.2} ms, p99 {:.2} ms (publisher write -> subscriber decrypt)", self.latency_p50_ms, self.latency_p99_ms);
-        println!("  join->1st packet  p50 {:.0} ms, p99 {:.0} ms ({} subscribers without media)", self.join_to_first_packet_p50_ms, self.join_to_first_packet_p99_ms, self.subscribers_without_media);
+        println!(
+            "  latency           p50 {:.2} ms, p99 {:.2} ms (publisher write -> subscriber decrypt)",
+            self.latency_p50_ms, self.latency_p99_ms
+        );
+        println!(
+            "  join->1st packet  p50 {:.0} ms, p99 {:.0} ms ({} subscribers without media)",
+            self.join_to_first_packet_p50_ms, self.join_to_first_packet_p99_ms, self.subscribers_without_media
+        );
         println!("  load tool CPU     {:>10.1} % of one core", self.client_cpu_percent);
         let mib = |b: u64| b as f64 / 1048576.0;
         let first = self.server_rss_first_room_bytes.map(|b| format!("{:.1} MiB with one room, ", mib(b))).unwrap_or_default();
-        println!("  server memory     {:.1} MiB idle, {first}{:.1} MiB loaded, {} threads", mib(self.server_rss_idle_bytes), mib(self.server_rss_load_bytes), self.server_threads);
-        println!("  memory/consumer   {:>10.1} KiB ({}; {:.1} KiB counted from idle)", self.server_rss_per_consumer_bytes / 1024.0, if first.is_empty() { "from idle" } else { "growth beyond the first room" }, self.server_rss_per_consumer_from_idle_bytes / 1024.0);
+        println!(
+            "  server memory     {:.1} MiB idle, {first}{:.1} MiB loaded, {} threads",
+            mib(self.server_rss_idle_bytes),
+            mib(self.server_rss_load_bytes),
+            self.server_threads
+        );
+        println!(
+            "  memory/consumer   {:>10.1} KiB ({}; {:.1} KiB counted from idle)",
+            self.server_rss_per_consumer_bytes / 1024.0,
+            if first.is_empty() { "from idle" } else { "growth beyond the first room" },
+            self.server_rss_per_consumer_from_idle_bytes / 1024.0
+        );
     }
 }

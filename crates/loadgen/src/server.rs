@@ -17,7 +17,14 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `program args` under `taskset -c cpus` when `cpus` is given.
-    pub fn spawn(name: &'static str, program: &Path, args: &[String], envs: &[(&str, String)], cpus: Option<&str>, dir: PathBuf) -> Result<ServerProcess, String> {
+    pub fn spawn(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        cpus: Option<&str>,
+        dir: PathBuf,
+    ) -> Result<ServerProcess, String> {
         let mut cmd = match cpus {
             Some(cpus) => {
                 let mut c = Command::new("taskset");

@@ -29,7 +29,14 @@ fn a_small_run_reports_every_figure() {
     let forwarded = run["forwarded_pps"].as_f64().unwrap();
     assert!(forwarded > 400.0, "{run}");
     assert!(run["loss_percent"].as_f64().unwrap() < 5.0, "{run}");
-    for key in ["server_cpu_seconds_per_million_packets", "latency_p50_ms", "latency_p99_ms", "join_to_first_packet_p50_ms", "server_rss_per_consumer_bytes", "client_cpu_percent"] {
+    for key in [
+        "server_cpu_seconds_per_million_packets",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "join_to_first_packet_p50_ms",
+        "server_rss_per_consumer_bytes",
+        "client_cpu_percent",
+    ] {
         assert!(run[key].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {run}");
     }
 }

@@ -182,7 +182,8 @@ impl Engine {
             let local = socket.local_addr().map_err(|source| EngineError::Bind { addr, source })?;
             let announced = SocketAddr::new(config.announced_ip, local.port());
             let (tx, rx) = std_mpsc::channel();
-            let settings = worker::Settings { nack_history: config.nack_history, idle_timeout: config.idle_timeout, events: events_tx.clone() };
+            let settings =
+                worker::Settings { nack_history: config.nack_history, idle_timeout: config.idle_timeout, events: events_tx.clone() };
             let w = worker::Worker::new(index, socket, announced, caps.clone(), settings);
             std::thread::Builder::new()
                 .name(format!("media-worker-{index}"))
@@ -228,12 +229,8 @@ impl Engine {
 
     /// A new router on the least loaded worker.
     pub async fn create_router(&self) -> Result<RouterId, EngineError> {
-        let (index, handle) = self
-            .workers
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, w)| w.routers.load(Ordering::Relaxed))
-            .ok_or(EngineError::WorkerGone)?;
+        let (index, handle) =
+            self.workers.iter().enumerate().min_by_key(|(_, w)| w.routers.load(Ordering::Relaxed)).ok_or(EngineError::WorkerGone)?;
         let id = self.call(Some(index), EngineError::WorkerGone, |reply| Command::CreateRouter { reply }).await?;
         handle.routers.fetch_add(1, Ordering::Relaxed);
         Ok(id)
@@ -266,8 +263,7 @@ impl Engine {
 
     /// A plain RTP transport that sends to `remote` (a local recorder such as FFmpeg).
     pub async fn create_plain_transport(&self, router: RouterId, remote: SocketAddr) -> Result<TransportId, EngineError> {
-        self.call(router.worker(), EngineError::UnknownRouter, |reply| Command::CreatePlainTransport { router, remote, reply })
-            .await
+        self.call(router.worker(), EngineError::UnknownRouter, |reply| Command::CreatePlainTransport { router, remote, reply }).await
     }
 
     /// Asks a video producer for a keyframe now (throttled to one per second).
@@ -283,12 +279,7 @@ impl Engine {
         self.call(id.worker(), EngineError::UnknownTransport, |reply| Command::CloseTransport { id, reply }).await
     }
 
-    pub async fn produce(
-        &self,
-        transport: TransportId,
-        kind: MediaKind,
-        rtp_parameters: RtpParameters,
-    ) -> Result<ProducerId, EngineError> {
+    pub async fn produce(&self, transport: TransportId, kind: MediaKind, rtp_parameters: RtpParameters) -> Result<ProducerId, EngineError> {
         self.call(transport.worker(), EngineError::UnknownTransport, |reply| Command::Produce {
             transport,
             kind,
@@ -318,23 +309,19 @@ impl Engine {
     }
 
     pub async fn resume_consumer(&self, id: ConsumerId) -> Result<(), EngineError> {
-        self.call(id.worker(), EngineError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: false, reply })
-            .await
+        self.call(id.worker(), EngineError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: false, reply }).await
     }
 
     pub async fn pause_consumer(&self, id: ConsumerId) -> Result<(), EngineError> {
-        self.call(id.worker(), EngineError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: true, reply })
-            .await
+        self.call(id.worker(), EngineError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: true, reply }).await
     }
 
     pub async fn pause_producer(&self, id: ProducerId) -> Result<(), EngineError> {
-        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: true, reply })
-            .await
+        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: true, reply }).await
     }
 
     pub async fn resume_producer(&self, id: ProducerId) -> Result<(), EngineError> {
-        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: false, reply })
-            .await
+        self.call(id.worker(), EngineError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: false, reply }).await
     }
 
     pub async fn close_producer(&self, id: ProducerId) -> Result<(), EngineError> {

@@ -2,9 +2,8 @@
 use std::collections::BTreeSet;
 
 use crate::rtp_parameters::{
-    CodecParameters, ExtensionDirection, MediaKind, ParamValue, RtcpFeedback, RtcpParameters, RtpCapabilities,
-    RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtension, RtpHeaderExtensionParameters,
-    RtpParameters, RtxSsrc,
+    CodecParameters, ExtensionDirection, MediaKind, ParamValue, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
+    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtension, RtpHeaderExtensionParameters, RtpParameters, RtxSsrc,
 };
 
 pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
@@ -189,13 +188,7 @@ fn param_i64(p: &CodecParameters, key: &str, default: i64) -> i64 {
 }
 
 /// Whether two codecs are the same codec for forwarding purposes.
-fn codec_matches(
-    a_mime: &str,
-    a_clock: u32,
-    a_channels: Option<u8>,
-    a_params: &CodecParameters,
-    b: &RtpCodecCapability,
-) -> bool {
+fn codec_matches(a_mime: &str, a_clock: u32, a_channels: Option<u8>, a_params: &CodecParameters, b: &RtpCodecCapability) -> bool {
     if !a_mime.eq_ignore_ascii_case(&b.mime_type) || a_clock != b.clock_rate {
         return false;
     }
@@ -226,11 +219,7 @@ pub struct PtMapping {
 }
 
 /// Maps a producer's codecs (client payload types) to the router's (DESIGN.md "Producer").
-pub fn map_producer_codecs(
-    router: &RtpCapabilities,
-    kind: MediaKind,
-    params: &RtpParameters,
-) -> Result<Vec<PtMapping>, OrtcError> {
+pub fn map_producer_codecs(router: &RtpCapabilities, kind: MediaKind, params: &RtpParameters) -> Result<Vec<PtMapping>, OrtcError> {
     let mut out = Vec::new();
     for codec in params.codecs.iter().filter(|c| !c.is_rtx()) {
         if !codec.mime_type.to_ascii_lowercase().starts_with(kind.as_str()) {
@@ -250,11 +239,7 @@ pub fn map_producer_codecs(
     }
     for rtx in params.codecs.iter().filter(|c| c.is_rtx()) {
         let apt = param_i64(&rtx.parameters, "apt", -1);
-        let media = out
-            .iter()
-            .find(|m| i64::from(m.client_pt) == apt)
-            .copied()
-            .ok_or(OrtcError::DanglingRtx(rtx.payload_type))?;
+        let media = out.iter().find(|m| i64::from(m.client_pt) == apt).copied().ok_or(OrtcError::DanglingRtx(rtx.payload_type))?;
         let router_rtx = router
             .codecs
             .iter()
@@ -291,8 +276,7 @@ pub fn consumer_rtp_parameters(
             continue;
         };
         // Feedback both sides know.
-        let rtcp_feedback =
-            rc.rtcp_feedback.iter().filter(|f| pc.rtcp_feedback.contains(f)).cloned().collect::<Vec<_>>();
+        let rtcp_feedback = rc.rtcp_feedback.iter().filter(|f| pc.rtcp_feedback.contains(f)).cloned().collect::<Vec<_>>();
         codecs.push(RtpCodecParameters {
             mime_type: rc.mime_type.clone(),
             payload_type: pt,
@@ -301,10 +285,7 @@ pub fn consumer_rtp_parameters(
             parameters: rc.parameters.clone(),
             rtcp_feedback,
         });
-        let router_rtx = router
-            .codecs
-            .iter()
-            .find(|r| r.is_rtx() && param_i64(&r.parameters, "apt", -1) == i64::from(pt));
+        let router_rtx = router.codecs.iter().find(|r| r.is_rtx() && param_i64(&r.parameters, "apt", -1) == i64::from(pt));
         let peer_has_rtx = peer.codecs.iter().any(|p| p.is_rtx());
         if let (Some(rtx), true) = (router_rtx, peer_has_rtx) {
             if let Some(rtx_pt) = rtx.preferred_payload_type {
@@ -375,8 +356,7 @@ mod tests {
     #[test]
     fn payload_types_are_assigned_from_100_with_rtx_after_each_video_codec() {
         let c = caps();
-        let summary: Vec<(String, u8)> =
-            c.codecs.iter().map(|c| (c.mime_type.clone(), c.preferred_payload_type.unwrap())).collect();
+        let summary: Vec<(String, u8)> = c.codecs.iter().map(|c| (c.mime_type.clone(), c.preferred_payload_type.unwrap())).collect();
         let expected = [
             ("audio/opus", 100),
             ("video/VP8", 101),
@@ -510,10 +490,7 @@ mod tests {
         let map = map_producer_codecs(&caps(), MediaKind::Video, &client_params(MediaKind::Video)).unwrap();
         assert_eq!(
             map,
-            vec![
-                PtMapping { client_pt: 96, router_pt: 101, rtx: false },
-                PtMapping { client_pt: 97, router_pt: 102, rtx: true }
-            ]
+            vec![PtMapping { client_pt: 96, router_pt: 101, rtx: false }, PtMapping { client_pt: 97, router_pt: 102, rtx: true }]
         );
         let map = map_producer_codecs(&caps(), MediaKind::Audio, &client_params(MediaKind::Audio)).unwrap();
         assert_eq!(map, vec![PtMapping { client_pt: 111, router_pt: 100, rtx: false }]);
@@ -523,10 +500,7 @@ mod tests {
     fn unsupported_or_inconsistent_producers_are_refused() {
         let mut p = client_params(MediaKind::Video);
         p.codecs[0].mime_type = "video/AV1".into();
-        assert_eq!(
-            map_producer_codecs(&caps(), MediaKind::Video, &p),
-            Err(OrtcError::UnsupportedCodec("video/AV1".into()))
-        );
+        assert_eq!(map_producer_codecs(&caps(), MediaKind::Video, &p), Err(OrtcError::UnsupportedCodec("video/AV1".into())));
         let p = client_params(MediaKind::Audio);
         assert_eq!(map_producer_codecs(&caps(), MediaKind::Video, &p), Err(OrtcError::WrongKind));
         let mut p = client_params(MediaKind::Video);
@@ -541,8 +515,7 @@ mod tests {
     fn consumer_parameters_use_router_pts_and_matching_extensions() {
         // A device loaded with the router's capabilities receives with the router's ids.
         let peer = caps();
-        let p = consumer_rtp_parameters(&caps(), MediaKind::Video, &[101, 102], &peer, 123456789, Some("abc".into()))
-            .unwrap();
+        let p = consumer_rtp_parameters(&caps(), MediaKind::Video, &[101, 102], &peer, 123456789, Some("abc".into())).unwrap();
         let pts: Vec<u8> = p.codecs.iter().map(|c| c.payload_type).collect();
         assert_eq!(pts, vec![101, 102]);
         assert_eq!(p.encodings[0].ssrc, Some(123456789));
@@ -578,9 +551,6 @@ mod tests {
 
         let mut no_vp8 = caps();
         no_vp8.codecs.retain(|c| c.mime_type != "video/VP8");
-        assert_eq!(
-            consumer_rtp_parameters(&caps(), MediaKind::Video, &[101, 102], &no_vp8, 1, None),
-            Err(OrtcError::NotConsumable)
-        );
+        assert_eq!(consumer_rtp_parameters(&caps(), MediaKind::Video, &[101, 102], &no_vp8, 1, None), Err(OrtcError::NotConsumable));
     }
 }

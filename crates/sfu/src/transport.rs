@@ -39,10 +39,7 @@ fn str0m_codec(c: &RtpCodecCapability) -> Option<(Codec, FormatParams)> {
     let int = |k: &str| c.parameters.get(k).and_then(ParamValue::as_i64);
     let mime = c.mime_type.to_ascii_lowercase();
     Some(match mime.as_str() {
-        "audio/opus" => (
-            Codec::Opus,
-            FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() },
-        ),
+        "audio/opus" => (Codec::Opus, FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() }),
         "video/vp8" => (Codec::Vp8, FormatParams::default()),
         "video/vp9" => (Codec::Vp9, FormatParams { profile_id: int("profile-id").map(|p| p as u32), ..Default::default() }),
         "video/h264" => {

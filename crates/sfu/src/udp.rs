@@ -117,7 +117,13 @@ mod sys {
             }
             // SAFETY: every header points into this boxed struct, which outlives the call.
             let n = unsafe {
-                libc::recvmmsg(socket.as_raw_fd(), self.msgs.as_mut_ptr(), RECV_BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    self.msgs.as_mut_ptr(),
+                    RECV_BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
             };
             if n < 0 {
                 let e = io::Error::last_os_error();

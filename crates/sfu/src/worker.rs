@@ -787,9 +787,10 @@ impl Worker {
         match event {
             Event::RtpPacket(p) => self.forward(tkey, p, now),
             Event::KeyframeRequest(r) => {
-                let producer = self.transports.get(&tkey).and_then(|t| {
-                    t.consumers.iter().filter_map(|c| self.consumers.get(c)).find(|c| c.mid == r.mid).map(|c| c.producer)
-                });
+                let producer = self
+                    .transports
+                    .get(&tkey)
+                    .and_then(|t| t.consumers.iter().filter_map(|c| self.consumers.get(c)).find(|c| c.mid == r.mid).map(|c| c.producer));
                 if let Some(p) = producer {
                     self.request_keyframe(p, false, now);
                 }
@@ -878,7 +879,14 @@ impl Worker {
 
 /// One packet to a plain (recording) consumer: raw RTP into the send batch. Returns whether the
 /// consumer is still waiting for a keyframe (so one should be requested).
-fn forward_plain(c: &mut Consumer, remote: SocketAddr, router_pt: u8, packet: &RtpPacket, out: &mut SendBatch, stats: &mut EngineStats) -> bool {
+fn forward_plain(
+    c: &mut Consumer,
+    remote: SocketAddr,
+    router_pt: u8,
+    packet: &RtpPacket,
+    out: &mut SendBatch,
+    stats: &mut EngineStats,
+) -> bool {
     if c.awaiting_keyframe {
         if !starts_keyframe(&c.mime, &packet.payload) {
             return true;

@@ -29,13 +29,19 @@ fn main() {
     let opts = rt.block_on(engine.create_webrtc_transport(router.clone(), Direction::Send, Some(caps))).expect("transport");
     let opts = serde_json::to_value(&opts).expect("json");
     let (mut send, dtls) = ClientTransport::new(&opts, true).expect("client");
-    rt.block_on(engine.connect_transport(serde_json::from_value(opts["id"].clone()).expect("id"), serde_json::from_value(dtls).expect("dtls")))
-        .expect("connect");
+    rt.block_on(
+        engine.connect_transport(serde_json::from_value(opts["id"].clone()).expect("id"), serde_json::from_value(dtls).expect("dtls")),
+    )
+    .expect("connect");
     let mut track = Track::new(MediaKind::Video, "0");
     track.interval = Some(Duration::from_micros(1_000_000 / pps.max(1)));
     track.record = false;
     let producer = rt
-        .block_on(engine.produce(serde_json::from_value(opts["id"].clone()).expect("id"), MediaKind::Video, produce_parameters(MediaKind::Video, "0", track.ssrc)))
+        .block_on(engine.produce(
+            serde_json::from_value(opts["id"].clone()).expect("id"),
+            MediaKind::Video,
+            produce_parameters(MediaKind::Video, "0", track.ssrc),
+        ))
         .expect("produce");
     track.declare(&mut send);
     let mut subs = Vec::new();

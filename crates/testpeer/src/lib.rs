@@ -26,8 +26,7 @@ pub const VP8_PT: u8 = 96;
 pub const VP8_RTX_PT: u8 = 97;
 
 /// Extension ids the client really uses on its send connection (differ from its capabilities).
-pub const SEND_EXTENSIONS: [(u8, &str); 4] =
-    [(9, URI_MID), (4, URI_TWCC), (2, URI_ABS_SEND_TIME), (10, URI_AUDIO_LEVEL)];
+pub const SEND_EXTENSIONS: [(u8, &str); 4] = [(9, URI_MID), (4, URI_TWCC), (2, URI_ABS_SEND_TIME), (10, URI_AUDIO_LEVEL)];
 
 /// What mediasoup-client's `device.sendRtpCapabilities` would be for the router's capabilities:
 /// the client's payload types, the router's extension ids.
@@ -116,9 +115,8 @@ impl ClientTransport {
             pass: ice["password"].as_str().ok_or("password")?.into(),
         };
         let cand = &options["iceCandidates"][0];
-        let server: SocketAddr = format!("{}:{}", cand["address"].as_str().ok_or("address")?, cand["port"])
-            .parse()
-            .map_err(|e| format!("candidate: {e}"))?;
+        let server: SocketAddr =
+            format!("{}:{}", cand["address"].as_str().ok_or("address")?, cand["port"]).parse().map_err(|e| format!("candidate: {e}"))?;
         let fp = &options["dtlsParameters"]["fingerprints"][0];
         let fingerprint: Fingerprint = format!("{} {}", fp["algorithm"].as_str().unwrap_or(""), fp["value"].as_str().unwrap_or(""))
             .parse()

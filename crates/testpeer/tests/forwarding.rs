@@ -30,7 +30,10 @@ async fn publish_and_receive(first: MediaKind) {
     // Let the last packets arrive.
     run(&mut [&mut a], &mut [&mut b], Duration::from_millis(300), |_, _| false);
 
-    for (kind, options) in [(MediaKind::Video, if first == MediaKind::Video { &c1 } else { &c2 }), (MediaKind::Audio, if first == MediaKind::Audio { &c1 } else { &c2 })] {
+    for (kind, options) in [
+        (MediaKind::Video, if first == MediaKind::Video { &c1 } else { &c2 }),
+        (MediaKind::Audio, if first == MediaKind::Audio { &c1 } else { &c2 }),
+    ] {
         let sent = a.sent(kind);
         let got = b.received(kind);
         assert!(sent.len() > 50, "{kind:?}: A sent {}", sent.len());
@@ -55,7 +58,8 @@ async fn publish_and_receive(first: MediaKind) {
         assert!(seqs[0] < 65536);
         // The engine runs no downlink bandwidth estimation: it stamps no transport-wide sequence
         // numbers (and so gets no feedback), though the video consumer's parameters allow them.
-        let uris: Vec<&str> = options["rtpParameters"]["headerExtensions"].as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
+        let uris: Vec<&str> =
+            options["rtpParameters"]["headerExtensions"].as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
         assert_eq!(uris.contains(&sfu::ortc::URI_TWCC), kind == MediaKind::Video, "{uris:?}");
         assert!(got.iter().all(|p| p.transport_cc.is_none()), "{kind:?}: no transport-cc stamped downstream");
     }

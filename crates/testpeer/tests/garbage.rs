@@ -20,7 +20,7 @@ async fn garbage_datagrams_do_not_disturb_a_call() {
         let mut data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
         match i % 4 {
             0 if data.len() > 8 => data[..8].copy_from_slice(&stun_header), // truncated/garbled STUN
-            1 if !data.is_empty() => data[0] = 0x16,                         // DTLS record type
+            1 if !data.is_empty() => data[0] = 0x16,                        // DTLS record type
             2 if data.len() > 1 => {
                 data[0] = 0x80; // RTP version 2
                 data.truncate(rng.usize(1..20));

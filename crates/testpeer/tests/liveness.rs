@@ -66,7 +66,10 @@ async fn a_peer_closing_dtls_is_closed_at_once() {
     let closed_at = Instant::now();
     run(&mut [&mut a], &mut [&mut b], Duration::from_millis(300), |_, _| false);
     let event = next_event(&mut events, Duration::from_secs(2)).await.expect("B's transport is closed");
-    assert_eq!(event, EngineEvent::TransportClosed { transport: transport_id(&b.transport.id), producers: vec![], reason: CloseReason::PeerClosed });
+    assert_eq!(
+        event,
+        EngineEvent::TransportClosed { transport: transport_id(&b.transport.id), producers: vec![], reason: CloseReason::PeerClosed }
+    );
     assert!(closed_at.elapsed() < Duration::from_secs(2));
     let stats = engine.stats().await.unwrap();
     assert_eq!((stats.transports, stats.producers, stats.consumers), (1, 1, 0), "A keeps publishing; B's consumer is gone");

@@ -83,11 +83,7 @@ impl TestServer {
 
     /// Posts raw bytes with a JSON content type.
     pub async fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body);
+        let mut req = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -109,17 +105,14 @@ impl TestServer {
         let (status, body) = self.post("/auth/otp/request", None, json!({"phone_e164": phone})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let code = self.last_code(phone).expect("code in outbox");
-        let (status, body) = self
-            .post("/auth/otp/verify", None, json!({"phone_e164": phone, "code": code, "display_name": name}))
-            .await;
+        let (status, body) = self.post("/auth/otp/verify", None, json!({"phone_e164": phone, "code": code, "display_name": name})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         (body["token"].as_str().expect("token").to_string(), body["user"].clone())
     }
 
     /// Logs in through dev login (faster; used where OTP is not the subject).
     pub async fn dev_login(&self, phone: &str, name: &str) -> String {
-        let (status, body) =
-            self.post("/auth/dev-login", None, json!({"phone_e164": phone, "display_name": name})).await;
+        let (status, body) = self.post("/auth/dev-login", None, json!({"phone_e164": phone, "display_name": name})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["token"].as_str().expect("token").to_string()
     }
@@ -129,8 +122,7 @@ impl TestServer {
         let (status, body) = self.post("/contacts/request", Some(a_token), json!({"to_phone_e164": b_phone})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let id = body["request_id"].as_str().expect("request_id").to_string();
-        let (status, body) =
-            self.post("/contacts/respond", Some(b_token), json!({"request_id": id, "decision": "accepted"})).await;
+        let (status, body) = self.post("/contacts/respond", Some(b_token), json!({"request_id": id, "decision": "accepted"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 }

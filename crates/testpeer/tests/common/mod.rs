@@ -122,7 +122,12 @@ impl Subscriber {
 }
 
 /// Pumps the peers for `dur`, or until `done` says so.
-pub fn run(pubs: &mut [&mut Publisher], subs: &mut [&mut Subscriber], dur: Duration, mut done: impl FnMut(&[&mut Publisher], &[&mut Subscriber]) -> bool) -> bool {
+pub fn run(
+    pubs: &mut [&mut Publisher],
+    subs: &mut [&mut Subscriber],
+    dur: Duration,
+    mut done: impl FnMut(&[&mut Publisher], &[&mut Subscriber]) -> bool,
+) -> bool {
     let end = Instant::now() + dur;
     while Instant::now() < end {
         for p in pubs.iter_mut() {

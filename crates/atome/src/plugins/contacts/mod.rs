@@ -188,9 +188,7 @@ async fn request(
     .execute(db)
     .await?;
     // A concurrent identical request may have won the insert: answer with the stored one.
-    let stored = find_between(db, &me.user_id, &to)
-        .await?
-        .ok_or_else(|| ApiError::Internal("connection request vanished".into()))?;
+    let stored = find_between(db, &me.user_id, &to).await?.ok_or_else(|| ApiError::Internal("connection request vanished".into()))?;
     Ok(answer(&stored.request_id, "pending"))
 }
 
@@ -257,12 +255,11 @@ struct RespondBody {
 async fn respond(State(c): State<Contacts>, auth: AuthUser, ApiJson(body): ApiJson<RespondBody>) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let db = &c.0.core.db;
-    let row: Option<RequestRow> = sqlx::query_as(
-        "SELECT request_id, from_user_id, to_phone_e164, status FROM connection_requests WHERE request_id = ?",
-    )
-    .bind(&body.request_id)
-    .fetch_optional(db)
-    .await?;
+    let row: Option<RequestRow> =
+        sqlx::query_as("SELECT request_id, from_user_id, to_phone_e164, status FROM connection_requests WHERE request_id = ?")
+            .bind(&body.request_id)
+            .fetch_optional(db)
+            .await?;
     let row = row.ok_or_else(|| ApiError::not_found("no such connection request"))?;
     if row.to_phone_e164 != me.phone_e164 {
         return Err(ApiError::forbidden("not_recipient", "only the recipient may respond to a connection request"));

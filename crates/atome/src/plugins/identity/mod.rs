@@ -176,11 +176,7 @@ struct OtpRequest {
     phone_e164: String,
 }
 
-async fn otp_request(
-    State(id): State<Identity>,
-    ClientIp(ip): ClientIp,
-    ApiJson(body): ApiJson<OtpRequest>,
-) -> ApiResult<Json<Value>> {
+async fn otp_request(State(id): State<Identity>, ClientIp(ip): ClientIp, ApiJson(body): ApiJson<OtpRequest>) -> ApiResult<Json<Value>> {
     let phone = id.normalize(&body.phone_e164)?;
     id.0.otp_per_ip.check(&ip)?;
     id.0.otp_per_number.check(&phone)?;
@@ -212,11 +208,10 @@ struct OtpVerify {
 async fn otp_verify(State(id): State<Identity>, ApiJson(body): ApiJson<OtpVerify>) -> ApiResult<Json<Value>> {
     let phone = id.normalize(&body.phone_e164)?;
     let db = &id.0.core.db;
-    let row: Option<(String, i64, i64)> =
-        sqlx::query_as("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone_e164 = ?")
-            .bind(&phone)
-            .fetch_optional(db)
-            .await?;
+    let row: Option<(String, i64, i64)> = sqlx::query_as("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone_e164 = ?")
+        .bind(&phone)
+        .fetch_optional(db)
+        .await?;
     let invalid = || ApiError::bad_request("invalid_code", "wrong or already used code");
     let Some((hash, expires_at, attempts)) = row else {
         return Err(invalid());
@@ -231,19 +226,11 @@ async fn otp_verify(State(id): State<Identity>, ApiJson(body): ApiJson<OtpVerify
             sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ?").bind(&phone).execute(db).await?;
             return Err(ApiError::bad_request("too_many_attempts", "too many wrong codes; request a new one"));
         }
-        sqlx::query("UPDATE otp_codes SET attempts = ? WHERE phone_e164 = ?")
-            .bind(attempts)
-            .bind(&phone)
-            .execute(db)
-            .await?;
+        sqlx::query("UPDATE otp_codes SET attempts = ? WHERE phone_e164 = ?").bind(attempts).bind(&phone).execute(db).await?;
         return Err(invalid());
     }
     // Single use: only the request that deletes the row may log in.
-    let deleted = sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ? AND code_hash = ?")
-        .bind(&phone)
-        .bind(&hash)
-        .execute(db)
-        .await?;
+    let deleted = sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ? AND code_hash = ?").bind(&phone).bind(&hash).execute(db).await?;
     if deleted.rows_affected() == 0 {
         return Err(invalid());
     }

@@ -19,16 +19,10 @@ impl SmsSender {
     pub fn from_config(config: &Config) -> SmsSender {
         match config.sms_sender {
             SmsSenderKind::Log => SmsSender::Log,
-            SmsSenderKind::File => SmsSender::File {
-                path: config.data_dir.join("sms_outbox.jsonl"),
-                lock: tokio::sync::Mutex::new(()),
-            },
+            SmsSenderKind::File => SmsSender::File { path: config.data_dir.join("sms_outbox.jsonl"), lock: tokio::sync::Mutex::new(()) },
             SmsSenderKind::Webhook => SmsSender::Webhook {
                 url: config.sms_webhook_url.clone().unwrap_or_default(),
-                client: reqwest::Client::builder()
-                    .timeout(std::time::Duration::from_secs(10))
-                    .build()
-                    .unwrap_or_default(),
+                client: reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().unwrap_or_default(),
             },
         }
     }

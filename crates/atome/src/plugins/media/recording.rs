@@ -70,12 +70,7 @@ pub struct Recordings {
 
 /// Whether `ffmpeg -version` runs.
 pub fn ffmpeg_available(ffmpeg: &Path) -> bool {
-    std::process::Command::new(ffmpeg)
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    std::process::Command::new(ffmpeg).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 /// At start: recordings a previous run left `recording` can never finish.
@@ -162,14 +157,8 @@ impl Media {
         .execute(&self.0.core.db)
         .await?;
         let (stop, stopped) = oneshot::channel();
-        let job = FileJob {
-            media: self.clone(),
-            row_id,
-            owner_user_id: active.owner_user_id.clone(),
-            producer: producer.clone(),
-            kind,
-            router,
-        };
+        let job =
+            FileJob { media: self.clone(), row_id, owner_user_id: active.owner_user_id.clone(), producer: producer.clone(), kind, router };
         let task = tokio::spawn(job.run(stopped));
         Ok(FileRecorder { producer, stop: Some(stop), task })
     }
@@ -193,10 +182,7 @@ impl Media {
             if rec.room_id != room_id || rec.mode != Mode::PerProducer {
                 continue;
             }
-            match self
-                .start_file(recording_id, rec, producer.clone(), kind.to_string(), peer_user_id.to_string(), router.clone())
-                .await
-            {
+            match self.start_file(recording_id, rec, producer.clone(), kind.to_string(), peer_user_id.to_string(), router.clone()).await {
                 Ok(f) => rec.files.push(f),
                 Err(e) => tracing::warn!(%recording_id, "cannot record new producer: {e}"),
             }
@@ -248,8 +234,7 @@ impl FileJob {
     ) -> Result<(PathBuf, String, u64, &'static str, Option<i64>), (String, Option<PathBuf>)> {
         let engine = &self.media.0.engine;
         let config = &self.media.0.core.config;
-        let (subdir, ext, mime) =
-            if self.kind == "video" { ("video", "webm", "video/webm") } else { ("audio", "ogg", "audio/ogg") };
+        let (subdir, ext, mime) = if self.kind == "video" { ("video", "webm", "video/webm") } else { ("audio", "ogg", "audio/ogg") };
         let dir = config.data_dir.join("users").join(&self.owner_user_id).join("media").join(subdir).join("recordings");
         tokio::fs::create_dir_all(&dir).await.map_err(|e| (format!("cannot create {}: {e}", dir.display()), None))?;
         let partial = dir.join(format!(".partial-{}.{ext}", self.row_id));
@@ -359,9 +344,7 @@ impl FileJob {
         };
         let sha = hex::encode(Sha256::digest(&data));
         let final_path = dir.join(format!("{sha}.{ext}"));
-        tokio::fs::rename(&partial, &final_path)
-            .await
-            .map_err(|e| (format!("cannot name the file: {e}"), Some(partial.clone())))?;
+        tokio::fs::rename(&partial, &final_path).await.map_err(|e| (format!("cannot name the file: {e}"), Some(partial.clone())))?;
         let duration_ms = probe_duration_ms(&config.ffmpeg, &final_path).await;
         if duration_ms.is_none() {
             return Err((format!("the file is not readable: {line}"), Some(final_path)));
@@ -440,9 +423,8 @@ pub async fn start(
     // What to record, from the call in progress.
     let (router, producers) = {
         let rooms = media.0.rooms.lock().await;
-        let call = rooms
-            .get(&room.room_id)
-            .ok_or_else(|| ApiError::conflict("no_call", "nobody is in this room's call: nothing to record"))?;
+        let call =
+            rooms.get(&room.room_id).ok_or_else(|| ApiError::conflict("no_call", "nobody is in this room's call: nothing to record"))?;
         let producers: Vec<(ProducerId, String, String)> = call
             .peers
             .values()
@@ -464,7 +446,8 @@ pub async fn start(
         (Mode::PerProducer, _) => producers,
     };
     let recording_id = new_id();
-    let mut active = Active { room_id: room.room_id.clone(), owner_user_id: room.owner_user_id.clone(), mode: body.mode, files: Vec::new() };
+    let mut active =
+        Active { room_id: room.room_id.clone(), owner_user_id: room.owner_user_id.clone(), mode: body.mode, files: Vec::new() };
     for (producer, kind, peer) in producers {
         let file = media.start_file(&recording_id, &active, producer, kind, peer, router.clone()).await?;
         active.files.push(file);
@@ -518,7 +501,23 @@ pub async fn list(State(media): State<Media>, auth: AuthUser, ApiPath(room_id): 
     Ok(ok(json!({"recordings": recordings})))
 }
 
-type Row = (String, String, String, String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>, Option<i64>, i64, Option<i64>, String, Option<String>);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+);
 
 async fn files_of(db: &Db, column: &'static str, value: &str) -> Result<Vec<Value>, ApiError> {
     let sql = format!(
@@ -528,13 +527,31 @@ async fn files_of(db: &Db, column: &'static str, value: &str) -> Result<Vec<Valu
     let rows: Vec<Row> = sqlx::query_as(&sql).bind(value).fetch_all(db).await?;
     Ok(rows
         .into_iter()
-        .map(|(id, recording_id, producer_id, peer_user_id, kind, mode, path, sha256, bytes, mime, duration_ms, started_at, stopped_at, status, error)| {
-            json!({
-                "id": id, "recording_id": recording_id, "producer_id": producer_id, "peer_user_id": peer_user_id,
-                "kind": kind, "mode": mode, "path": path, "sha256": sha256, "bytes": bytes, "mime": mime,
-                "duration_ms": duration_ms, "started_at": crate::db::iso(started_at), "stopped_at": stopped_at.map(crate::db::iso),
-                "status": status, "error": error,
-            })
-        })
+        .map(
+            |(
+                id,
+                recording_id,
+                producer_id,
+                peer_user_id,
+                kind,
+                mode,
+                path,
+                sha256,
+                bytes,
+                mime,
+                duration_ms,
+                started_at,
+                stopped_at,
+                status,
+                error,
+            )| {
+                json!({
+                    "id": id, "recording_id": recording_id, "producer_id": producer_id, "peer_user_id": peer_user_id,
+                    "kind": kind, "mode": mode, "path": path, "sha256": sha256, "bytes": bytes, "mime": mime,
+                    "duration_ms": duration_ms, "started_at": crate::db::iso(started_at), "stopped_at": stopped_at.map(crate::db::iso),
+                    "status": status, "error": error,
+                })
+            },
+        )
         .collect())
 }

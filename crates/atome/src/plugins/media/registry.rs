@@ -68,9 +68,9 @@ impl CallRoom {
             .iter()
             .filter(|(id, _)| **id != except)
             .flat_map(|(_, peer)| {
-                peer.producers.iter().map(move |(producer, kind)| {
-                    json!({"producer_id": producer.to_string(), "kind": kind, "peer_user_id": peer.user_id})
-                })
+                peer.producers
+                    .iter()
+                    .map(move |(producer, kind)| json!({"producer_id": producer.to_string(), "kind": kind, "peer_user_id": peer.user_id}))
             })
             .collect()
     }

@@ -55,8 +55,7 @@ fn typed<T: DeserializeOwned>(what: &'static str, value: Value) -> Result<T, Sig
 }
 
 fn parse_id<T: DeserializeOwned>(what: &'static str, id: &str) -> Result<T, SignalError> {
-    serde_json::from_value(Value::String(id.to_string()))
-        .map_err(|_| refuse("not_found", format!("unknown {what} {id:?}")))
+    serde_json::from_value(Value::String(id.to_string())).map_err(|_| refuse("not_found", format!("unknown {what} {id:?}")))
 }
 
 struct Joined {
@@ -193,9 +192,7 @@ impl Session {
         match msg {
             ClientMsg::Auth { .. } => Err(refuse("already_authenticated", "this socket is authenticated")),
             ClientMsg::Ping => Ok(("pong", json!({}))),
-            ClientMsg::JoinRoom { room_id, join_token, rtp_capabilities } => {
-                self.join(&user, room_id, &join_token, rtp_capabilities).await
-            }
+            ClientMsg::JoinRoom { room_id, join_token, rtp_capabilities } => self.join(&user, room_id, &join_token, rtp_capabilities).await,
             ClientMsg::LeaveRoom { room_id } => {
                 let left = self.leave().await;
                 match left {
@@ -203,9 +200,7 @@ impl Session {
                     None => Err(refuse("not_in_room", format!("not in room {}", room_id.unwrap_or_default()))),
                 }
             }
-            ClientMsg::CreateTransport { direction, rtp_capabilities } => {
-                self.create_transport(direction, rtp_capabilities).await
-            }
+            ClientMsg::CreateTransport { direction, rtp_capabilities } => self.create_transport(direction, rtp_capabilities).await,
             ClientMsg::ConnectTransport { transport_id, dtls_parameters } => {
                 let id = self.own_transport(&transport_id, None).await?;
                 let dtls = typed("dtlsParameters", dtls_parameters)?;
@@ -251,12 +246,9 @@ impl Session {
     }
 
     async fn auth(&mut self, token: &str, phone_e164: Option<&str>) -> Result<(&'static str, Value), SignalError> {
-        let (user, _) = tokens::authenticate(&self.media.0.core.db, token)
-            .await
-            .map_err(|e| fatal("auth_failed", e.to_string()))?;
+        let (user, _) = tokens::authenticate(&self.media.0.core.db, token).await.map_err(|e| fatal("auth_failed", e.to_string()))?;
         if let Some(given) = phone_e164 {
-            let given = phone::normalize(given, &self.media.0.core.config.phone_region)
-                .map_err(|e| fatal("auth_failed", e.to_string()))?;
+            let given = phone::normalize(given, &self.media.0.core.config.phone_region).map_err(|e| fatal("auth_failed", e.to_string()))?;
             if given != user.phone_e164 {
                 return Err(fatal("auth_failed", "the phone number does not match the token"));
             }
@@ -354,11 +346,7 @@ impl Session {
             &json!({"type": "participantJoined", "peer_user_id": user.user_id, "display_name": user.display_name}),
         );
         drop(rooms);
-        self.media
-            .0
-            .core
-            .presence
-            .enter(&room_id, Participant { user_id: user.user_id.clone(), display_name: user.display_name.clone() });
+        self.media.0.core.presence.enter(&room_id, Participant { user_id: user.user_id.clone(), display_name: user.display_name.clone() });
         self.joined = Some(Joined { room_id: room_id.clone(), rtp_capabilities });
         tracing::info!(%room_id, user_id = %user.user_id, peer = self.peer_id, "peer joined");
         Ok((
@@ -392,10 +380,7 @@ impl Session {
         let send_caps = match (direction, rtp_capabilities) {
             (Direction::Send, Some(v)) => Some(typed::<RtpCapabilities>("rtpCapabilities", v)?),
             (Direction::Send, None) => {
-                return Err(refuse(
-                    "invalid_message",
-                    "a send transport needs `rtpCapabilities` (device.sendRtpCapabilities)",
-                ))
+                return Err(refuse("invalid_message", "a send transport needs `rtpCapabilities` (device.sendRtpCapabilities)"))
             }
             (Direction::Recv, _) => None,
         };
@@ -403,13 +388,7 @@ impl Session {
             Direction::Send => sfu::Direction::Send,
             Direction::Recv => sfu::Direction::Recv,
         };
-        let options = self
-            .media
-            .0
-            .engine
-            .create_webrtc_transport(router, sfu_direction, send_caps)
-            .await
-            .map_err(engine_error)?;
+        let options = self.media.0.engine.create_webrtc_transport(router, sfu_direction, send_caps).await.map_err(engine_error)?;
         let id = options.id.clone();
         let registered = self
             .with_peer(|room, me| {

@@ -72,11 +72,10 @@ fn room_from_row((room_id, owner_user_id, name, visibility, created_at): RoomRow
 }
 
 pub async fn find_room(db: &Db, room_id: &str) -> Result<Option<Room>, ApiError> {
-    let row: Option<RoomRow> =
-        sqlx::query_as("SELECT room_id, owner_user_id, name, visibility, created_at FROM rooms WHERE room_id = ?")
-            .bind(room_id)
-            .fetch_optional(db)
-            .await?;
+    let row: Option<RoomRow> = sqlx::query_as("SELECT room_id, owner_user_id, name, visibility, created_at FROM rooms WHERE room_id = ?")
+        .bind(room_id)
+        .fetch_optional(db)
+        .await?;
     Ok(row.map(room_from_row))
 }
 
@@ -268,9 +267,8 @@ async fn invite(
     if to == me.phone_e164 {
         return Err(ApiError::bad_request("self_invite", "you cannot invite yourself"));
     }
-    let participant = room.owner_user_id == me.user_id
-        || is_invited(db, &room.room_id, &me).await?
-        || is_member(db, &room.room_id, &me.user_id).await?;
+    let participant =
+        room.owner_user_id == me.user_id || is_invited(db, &room.room_id, &me).await? || is_member(db, &room.room_id, &me.user_id).await?;
     if !participant {
         return Err(ApiError::forbidden("not_participant", "only the owner or a participant may invite"));
     }
@@ -298,12 +296,7 @@ async fn invite(
     Ok(ok(json!({"room_id": room.room_id})))
 }
 
-async fn join(
-    State(r): State<Rooms>,
-    ClientIp(ip): ClientIp,
-    auth: AuthUser,
-    ApiPath(room_id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+async fn join(State(r): State<Rooms>, ClientIp(ip): ClientIp, auth: AuthUser, ApiPath(room_id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let db = &r.0.core.db;
     let room = find_room(db, &room_id).await?.ok_or_else(|| ApiError::not_found("no such room"))?;
