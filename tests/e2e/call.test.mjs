@@ -1,61 +1,13 @@
 // End-to-end: real Chromium users call each other through the UI and our engine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, openUser, rtpStats, screenshot, sleep, startServer, sum, waitFor } from './lib.mjs';
+import {
+  assertReceiving, connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, screenshot, sleep, startServer, sum, waitFor,
+} from './lib.mjs';
 
 const A = '+33611111111';
 const B = '+33622222222';
 const C = '+33633333333';
-
-/** A asks B to connect through the UI; B accepts. */
-async function connect(a, b) {
-  await a.page.fill('#contact-phone', b.phone);
-  await a.page.click('#add-contact');
-  await b.page.waitForSelector('#incoming button.accepted', { timeout: 10000 });
-  await b.page.click('#incoming button.accepted');
-  await a.page.waitForSelector(`#connections input[data-phone="${b.phone}"]`, { timeout: 10000 });
-  await b.page.waitForSelector(`#connections input[data-phone="${a.phone}"]`, { timeout: 10000 });
-}
-
-/** The owner creates a room and invites `guests`; returns the room id. */
-async function roomWith(owner, guests) {
-  await owner.page.click('#create-room');
-  const roomId = await waitFor('room created', () => owner.page.$eval('#room-list', (s) => s.value));
-  for (const g of guests) await owner.page.check(`#connections input[data-phone="${g.phone}"]`);
-  await owner.page.click('#invite');
-  await owner.page.waitForFunction(() => document.querySelector('#error').textContent.startsWith('Invited'));
-  for (const g of guests) {
-    await g.page.waitForSelector(`#room-list option[value="${roomId}"]`, { state: 'attached', timeout: 10000 });
-    await g.page.selectOption('#room-list', roomId);
-  }
-  return roomId;
-}
-
-async function joinAll(users, peers) {
-  for (const u of users) await u.page.click('#join');
-  for (const u of users) {
-    await u.page.waitForFunction((n) => window.atome.published && window.atome.consumers.size >= n, peers * 2, { timeout: 30000 });
-  }
-}
-
-/** Over `seconds`, every remote video decodes more frames and every remote audio gets packets. */
-async function assertReceiving(user, expectedPeers, seconds = 4) {
-  const first = await rtpStats(user);
-  await sleep(seconds * 1000);
-  const last = await rtpStats(user);
-  assert.equal(last.consumers.filter((k) => k === 'video').length, expectedPeers, `${user.name} video consumers`);
-  assert.equal(last.consumers.filter((k) => k === 'audio').length, expectedPeers, `${user.name} audio consumers`);
-  for (const s of last.inbound.filter((x) => x.kind === 'video')) {
-    const before = first.inbound.find((x) => x.ssrc === s.ssrc)?.frames ?? 0;
-    assert.ok(s.frames > before + 10, `${user.name}: video ${s.ssrc} frames ${before} -> ${s.frames}`);
-  }
-  for (const s of last.inbound.filter((x) => x.kind === 'audio')) {
-    const before = first.inbound.find((x) => x.ssrc === s.ssrc)?.packets ?? 0;
-    assert.ok(s.packets > before + 50, `${user.name}: audio ${s.ssrc} packets ${before} -> ${s.packets}`);
-  }
-  assert.equal(last.remoteWidths.length, expectedPeers);
-  assert.ok(last.remoteWidths.every((w) => w > 0), `${user.name}: remote video widths ${last.remoteWidths}`);
-}
 
 /** The user's outbound video bitrate goes above 500 kbit/s within 15 s. */
 async function assertBitrateClimbs(user) {

@@ -1,5 +1,6 @@
 // Helpers for the end-to-end tests: the real server binary, Debian's Chromium through
 // playwright-core with fake camera and microphone, and users driven through the UI only.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -28,13 +29,17 @@ async function freePort() {
   });
 }
 
-export async function startServer() {
+/**
+ * The server, its media on loopback unless `rtcIp` says otherwise (Firefox pairs no candidate of
+ * its own with a loopback one: the cross-browser test gives the machine's own address).
+ */
+export async function startServer({ rtcIp = '127.0.0.1' } = {}) {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atome-e2e-'));
   const log = fs.openSync(path.join(dataDir, 'server.log'), 'a');
   const proc = spawn(binary, [
     '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '2',
-    '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'),
+    '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'), '--rtc-listen-ip', rtcIp,
   ], { stdio: ['ignore', log, log] });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
@@ -65,6 +70,14 @@ function fakeCameraFile() {
     fs.renameSync(`${file}.tmp.y4m`, file);
   }
   return file;
+}
+
+/** This machine's first non-loopback IPv4 address. */
+export function hostIp() {
+  const all = Object.values(os.networkInterfaces()).flat();
+  const found = all.find((a) => a && a.family === 'IPv4' && !a.internal);
+  if (!found) throw new Error('no non-loopback IPv4 address on this machine');
+  return found.address;
 }
 
 export async function launchBrowser() {
@@ -155,4 +168,57 @@ export async function waitFor(what, fn, timeoutMs = 20000) {
 export async function screenshot(user, name) {
   fs.mkdirSync(artifacts, { recursive: true });
   await user.page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+/** A asks B to connect through the UI; B accepts. */
+export async function connect(a, b) {
+  await a.page.fill('#contact-phone', b.phone);
+  await a.page.click('#add-contact');
+  await b.page.waitForSelector('#incoming button.accepted', { timeout: 10000 });
+  await b.page.click('#incoming button.accepted');
+  await a.page.waitForSelector(`#connections input[data-phone="${b.phone}"]`, { timeout: 10000 });
+  await b.page.waitForSelector(`#connections input[data-phone="${a.phone}"]`, { timeout: 10000 });
+}
+
+/** The owner creates a room and invites `guests`; returns the room id. */
+export async function roomWith(owner, guests) {
+  await owner.page.click('#create-room');
+  const roomId = await waitFor('room created', () => owner.page.$eval('#room-list', (s) => s.value));
+  for (const g of guests) await owner.page.check(`#connections input[data-phone="${g.phone}"]`);
+  await owner.page.click('#invite');
+  await owner.page.waitForFunction(() => document.querySelector('#error').textContent.startsWith('Invited'));
+  for (const g of guests) {
+    await g.page.waitForSelector(`#room-list option[value="${roomId}"]`, { state: 'attached', timeout: 10000 });
+    await g.page.selectOption('#room-list', roomId);
+  }
+  return roomId;
+}
+
+export async function joinAll(users, peers) {
+  for (const u of users) await u.page.click('#join');
+  for (const u of users) {
+    await u.page.waitForFunction((n) => window.atome.published && window.atome.consumers.size >= n, peers * 2, { timeout: 30000 });
+  }
+}
+
+/** Over `seconds`, every remote video decodes more frames and every remote audio gets packets. */
+export async function assertReceiving(user, expectedPeers, seconds = 4) {
+  const first = await rtpStats(user);
+  await sleep(seconds * 1000);
+  const last = await rtpStats(user);
+  assert.equal(last.consumers.filter((k) => k === 'video').length, expectedPeers, `${user.name} video consumers`);
+  assert.equal(last.consumers.filter((k) => k === 'audio').length, expectedPeers, `${user.name} audio consumers`);
+  for (const kind of ['video', 'audio']) {
+    assert.equal(last.inbound.filter((x) => x.kind === kind).length, expectedPeers, `${user.name}: ${kind} streams received`);
+  }
+  for (const s of last.inbound.filter((x) => x.kind === 'video')) {
+    const before = first.inbound.find((x) => x.ssrc === s.ssrc)?.frames ?? 0;
+    assert.ok(s.frames > before + 10, `${user.name}: video ${s.ssrc} frames ${before} -> ${s.frames}`);
+  }
+  for (const s of last.inbound.filter((x) => x.kind === 'audio')) {
+    const before = first.inbound.find((x) => x.ssrc === s.ssrc)?.packets ?? 0;
+    assert.ok(s.packets > before + 50, `${user.name}: audio ${s.ssrc} packets ${before} -> ${s.packets}`);
+  }
+  assert.equal(last.remoteWidths.length, expectedPeers);
+  assert.ok(last.remoteWidths.every((w) => w > 0), `${user.name}: remote video widths ${last.remoteWidths}`);
 }

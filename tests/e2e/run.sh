@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the web bundle and the server, then runs the browser tests in Debian's Chromium.
+# Builds the web bundle and the server, then runs the browser tests in Debian's Chromium (and
+# Firefox ESR through geckodriver for the cross-browser test, skipped with a reason if absent).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/atome-target}"
