@@ -2,25 +2,17 @@
 // Page API the tests use, so the same helpers drive both browsers. Fake camera and microphone.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, sleep, waitUntilUp } from './lib.mjs';
 
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** $GECKODRIVER, else geckodriver on the PATH, else cargo's bin folder (`cargo install geckodriver`). */
 export function geckodriverPath() {
-  const candidates = [process.env.GECKODRIVER, path.join(os.homedir(), '.cargo/bin/geckodriver'), '/usr/local/bin/geckodriver', '/usr/bin/geckodriver'];
+  const onPath = (process.env.PATH || '').split(':').filter(Boolean).map((d) => path.join(d, 'geckodriver'));
+  const candidates = [process.env.GECKODRIVER, ...onPath, path.join(os.homedir(), '.cargo/bin/geckodriver')];
   return candidates.find((p) => p && fs.existsSync(p));
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts geckodriver; `newContext()` opens a fresh Firefox (its own profile) per user. */
@@ -28,12 +20,7 @@ export async function launchFirefox() {
   const port = await freePort();
   const proc = spawn(geckodriverPath(), ['--port', String(port), '--log', 'error'], { stdio: 'ignore' });
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${base}/status`)).ok) break;
-    } catch { /* not up yet */ }
-    await sleep(100);
-  }
+  await waitUntilUp(`${base}/status`);
   return {
     newContext: async () => {
       const page = await FirefoxPage.open(base);

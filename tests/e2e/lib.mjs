@@ -20,13 +20,23 @@ const binary = process.env.ATOME_BIN || path.join(target, 'debug/atome');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address();
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Polls `url` until it answers 2xx (10 s at most; the caller's next request says if it never did). */
+export async function waitUntilUp(url) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch { /* not up yet */ }
+    await sleep(100);
+  }
 }
 
 /**
@@ -42,12 +52,7 @@ export async function startServer({ rtcIp = '127.0.0.1' } = {}) {
     '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'), '--rtc-listen-ip', rtcIp,
   ], { stdio: ['ignore', log, log] });
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${base}/health`)).ok) break;
-    } catch { /* not up yet */ }
-    await sleep(100);
-  }
+  await waitUntilUp(`${base}/health`);
   return {
     base,
     dataDir,
