@@ -128,10 +128,18 @@ impl Figures {
             self.target, self.rooms, self.publishers_per_room, self.subscribers_per_room, self.consumers, self.seconds
         );
         println!("  forwarded         {:>10.0} pkt/s  (expected {:.0})", self.forwarded_pps, self.expected_pps);
-        println!(
-            "  server CPU        {:>10.1} % of {} core(s), {:.3} s per million packets -> {:.0} pkt/s per core",
-            self.server_cpu_percent_per_core, self.server_cores, self.server_cpu_seconds_per_million_packets, self.packets_per_core_second
-        );
+        if self.server_cpu_seconds > 0.0 {
+            println!(
+                "  server CPU        {:>10.1} % of {} core(s), {:.3} s per million packets -> {:.0} pkt/s per core",
+                self.server_cpu_percent_per_core,
+                self.server_cores,
+                self.server_cpu_seconds_per_million_packets,
+                self.packets_per_core_second
+            );
+        } else {
+            // /proc counts the process started: a wrapper script (e.g. a profiler) is not the server.
+            println!("  server CPU        not measured (the started process used no CPU: is the server binary a wrapper?)");
+        }
         println!("  loss              {:>10.3} %  ({} silent streams)", self.loss_percent, self.silent_streams);
         println!(
             "  latency           p50 {:.2} ms, p99 {:.2} ms (publisher write -> subscriber decrypt)",
