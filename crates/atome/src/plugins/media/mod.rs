@@ -21,8 +21,8 @@ use registry::CallRoom;
 
 /// Largest WebSocket message accepted; a larger one closes the socket.
 pub const WS_MESSAGE_LIMIT: usize = 64 * 1024;
-/// Read buffer of a signaling socket; longer messages are read in several turns.
-const WS_READ_BUFFER: usize = 8 * 1024;
+/// Read and write buffers of a signaling socket; longer messages take several turns.
+const WS_BUFFER: usize = 8 * 1024;
 
 #[derive(Clone)]
 pub struct Media(Arc<MediaInner>);
@@ -124,8 +124,8 @@ async fn ws(State(media): State<Media>, upgrade: WebSocketUpgrade) -> Response {
     // Signaling messages are small (a few KiB): tungstenite's default 128 KiB read buffer per
     // socket was the largest single cost per participant (BENCHMARKS.md, memory).
     upgrade
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_READ_BUFFER)
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
         .max_message_size(WS_MESSAGE_LIMIT)
         .max_frame_size(WS_MESSAGE_LIMIT)
         .on_upgrade(move |socket| session::run(socket, media))
