@@ -175,14 +175,9 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
     if first < plan.rooms {
         tokio::time::sleep(Duration::from_secs(args.warmup)).await;
         waited = Duration::from_secs(args.warmup);
-        rss_first_room = Some(server.rss_bytes()?);
-        log(
-            args.json,
-            &format!(
-                "{name}: first room running, {:.1} MiB resident; the other rooms join",
-                rss_first_room.unwrap_or(0) as f64 / 1048576.0
-            ),
-        );
+        let rss = server.rss_bytes()?;
+        rss_first_room = Some(rss);
+        log(args.json, &format!("{name}: first room running, {:.1} MiB resident; the other rooms join", rss as f64 / 1048576.0));
         let rest = setup_rooms(target, &base, plan, first..plan.rooms, &ctl).await;
         setup.extend(rest.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?);
     }
