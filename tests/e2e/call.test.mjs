@@ -71,6 +71,15 @@ for (const order of ['video-first', 'audio-first']) {
       await assertReceiving(a, 1);
       await assertReceiving(b, 1);
 
+      // A's media connection dies under it (its send PeerConnection closes: DTLS close_notify):
+      // the engine closes the transport, the room (A included) hears producerClosed, A rejoins.
+      await a.page.evaluate(() => window.atome.sendTransport.close());
+      await a.page.waitForFunction(() => window.atome.sendTransport && !window.atome.sendTransport.closed
+        && window.atome.published && window.atome.consumers.size >= 2, null, { timeout: 30000 });
+      await waitFor('B consumes A again', async () => (await rtpStats(b)).consumers.length === 2);
+      await assertReceiving(a, 1);
+      await assertReceiving(b, 1);
+
       // One leaves: its resources are gone; the last one leaves: the router is closed.
       await b.page.click('#leave');
       const h1 = await waitFor('B gone from /health', async () => {
