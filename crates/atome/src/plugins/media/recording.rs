@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sfu::{ProducerId, RouterId};
 use sha2::{Digest, Sha256};
@@ -501,57 +501,45 @@ pub async fn list(State(media): State<Media>, auth: AuthUser, ApiPath(room_id): 
     Ok(ok(json!({"recordings": recordings})))
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    String,
-    Option<String>,
-);
+/// One `recordings` row as the API shows it (times as ISO 8601).
+#[derive(sqlx::FromRow, Serialize)]
+struct FileRow {
+    id: String,
+    recording_id: String,
+    producer_id: String,
+    peer_user_id: String,
+    kind: String,
+    mode: String,
+    path: Option<String>,
+    sha256: Option<String>,
+    bytes: Option<i64>,
+    mime: Option<String>,
+    duration_ms: Option<i64>,
+    #[serde(serialize_with = "iso")]
+    started_at: i64,
+    #[serde(serialize_with = "iso_opt")]
+    stopped_at: Option<i64>,
+    status: String,
+    error: Option<String>,
+}
+
+fn iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::db::iso(*ms))
+}
+
+fn iso_opt<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => iso(ms, s),
+        None => s.serialize_none(),
+    }
+}
 
 async fn files_of(db: &Db, column: &'static str, value: &str) -> Result<Vec<Value>, ApiError> {
     let sql = format!(
         "SELECT id, recording_id, producer_id, peer_user_id, kind, mode, path, sha256, bytes, mime, duration_ms, started_at, stopped_at, status, error \
          FROM recordings WHERE {column} = ? ORDER BY started_at"
     );
-    let rows: Vec<Row> = sqlx::query_as(&sql).bind(value).fetch_all(db).await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                recording_id,
-                producer_id,
-                peer_user_id,
-                kind,
-                mode,
-                path,
-                sha256,
-                bytes,
-                mime,
-                duration_ms,
-                started_at,
-                stopped_at,
-                status,
-                error,
-            )| {
-                json!({
-                    "id": id, "recording_id": recording_id, "producer_id": producer_id, "peer_user_id": peer_user_id,
-                    "kind": kind, "mode": mode, "path": path, "sha256": sha256, "bytes": bytes, "mime": mime,
-                    "duration_ms": duration_ms, "started_at": crate::db::iso(started_at), "stopped_at": stopped_at.map(crate::db::iso),
-                    "status": status, "error": error,
-                })
-            },
-        )
-        .collect())
+    let rows: Vec<FileRow> = sqlx::query_as(&sql).bind(value).fetch_all(db).await?;
+    Ok(rows.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect())
+    // plain fields: cannot fail
 }
