@@ -28,8 +28,8 @@ use worker::Command;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineEvent {
     /// A transport was closed because its peer closed it (DTLS close) or went silent; its
-    /// producers (listed) and every consumer of them are closed too.
-    TransportClosed { transport: TransportId, producers: Vec<ProducerId>, reason: CloseReason },
+    /// producers and consumers (listed) are closed too, and every consumer of those producers.
+    TransportClosed { transport: TransportId, producers: Vec<ProducerId>, consumers: Vec<ConsumerId>, reason: CloseReason },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -668,9 +668,10 @@ impl Worker {
             tracing::info!(transport = %t.id, ?reason, "transport lost; closing it");
             let transport = t.id.clone();
             let producers = t.producers.iter().filter_map(|p| self.producers.get(p)).map(|p| p.id.clone()).collect();
+            let consumers = t.consumers.iter().filter_map(|c| self.consumers.get(c)).map(|c| c.id.clone()).collect();
             self.close_transport(key);
             // No receiver (nobody took the events) is fine: the event is dropped.
-            let _ = self.settings.events.send(EngineEvent::TransportClosed { transport, producers, reason });
+            let _ = self.settings.events.send(EngineEvent::TransportClosed { transport, producers, consumers, reason });
         }
     }
 

@@ -49,7 +49,12 @@ async fn a_silent_publisher_is_closed_with_its_producers() {
     let after = silent_since.elapsed();
     assert_eq!(
         event,
-        EngineEvent::TransportClosed { transport: transport_id(&a.transport.id), producers: vec![producer], reason: CloseReason::Silent }
+        EngineEvent::TransportClosed {
+            transport: transport_id(&a.transport.id),
+            producers: vec![producer],
+            consumers: vec![],
+            reason: CloseReason::Silent
+        }
     );
     assert!(after >= IDLE && after < IDLE * 2, "closed after {after:?} of silence (idle timeout {IDLE:?})");
     let stats = engine.stats().await.unwrap();
@@ -66,9 +71,15 @@ async fn a_peer_closing_dtls_is_closed_at_once() {
     let closed_at = Instant::now();
     run(&mut [&mut a], &mut [&mut b], Duration::from_millis(300), |_, _| false);
     let event = next_event(&mut events, Duration::from_secs(2)).await.expect("B's transport is closed");
+    let consumer: sfu::ConsumerId = serde_json::from_value(b.consumers[0].0["id"].clone()).unwrap();
     assert_eq!(
         event,
-        EngineEvent::TransportClosed { transport: transport_id(&b.transport.id), producers: vec![], reason: CloseReason::PeerClosed }
+        EngineEvent::TransportClosed {
+            transport: transport_id(&b.transport.id),
+            producers: vec![],
+            consumers: vec![consumer],
+            reason: CloseReason::PeerClosed
+        }
     );
     assert!(closed_at.elapsed() < Duration::from_secs(2));
     let stats = engine.stats().await.unwrap();

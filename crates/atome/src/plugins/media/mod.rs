@@ -66,13 +66,14 @@ impl Media {
     /// A transport the engine closed on its own (silent, or closed by the peer): the peer keeps
     /// its place in the room, its producers are gone and everyone, itself included, hears it.
     async fn transport_lost(&self, event: sfu::EngineEvent) {
-        let sfu::EngineEvent::TransportClosed { transport, producers, reason } = event;
+        let sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason } = event;
         {
             let mut rooms = self.0.rooms.lock().await;
             for (room_id, room) in rooms.iter_mut() {
                 let Some(peer_id) = room.transport_owner(&transport) else { continue };
                 if let Some(peer) = room.peers.get_mut(&peer_id) {
                     peer.transports.remove(&transport);
+                    peer.consumers.retain(|c, _| !consumers.contains(c));
                 }
                 for producer in &producers {
                     room.producer_closed(producer, None);
