@@ -336,6 +336,12 @@ ATOME_FFMPEG=$ffmpeg
 # One-time codes: log (prints them), file, or webhook with ATOME_SMS_WEBHOOK_URL.
 ATOME_SMS_SENDER=log
 ATOME_PHONE_REGION=FR
+# Media tuning, defaults shown: a media transport silent this long after first contact is closed
+# (the room hears producerClosed); a signaling socket silent this long is a leave; how long video
+# consumers keep sent packets to answer NACKs (~11 KiB per 100 ms per 1 Mbit/s consumer).
+#ATOME_RTC_IDLE_SECONDS=30
+#ATOME_WS_IDLE_SECONDS=60
+#ATOME_NACK_HISTORY_MS=500
 EOF
   chmod 0640 "$ENV_FILE.tmp"
   chgrp "$SERVICE_USER" "$ENV_FILE.tmp"
