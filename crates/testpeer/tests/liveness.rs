@@ -5,16 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connected_pair, engine_with_idle_timeout, run, Subscriber};
+use common::{connected_pair, engine_with_idle_timeout, run, transport_id, Subscriber};
 use sfu::rtp_parameters::MediaKind;
-use sfu::{CloseReason, EngineEvent, TransportId};
+use sfu::{CloseReason, EngineEvent};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const IDLE: Duration = Duration::from_secs(2);
-
-fn transport_id(id: &str) -> TransportId {
-    serde_json::from_value(serde_json::Value::String(id.to_string())).unwrap()
-}
 
 /// Pumps `b` until an event comes, or None after `within`.
 fn event_while_pumping(events: &mut UnboundedReceiver<EngineEvent>, b: &mut Subscriber, within: Duration) -> Option<EngineEvent> {
@@ -93,12 +89,22 @@ async fn transports_never_contacted_are_kept() {
     let router = engine.create_router().await.unwrap();
     // mediasoup-client connects a receive transport with its first consumer, maybe much later.
     let waiting = engine.create_webrtc_transport(router.clone(), sfu::Direction::Recv, None).await.unwrap();
-    // A connected subscriber that keeps talking stays too.
+    // B connects, then goes silent: the sweeps that close B pass over the waiting transport.
     let mut b = Subscriber::new(&engine, &router).await;
     let connected = run(&mut [], &mut [&mut b], Duration::from_secs(5), |_, s| s[0].inbox.connected);
     assert!(connected);
-    run(&mut [], &mut [&mut b], IDLE * 2, |_, _| false);
-    assert_eq!(next_event(&mut events, Duration::from_millis(100)).await, None, "nothing closed");
+    let event = next_event(&mut events, IDLE * 3).await.expect("silent B is closed");
+    assert_eq!(
+        event,
+        EngineEvent::TransportClosed {
+            transport: transport_id(&b.transport.id),
+            producers: vec![],
+            consumers: vec![],
+            reason: CloseReason::Silent
+        }
+    );
+    tokio::time::sleep(IDLE).await;
+    assert_eq!(next_event(&mut events, Duration::from_millis(100)).await, None, "nothing else closed");
     let stats = engine.stats().await.unwrap();
-    assert_eq!(stats.transports, 2, "{} and B's transport are both kept", waiting.id);
+    assert_eq!(stats.transports, 1, "{} is kept", waiting.id);
 }
