@@ -86,6 +86,7 @@ pub fn aggregate(
         subscribers.iter().filter_map(|s| s.first_packet).map(|d| d.as_micros().min(u128::from(u32::MAX)) as u32).collect();
     joins.sort_unstable();
     let consumers = plan.consumers();
+    let from_idle = server.rss_load.saturating_sub(server.rss_idle) as f64 / consumers.max(1) as f64;
     let per_million = if received > 0 { server.cpu_seconds / (received as f64 / 1e6) } else { f64::NAN };
     Figures {
         target: target.to_string(),
@@ -113,9 +114,9 @@ pub fn aggregate(
         server_rss_load_bytes: server.rss_load,
         server_rss_per_consumer_bytes: match server.rss_first_room {
             Some(first) => server.rss_load.saturating_sub(first) as f64 / (consumers - consumers / plan.rooms).max(1) as f64,
-            None => server.rss_load.saturating_sub(server.rss_idle) as f64 / consumers.max(1) as f64,
+            None => from_idle,
         },
-        server_rss_per_consumer_from_idle_bytes: server.rss_load.saturating_sub(server.rss_idle) as f64 / consumers.max(1) as f64,
+        server_rss_per_consumer_from_idle_bytes: from_idle,
         server_threads: server.threads,
         client_cpu_percent: 100.0 * server.client_cpu_seconds / seconds,
     }
@@ -161,7 +162,7 @@ impl Figures {
         println!(
             "  memory/consumer   {:>10.1} KiB ({}; {:.1} KiB counted from idle)",
             self.server_rss_per_consumer_bytes / 1024.0,
-            if first.is_empty() { "from idle" } else { "growth beyond the first room" },
+            if self.server_rss_first_room_bytes.is_some() { "growth beyond the first room" } else { "from idle" },
             self.server_rss_per_consumer_from_idle_bytes / 1024.0
         );
     }

@@ -5,9 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sfu::rtp_parameters::MediaKind;
-use sfu::{Direction, Engine, EngineConfig, ProducerId, RouterId};
+use sfu::{Direction, Engine, EngineConfig, ProducerId, RouterId, TransportId};
 use str0m::Event;
 use testpeer::{expect_consumer, produce_parameters, send_rtp_capabilities, ClientTransport, Inbox, Track};
+
+/// The engine's id of a transport the client knows by its string.
+pub fn transport_id(id: &str) -> TransportId {
+    serde_json::from_value(Value::String(id.to_string())).expect("a transport id")
+}
 
 pub fn engine() -> Engine {
     engine_with_idle_timeout(EngineConfig::DEFAULT_IDLE_TIMEOUT)
@@ -55,7 +60,7 @@ impl Publisher {
         let mid = self.tracks.len().to_string();
         let track = Track::new(kind, &mid);
         let params = produce_parameters(kind, &mid, track.ssrc);
-        let tid = serde_json::from_value(Value::String(self.transport.id.clone())).unwrap();
+        let tid = transport_id(&self.transport.id);
         let pid = engine.produce(tid, kind, params).await.expect("produce");
         track.declare(&mut self.transport);
         self.tracks.push((track, pid.clone()));
@@ -100,7 +105,7 @@ impl Subscriber {
     }
 
     pub async fn consume(&mut self, engine: &Engine, producer: &ProducerId) -> Result<Value, sfu::EngineError> {
-        let tid = serde_json::from_value(Value::String(self.transport.id.clone())).unwrap();
+        let tid = transport_id(&self.transport.id);
         let options = engine.consume(tid, producer.clone(), engine.rtp_capabilities().clone()).await?;
         let cid = options.id.clone();
         let options = serde_json::to_value(&options).unwrap();
