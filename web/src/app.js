@@ -222,6 +222,11 @@ function onMessage(msg) {
         }
       }
       break;
+    case 'roomClosed':
+      // The media worker of this call failed: join again (the server places the call anew).
+      showError('The call was interrupted: reconnecting...');
+      state.ws?.close();
+      break;
     case 'participantJoined':
       state.peers.set(msg.peer_user_id, msg.display_name);
       renderTiles();

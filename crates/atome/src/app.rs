@@ -47,6 +47,7 @@ pub struct App {
     router: Router,
     listener: std::net::TcpListener,
     plugins: Vec<Arc<dyn Plugin>>,
+    engine: sfu::Engine,
 }
 
 impl App {
@@ -77,7 +78,7 @@ impl App {
         let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone()));
         let user_created_sql = [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
         let identity = Arc::new(Identity::new(core.clone(), user_created_sql));
-        let media: Arc<dyn Plugin> = Arc::new(Media::new(core.clone(), engine));
+        let media: Arc<dyn Plugin> = Arc::new(Media::new(core.clone(), engine.clone()));
         let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, media];
 
         let mut router = Router::new();
@@ -101,7 +102,7 @@ impl App {
         let addr = core.config.listen;
         let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Listen { addr, source })?;
         listener.set_nonblocking(true).map_err(|source| AppError::Listen { addr, source })?;
-        Ok(App { core, router, listener, plugins })
+        Ok(App { core, router, listener, plugins, engine })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -112,9 +113,14 @@ impl App {
         &self.core
     }
 
+    /// The media engine (a cheap handle).
+    pub fn engine(&self) -> &sfu::Engine {
+        &self.engine
+    }
+
     /// Serves until `shutdown` completes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let App { core, router, listener, plugins } = self;
+        let App { core, router, listener, plugins, .. } = self;
         let maintenance = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {

@@ -8,12 +8,13 @@ pub mod ortc;
 mod plain;
 pub mod rtp_parameters;
 pub mod seq;
+pub mod seq_guard;
 mod transport;
 mod udp;
 mod worker;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
@@ -30,6 +31,45 @@ pub enum EngineEvent {
     /// A transport was closed because its peer closed it (DTLS close) or went silent; its
     /// producers and consumers (listed) are closed too, and every consumer of those producers.
     TransportClosed { transport: TransportId, producers: Vec<ProducerId>, consumers: Vec<ConsumerId>, reason: CloseReason },
+    /// A worker stopped for good (its faults repeated past recovery): every router on it and
+    /// everything in them is gone, and no new router is placed on it.
+    WorkerDied { worker: usize },
+}
+
+/// A worker's state, as `/health` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Running,
+    Failed,
+}
+
+/// One worker as `/health` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    pub index: usize,
+    pub state: WorkerState,
+    pub routers: usize,
+    pub addr: SocketAddr,
+}
+
+/// Marks its worker failed and says so on the event stream when dropped armed: when the worker
+/// thread ends other than by the engine being dropped (a panic escaping, or faults repeating).
+struct DeathNotice {
+    index: usize,
+    failed: Arc<AtomicBool>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    armed: bool,
+}
+
+impl Drop for DeathNotice {
+    fn drop(&mut self) {
+        if self.armed {
+            self.failed.store(true, Ordering::SeqCst);
+            tracing::error!(worker = self.index, "media worker failed; its routers are gone");
+            let _ = self.events.send(EngineEvent::WorkerDied { worker: self.index });
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +78,8 @@ pub enum CloseReason {
     PeerClosed,
     /// Nothing heard for the engine's idle timeout.
     Silent,
+    /// The worker failed (panicked) while handling this transport; see the server log.
+    Fault,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -72,6 +114,7 @@ impl EngineConfig {
     pub const DEFAULT_NACK_HISTORY: Duration = Duration::from_millis(500);
 }
 
+/// Why an engine operation failed. [`EngineError::code`] is the stable signaling code.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot bind UDP {addr}: {source}")]
@@ -100,6 +143,40 @@ pub enum EngineError {
     Invalid(String),
     #[error("the media worker has stopped")]
     WorkerGone,
+    /// mediasoup's RtpListener rule: an SSRC (media or RTX) is produced once per transport.
+    #[error("ssrc {0} is already produced on this transport")]
+    DuplicateSsrc(u32),
+    /// mediasoup's RtpListener rule: a mid is produced once per transport.
+    #[error("mid {0:?} is already produced on this transport")]
+    DuplicateMid(String),
+    /// str0m verifies DTLS fingerprints of these algorithms only (mediasoup also takes
+    /// sha-224/384/512).
+    #[error("DTLS fingerprint algorithm {0:?} is not supported: give a sha-256 or sha-1 fingerprint")]
+    UnsupportedFingerprint(String),
+    /// The worker failed while handling this operation; the objects it touched were closed.
+    #[error("the media worker failed on this operation; the objects involved were closed")]
+    Fault,
+}
+
+impl EngineError {
+    /// The signaling error code for this error (documented in docs/signaling-errors.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Ortc(e) => e.code(),
+            EngineError::UnknownRouter | EngineError::UnknownTransport | EngineError::UnknownProducer | EngineError::UnknownConsumer => {
+                "not_found"
+            }
+            EngineError::OtherRouter => "not_found",
+            EngineError::WrongDirection(_) => "wrong_direction",
+            EngineError::MissingSendCapabilities | EngineError::Invalid(_) => "invalid_parameters",
+            EngineError::AlreadyConnected => "already_connected",
+            EngineError::DuplicateSsrc(_) => "duplicate_ssrc",
+            EngineError::DuplicateMid(_) => "duplicate_mid",
+            EngineError::UnsupportedFingerprint(_) => "unsupported_fingerprint",
+            EngineError::Dtls(_) | EngineError::Bind { .. } | EngineError::Fault => "internal",
+            EngineError::WorkerGone => "worker_unavailable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +212,8 @@ pub struct EngineStats {
     pub rtp_forwarded: u64,
     pub keyframe_requests: u64,
     pub datagrams_dropped: u64,
+    /// RTP packets kept from str0m by the sequence guard (far behind, or a jump never confirmed).
+    pub rtp_guarded: u64,
 }
 
 impl EngineStats {
@@ -150,6 +229,7 @@ impl EngineStats {
         self.rtp_forwarded += o.rtp_forwarded;
         self.keyframe_requests += o.keyframe_requests;
         self.datagrams_dropped += o.datagrams_dropped;
+        self.rtp_guarded += o.rtp_guarded;
     }
 }
 
@@ -157,6 +237,7 @@ struct WorkerHandle {
     commands: std_mpsc::Sender<Command>,
     addr: SocketAddr,
     routers: AtomicUsize,
+    failed: Arc<AtomicBool>,
 }
 
 /// Handle to the media engine; cheap to clone. Workers stop when the last handle is dropped.
@@ -185,12 +266,18 @@ impl Engine {
             let settings =
                 worker::Settings { nack_history: config.nack_history, idle_timeout: config.idle_timeout, events: events_tx.clone() };
             let w = worker::Worker::new(index, socket, announced, caps.clone(), settings);
+            let failed = Arc::new(AtomicBool::new(false));
+            let notice = DeathNotice { index, failed: failed.clone(), events: events_tx.clone(), armed: true };
             std::thread::Builder::new()
                 .name(format!("media-worker-{index}"))
-                .spawn(move || w.run(rx))
+                .spawn(move || {
+                    let mut notice = notice; // the whole guard moves into the thread
+                    let exit = w.run(rx);
+                    notice.armed = exit != worker::Exit::EngineDropped;
+                })
                 .map_err(|source| EngineError::Bind { addr, source })?;
             tracing::info!(worker = index, %local, "media worker started");
-            workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0) });
+            workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0), failed });
         }
         Ok(Engine { workers: Arc::new(workers), caps, events: Arc::new(std::sync::Mutex::new(Some(events_rx))) })
     }
@@ -222,15 +309,45 @@ impl Engine {
         make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
     ) -> Result<T, EngineError> {
         let handle = worker.and_then(|i| self.workers.get(i)).ok_or(not_found)?;
+        if handle.failed.load(Ordering::SeqCst) {
+            return Err(EngineError::WorkerGone);
+        }
         let (tx, rx) = oneshot::channel();
         handle.commands.send(make(tx)).map_err(|_| EngineError::WorkerGone)?;
-        rx.await.map_err(|_| EngineError::WorkerGone)?
+        // A reply dropped unanswered: the worker panicked on this command (and closed what it
+        // touched) or stopped altogether.
+        rx.await.map_err(|_| if handle.failed.load(Ordering::SeqCst) { EngineError::WorkerGone } else { EngineError::Fault })?
+    }
+
+    /// Each worker's state, router count and UDP address.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(index, w)| WorkerInfo {
+                index,
+                state: if w.failed.load(Ordering::SeqCst) { WorkerState::Failed } else { WorkerState::Running },
+                routers: w.routers.load(Ordering::Relaxed),
+                addr: w.addr,
+            })
+            .collect()
+    }
+
+    /// Makes a worker panic: on `transport` (which is then closed), or for good (`None`).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn inject_fault(&self, worker: usize, transport: Option<TransportId>) -> Result<(), EngineError> {
+        self.call(Some(worker), EngineError::WorkerGone, |reply| Command::InjectFault { transport, reply }).await
     }
 
     /// A new router on the least loaded worker.
     pub async fn create_router(&self) -> Result<RouterId, EngineError> {
-        let (index, handle) =
-            self.workers.iter().enumerate().min_by_key(|(_, w)| w.routers.load(Ordering::Relaxed)).ok_or(EngineError::WorkerGone)?;
+        let (index, handle) = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| !w.failed.load(Ordering::SeqCst))
+            .min_by_key(|(_, w)| w.routers.load(Ordering::Relaxed))
+            .ok_or(EngineError::WorkerGone)?;
         let id = self.call(Some(index), EngineError::WorkerGone, |reply| Command::CreateRouter { reply }).await?;
         handle.routers.fetch_add(1, Ordering::Relaxed);
         Ok(id)
@@ -252,6 +369,9 @@ impl Engine {
         direction: Direction,
         send_rtp_capabilities: Option<RtpCapabilities>,
     ) -> Result<WebRtcTransportOptions, EngineError> {
+        if let Some(caps) = &send_rtp_capabilities {
+            ortc::validate_send_capabilities(&self.caps, caps)?;
+        }
         self.call(router.worker(), EngineError::UnknownRouter, |reply| Command::CreateTransport {
             router,
             direction,
@@ -279,7 +399,10 @@ impl Engine {
         self.call(id.worker(), EngineError::UnknownTransport, |reply| Command::CloseTransport { id, reply }).await
     }
 
+    /// A producer of `kind` on a send transport. The parameters are validated here, on the
+    /// caller's task, before the worker sees them.
     pub async fn produce(&self, transport: TransportId, kind: MediaKind, rtp_parameters: RtpParameters) -> Result<ProducerId, EngineError> {
+        ortc::validate_rtp_parameters(kind, &rtp_parameters)?;
         self.call(transport.worker(), EngineError::UnknownTransport, |reply| Command::Produce {
             transport,
             kind,
@@ -331,7 +454,10 @@ impl Engine {
     /// Counters summed over all workers.
     pub async fn stats(&self) -> Result<EngineStats, EngineError> {
         let mut total = EngineStats { workers: self.workers.len(), ..Default::default() };
-        for i in 0..self.workers.len() {
+        for (i, w) in self.workers.iter().enumerate() {
+            if w.failed.load(Ordering::SeqCst) {
+                continue; // its objects are gone; /health lists it as failed
+            }
             let s = self.call(Some(i), EngineError::WorkerGone, |reply| Command::Stats { reply }).await?;
             total.add(&s);
         }

@@ -14,6 +14,7 @@ use str0m::{Candidate, Rtc, RtcConfig};
 use crate::ids::{Key, TransportId};
 use crate::ortc;
 use crate::rtp_parameters::{ParamValue, RtpCapabilities, RtpCodecCapability, RtpHeaderExtensionParameters};
+use crate::seq_guard::{Admit, SeqGuard};
 use crate::{Direction, EngineError};
 
 /// Datagrams kept for a send transport while it waits for its first `produce`.
@@ -41,7 +42,9 @@ fn str0m_codec(c: &RtpCodecCapability) -> Option<(Codec, FormatParams)> {
     Some(match mime.as_str() {
         "audio/opus" => (Codec::Opus, FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() }),
         "video/vp8" => (Codec::Vp8, FormatParams::default()),
-        "video/vp9" => (Codec::Vp9, FormatParams { profile_id: int("profile-id").map(|p| p as u32), ..Default::default() }),
+        "video/vp9" => {
+            (Codec::Vp9, FormatParams { profile_id: int("profile-id").and_then(|p| u32::try_from(p).ok()), ..Default::default() })
+        }
         "video/h264" => {
             let profile_level_id = match c.parameters.get("profile-level-id") {
                 Some(ParamValue::String(s)) => u32::from_str_radix(s, 16).ok(),
@@ -51,7 +54,7 @@ fn str0m_codec(c: &RtpCodecCapability) -> Option<(Codec, FormatParams)> {
             (
                 Codec::H264,
                 FormatParams {
-                    packetization_mode: int("packetization-mode").map(|p| p as u8),
+                    packetization_mode: int("packetization-mode").and_then(|p| u8::try_from(p).ok()),
                     profile_level_id,
                     level_asymmetry_allowed: int("level-asymmetry-allowed").map(|v| v == 1),
                     ..Default::default()
@@ -88,6 +91,10 @@ pub(crate) struct WebRtcTransport {
     pub next_mid: u32,
     pub producers: Vec<Key>,
     pub consumers: Vec<Key>,
+    /// The cname every producer of this transport carries (mediasoup: the first one given).
+    pub cname_for_producers: Option<String>,
+    /// Sequence guards of the SSRCs produced here (media and RTX), see [`SeqGuard`].
+    guards: Vec<(u32, SeqGuard)>,
 }
 
 impl WebRtcTransport {
@@ -153,6 +160,8 @@ impl WebRtcTransport {
             next_mid: 0,
             producers: Vec::new(),
             consumers: Vec::new(),
+            cname_for_producers: None,
+            guards: Vec::new(),
         };
         t.rtc = t.build_rtc()?;
         Ok(t)
@@ -235,12 +244,12 @@ impl WebRtcTransport {
         }
     }
 
-    /// connectTransport: the client's fingerprint and role; we take the other role.
-    pub fn connect(&mut self, fingerprint: Fingerprint, client_is_dtls_server: bool) -> Result<(), EngineError> {
+    /// connectTransport: the client's fingerprint, and whether we are the DTLS client.
+    pub fn connect(&mut self, fingerprint: Fingerprint, we_are_client: bool) -> Result<(), EngineError> {
         if self.remote_fp.is_some() {
             return Err(EngineError::AlreadyConnected);
         }
-        let active = client_is_dtls_server;
+        let active = we_are_client;
         {
             let mut api = self.rtc.direct_api();
             api.set_remote_fingerprint(fingerprint.clone());
@@ -296,6 +305,31 @@ impl WebRtcTransport {
     /// Whether the Rtc knows payload type `pt` (send transports: from sendRtpCapabilities).
     pub fn knows_pt(&self, pt: u8) -> bool {
         self.codecs.codecs.iter().any(|c| c.preferred_payload_type == Some(pt) && (c.is_rtx() || str0m_codec(c).is_some()))
+    }
+
+    /// Guards the sequence numbers of a new producer's SSRCs.
+    pub fn guard_ssrcs(&mut self, ssrc: u32, rtx: Option<u32>) {
+        for s in std::iter::once(ssrc).chain(rtx) {
+            if !self.guards.iter().any(|(g, _)| *g == s) {
+                self.guards.push((s, SeqGuard::default()));
+            }
+        }
+    }
+
+    /// The guard's verdict on an RTP packet of `ssrc`; SSRCs not produced here pass (str0m
+    /// drops what it cannot map).
+    pub fn admit(&mut self, ssrc: u32, seq: u16, data: &[u8], forgotten: &mut u64) -> Admit {
+        match self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
+            Some((_, guard)) => guard.admit(seq, data, forgotten),
+            None => Admit::Pass,
+        }
+    }
+
+    /// str0m accepted a packet of `ssrc` with sequence number `seq`.
+    pub fn accepted(&mut self, ssrc: u32, seq: u16) {
+        if let Some((_, guard)) = self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
+            guard.accepted(seq);
+        }
     }
 
     pub fn is_connected(&self) -> bool {

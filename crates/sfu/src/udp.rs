@@ -28,6 +28,11 @@ impl RecvBatch {
         self.inner.received.len()
     }
 
+    /// Forgets the batch (after a fault, so that no datagram of it is handled twice).
+    pub fn clear(&mut self) {
+        self.inner.received.clear();
+    }
+
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.inner.received.iter().map(|&(src, i, len)| (src, &self.inner.bufs[i][..len]))
     }

@@ -8,6 +8,7 @@
 //! [`Key`] inside the worker; public ids are resolved once per command.
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,26 +26,98 @@ use crate::ortc;
 use crate::plain::{rtp_packet, starts_keyframe, PlainTransport};
 use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, RtpCapabilities, RtpParameters};
 use crate::seq::SeqRewriter;
-use crate::transport::WebRtcTransport;
+use crate::seq_guard::{rtp_ssrc_seq, Admit};
+use crate::transport::{random_token, WebRtcTransport};
 use crate::udp::{self, RecvBatch, SendBatch};
 use crate::{CloseReason, ConsumerOptions, Direction, EngineError, EngineEvent, EngineStats, WebRtcTransportOptions};
 
 type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
 pub(crate) enum Command {
-    CreateRouter { reply: Reply<RouterId> },
-    CloseRouter { id: RouterId, reply: Reply<()> },
-    CreateTransport { router: RouterId, direction: Direction, send_caps: Option<RtpCapabilities>, reply: Reply<WebRtcTransportOptions> },
-    ConnectTransport { id: TransportId, dtls: DtlsParameters, reply: Reply<()> },
-    CloseTransport { id: TransportId, reply: Reply<()> },
-    Produce { transport: TransportId, kind: MediaKind, params: RtpParameters, reply: Reply<ProducerId> },
-    Consume { transport: TransportId, producer: ProducerId, caps: RtpCapabilities, reply: Reply<ConsumerOptions> },
-    SetConsumerPaused { id: ConsumerId, paused: bool, reply: Reply<()> },
-    SetProducerPaused { id: ProducerId, paused: bool, reply: Reply<()> },
-    CloseProducer { id: ProducerId, reply: Reply<()> },
-    Stats { reply: Reply<EngineStats> },
-    CreatePlainTransport { router: RouterId, remote: SocketAddr, reply: Reply<TransportId> },
-    RequestKeyframe { id: ProducerId, reply: Reply<()> },
+    CreateRouter {
+        reply: Reply<RouterId>,
+    },
+    CloseRouter {
+        id: RouterId,
+        reply: Reply<()>,
+    },
+    CreateTransport {
+        router: RouterId,
+        direction: Direction,
+        send_caps: Option<RtpCapabilities>,
+        reply: Reply<WebRtcTransportOptions>,
+    },
+    ConnectTransport {
+        id: TransportId,
+        dtls: DtlsParameters,
+        reply: Reply<()>,
+    },
+    CloseTransport {
+        id: TransportId,
+        reply: Reply<()>,
+    },
+    Produce {
+        transport: TransportId,
+        kind: MediaKind,
+        params: RtpParameters,
+        reply: Reply<ProducerId>,
+    },
+    Consume {
+        transport: TransportId,
+        producer: ProducerId,
+        caps: RtpCapabilities,
+        reply: Reply<ConsumerOptions>,
+    },
+    SetConsumerPaused {
+        id: ConsumerId,
+        paused: bool,
+        reply: Reply<()>,
+    },
+    SetProducerPaused {
+        id: ProducerId,
+        paused: bool,
+        reply: Reply<()>,
+    },
+    CloseProducer {
+        id: ProducerId,
+        reply: Reply<()>,
+    },
+    Stats {
+        reply: Reply<EngineStats>,
+    },
+    CreatePlainTransport {
+        router: RouterId,
+        remote: SocketAddr,
+        reply: Reply<TransportId>,
+    },
+    RequestKeyframe {
+        id: ProducerId,
+        reply: Reply<()>,
+    },
+    /// Panics while handling it: on `transport` (closed then), or for good when `None`.
+    #[cfg(any(test, feature = "fault-injection"))]
+    InjectFault {
+        transport: Option<TransportId>,
+        reply: Reply<()>,
+    },
+}
+
+/// How a worker's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    EngineDropped,
+    Failed,
+}
+
+/// Faults in consecutive loop turns after which the worker gives up.
+const MAX_FAULTS_IN_A_ROW: u32 = 3;
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Keyframe requests reach a producer at most this often (unless forced by a resume).
@@ -79,10 +152,13 @@ struct Producer {
     router: Key,
     kind: MediaKind,
     ssrc: Ssrc,
+    /// The RTX stream's SSRC, if the producer has one.
+    rtx: Option<Ssrc>,
     cname: Option<String>,
     /// (client payload type, router payload type); a handful of entries, scanned per packet.
     pt_map: Vec<(u8, u8)>,
-    router_pts: Vec<u8>,
+    /// The validated parameters and what consumers are built from.
+    plan: ortc::ProducerPlan,
     consumers: Vec<Key>,
     paused: bool,
     last_keyframe_request: Option<Instant>,
@@ -142,6 +218,13 @@ pub(crate) struct Worker {
     out: SendBatch,
     /// Events of one poll (kept for its allocation).
     events: Vec<Event>,
+    /// Whether the last poll gave out an RTP packet (the datagram fed before it authenticated).
+    rtp_delivered: bool,
+    /// The transport being handled: the one closed if handling it panics.
+    current: Option<Key>,
+    /// Set by an injected permanent fault: every turn panics.
+    #[cfg(any(test, feature = "fault-injection"))]
+    fail_always: bool,
 }
 
 /// The key of the object a public id names, if it lives in `map`: the key encoded in the id must
@@ -174,30 +257,84 @@ impl Worker {
             next_due: Instant::now(),
             out: SendBatch::default(),
             events: Vec::new(),
+            rtp_delivered: false,
+            current: None,
+            #[cfg(any(test, feature = "fault-injection"))]
+            fail_always: false,
         }
     }
 
-    pub fn run(mut self, commands: Receiver<Command>) {
+    /// Runs until the engine is dropped (`Exit::EngineDropped`) or faults repeat past recovery
+    /// (`Exit::Failed`). A panic while handling one datagram or command closes the transport
+    /// involved (see [`Worker::recover`]) and the worker goes on.
+    pub fn run(mut self, commands: Receiver<Command>) -> Exit {
         let mut rx = RecvBatch::new();
+        let mut faults_in_a_row = 0;
         loop {
-            if !self.drain_commands(&commands) {
-                tracing::info!(worker = self.index, "engine dropped; worker stops");
-                return;
+            match panic::catch_unwind(AssertUnwindSafe(|| self.turn(&commands, &mut rx))) {
+                Ok(true) => faults_in_a_row = 0,
+                Ok(false) => {
+                    tracing::info!(worker = self.index, "engine dropped; worker stops");
+                    return Exit::EngineDropped;
+                }
+                Err(payload) => {
+                    faults_in_a_row += 1;
+                    rx.clear();
+                    if faults_in_a_row > MAX_FAULTS_IN_A_ROW {
+                        tracing::error!(worker = self.index, "worker keeps failing; it stops");
+                        return Exit::Failed;
+                    }
+                    self.recover(panic_message(payload.as_ref()));
+                }
             }
-            let now = Instant::now();
-            for (src, data) in rx.datagrams() {
-                self.on_datagram(now, src, data);
+        }
+    }
+
+    /// One loop turn: commands, the datagrams received, timeouts, the flush, liveness, then
+    /// waiting for the next datagram. False once the engine is gone.
+    fn turn(&mut self, commands: &Receiver<Command>, rx: &mut RecvBatch) -> bool {
+        if !self.drain_commands(commands) {
+            return false;
+        }
+        let now = Instant::now();
+        for (src, data) in rx.datagrams() {
+            self.on_datagram(now, src, data);
+        }
+        self.fire_timeouts(now);
+        self.flush(now);
+        self.find_silent(now);
+        self.reap_dead();
+        self.current = None;
+        self.receive(rx);
+        true
+    }
+
+    /// After a panic: the work in flight is dropped and the transport being handled (with its
+    /// producers, consumers, and their consumers) is closed and reported with
+    /// [`CloseReason::Fault`]. Everything else on the worker goes on.
+    fn recover(&mut self, why: String) {
+        let culprit = self.current.take();
+        let id = culprit
+            .and_then(|k| self.transports.get(&k).map(|t| t.id.to_string()).or_else(|| self.plain.get(&k).map(|t| t.id.to_string())));
+        tracing::error!(worker = self.index, transport = ?id, "worker caught a fault: {why}; closing the transport involved");
+        self.dirty.clear();
+        self.polling.clear();
+        self.events.clear();
+        if let Some(key) = culprit {
+            if self.plain.contains_key(&key) {
+                self.close_transport(key);
+            } else {
+                self.dead.push((key, CloseReason::Fault));
             }
-            self.fire_timeouts(now);
-            self.flush(now);
-            self.find_silent(now);
-            self.reap_dead();
-            self.receive(&mut rx);
         }
     }
 
     /// Runs every queued command; false once the engine is gone.
     fn drain_commands(&mut self, commands: &Receiver<Command>) -> bool {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.fail_always {
+            panic!("injected permanent fault");
+        }
         loop {
             match commands.try_recv() {
                 Ok(cmd) => self.command(cmd),
@@ -264,7 +401,28 @@ impl Worker {
         resolve(&self.consumers, id.key(), |c| c.id == *id)
     }
 
+    /// The transport a command acts on (closed if handling the command panics).
+    fn transport_of(&self, cmd: &Command) -> Option<Key> {
+        let of_producer = |id: &ProducerId| self.producer_key(id).and_then(|k| self.producers.get(&k)).map(|p| p.transport);
+        match cmd {
+            Command::ConnectTransport { id, .. } | Command::CloseTransport { id, .. } => {
+                self.transport_key(id).or_else(|| self.plain_key(id))
+            }
+            Command::Produce { transport, .. } | Command::Consume { transport, .. } => {
+                self.transport_key(transport).or_else(|| self.plain_key(transport))
+            }
+            Command::SetConsumerPaused { id, .. } => self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport),
+            Command::SetProducerPaused { id, .. } | Command::CloseProducer { id, .. } | Command::RequestKeyframe { id, .. } => {
+                of_producer(id)
+            }
+            #[cfg(any(test, feature = "fault-injection"))]
+            Command::InjectFault { transport: Some(id), .. } => self.transport_key(id),
+            _ => None,
+        }
+    }
+
     fn command(&mut self, cmd: Command) {
+        self.current = self.transport_of(&cmd);
         match cmd {
             Command::CreateRouter { reply } => {
                 let key = self.next_key();
@@ -325,6 +483,18 @@ impl Worker {
                 };
                 let _ = reply.send(result);
             }
+            #[cfg(any(test, feature = "fault-injection"))]
+            Command::InjectFault { transport, reply } => {
+                let _ = reply;
+                match transport {
+                    Some(_) => panic!("injected fault on a transport"),
+                    None => {
+                        self.current = None;
+                        self.fail_always = true;
+                        panic!("injected fault: the worker fails from now on")
+                    }
+                }
+            }
             Command::Stats { reply } => {
                 let mut s = self.stats.clone();
                 s.routers = self.routers.len();
@@ -370,56 +540,46 @@ impl Worker {
     fn connect_transport(&mut self, id: &TransportId, dtls: DtlsParameters) -> Result<(), EngineError> {
         let key = self.transport_key(id).ok_or(EngineError::UnknownTransport)?;
         let t = self.transports.get_mut(&key).ok_or(EngineError::UnknownTransport)?;
-        let fp = dtls
-            .fingerprints
-            .iter()
-            .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
-            .or(dtls.fingerprints.first())
-            .ok_or_else(|| EngineError::Invalid("dtlsParameters has no fingerprint".into()))?;
-        let text = format!("{} {}", fp.algorithm.to_ascii_lowercase(), fp.value);
-        let fingerprint: Fingerprint =
-            text.parse().map_err(|_| EngineError::Invalid(format!("unreadable DTLS fingerprint {:?}", fp.value)))?;
-        // The client as DTLS server makes us the client; `client` or `auto` (Chrome) make us server.
-        let client_is_server = dtls.role == Some(DtlsRole::Server);
-        t.connect(fingerprint, client_is_server)?;
+        let fingerprint = remote_fingerprint(&dtls)?;
+        // mediasoup's rule (WebRtcTransport::Connect): a client that says `client` makes us the
+        // DTLS server; `server`, `auto` or no role make us the client (we are ICE-controlled).
+        let we_are_client = dtls.role != Some(DtlsRole::Client);
+        t.connect(fingerprint, we_are_client)?;
         t.needs_tick = true;
         self.dirty.push(key);
         Ok(())
     }
 
     fn produce(&mut self, tid: &TransportId, kind: MediaKind, params: RtpParameters) -> Result<ProducerId, EngineError> {
-        let mapping = ortc::map_producer_codecs(&self.caps, kind, &params)?;
-        let enc = params.encodings.first().ok_or_else(|| EngineError::Invalid("no encodings".into()))?;
-        let ssrc = enc.ssrc.ok_or_else(|| EngineError::Invalid("encodings[0].ssrc is required (no simulcast yet)".into()))?;
-        let rtx = enc.rtx.map(|r| Ssrc::from(r.ssrc));
-        let mid_text = params.mid.clone().ok_or_else(|| EngineError::Invalid("rtpParameters.mid is required".into()))?;
-        if mid_text.is_empty() || mid_text.len() > 16 {
-            return Err(EngineError::Invalid("rtpParameters.mid must be 1 to 16 characters".into()));
-        }
+        let plan = ortc::producer_plan(&self.caps, kind, &params)?;
         let tkey = self.transport_key(tid).ok_or(EngineError::UnknownTransport)?;
-        let key = self.next_key();
-        let id = ProducerId::new(self.index, key);
-        let t = self.transports.get_mut(&tkey).ok_or(EngineError::UnknownTransport)?;
+        let t = self.transports.get(&tkey).ok_or(EngineError::UnknownTransport)?;
         if t.direction != Direction::Send {
             return Err(EngineError::WrongDirection(Direction::Send));
         }
-        if t.producers.iter().any(|p| self.producers.get(p).is_some_and(|p| *p.ssrc == ssrc)) {
-            return Err(EngineError::Invalid(format!("ssrc {ssrc} is already produced on this transport")));
-        }
-        if let Some(m) = mapping.iter().find(|m| !t.knows_pt(m.client_pt)) {
+        check_unique(t.producers.iter().filter_map(|p| self.producers.get(p)), &plan)?;
+        if let Some(m) = plan.mapping.iter().find(|m| !t.knows_pt(m.client_pt)) {
             return Err(EngineError::Invalid(format!(
                 "payload type {} is not in the rtpCapabilities given at createTransport",
                 m.client_pt
             )));
         }
+        let key = self.next_key();
+        let id = ProducerId::new(self.index, key);
+        let t = self.transports.get_mut(&tkey).ok_or(EngineError::UnknownTransport)?;
         let replay = t.thaw(&params.header_extensions)?;
-        let mid: Mid = mid_text.as_str().into();
+        // mediasoup (Transport.produce): every producer of a transport carries the first cname
+        // given on it, or a random one.
+        let cname = t.cname_for_producers.get_or_insert_with(|| params.rtcp.cname.clone().unwrap_or_else(|| random_token(8))).clone();
+        let mid: Mid = plan.mid.as_str().into();
+        let (ssrc, rtx) = (Ssrc::from(plan.ssrc), plan.rtx_ssrc.map(Ssrc::from));
         {
             let mut api = t.rtc.direct_api();
             let str_kind = if kind == MediaKind::Audio { StrMediaKind::Audio } else { StrMediaKind::Video };
             api.declare_media(mid, str_kind);
-            api.expect_stream_rx(Ssrc::from(ssrc), rtx, mid, None);
+            api.expect_stream_rx(ssrc, rtx, mid, None);
         }
+        t.guard_ssrcs(plan.ssrc, plan.rtx_ssrc);
         t.producers.push(key);
         let router = t.router;
         self.producers.insert(
@@ -429,10 +589,11 @@ impl Worker {
                 transport: tkey,
                 router,
                 kind,
-                ssrc: Ssrc::from(ssrc),
-                cname: params.rtcp.cname.clone(),
-                pt_map: mapping.iter().map(|m| (m.client_pt, m.router_pt)).collect(),
-                router_pts: mapping.iter().map(|m| m.router_pt).collect(),
+                ssrc,
+                rtx,
+                cname: Some(cname),
+                pt_map: plan.mapping.iter().map(|m| (m.client_pt, m.router_pt)).collect(),
+                plan,
                 consumers: Vec::new(),
                 paused: false,
                 last_keyframe_request: None,
@@ -461,7 +622,7 @@ impl Worker {
             return Err(EngineError::OtherRouter);
         }
         let ssrc = fastrand::u32(100_000_000..=999_999_999);
-        let mut params = ortc::consumer_rtp_parameters(&self.caps, p.kind, &p.router_pts, caps, ssrc, p.cname.clone())?;
+        let mut params = ortc::consumer_rtp_parameters(&p.plan, p.kind, caps, ssrc, p.cname.clone())?;
         let mid_text = t.next_mid.to_string();
         t.next_mid += 1;
         params.mid = Some(mid_text.clone());
@@ -527,7 +688,7 @@ impl Worker {
             return Err(EngineError::OtherRouter);
         }
         let ssrc = fastrand::u32(100_000_000..=999_999_999);
-        let mut params = ortc::consumer_rtp_parameters(&self.caps, p.kind, &p.router_pts, caps, ssrc, p.cname.clone())?;
+        let mut params = ortc::consumer_rtp_parameters(&p.plan, p.kind, caps, ssrc, p.cname.clone())?;
         // Plain RTP: no retransmissions, no header extensions.
         params.codecs.retain(|c| !c.is_rtx());
         params.header_extensions.clear();
@@ -665,6 +826,7 @@ impl Worker {
     fn reap_dead(&mut self) {
         while let Some((key, reason)) = self.dead.pop() {
             let Some(t) = self.transports.get(&key) else { continue }; // listed twice
+            self.current = Some(key);
             tracing::info!(transport = %t.id, ?reason, "transport lost; closing it");
             let transport = t.id.clone();
             let producers = t.producers.iter().filter_map(|p| self.producers.get(p)).map(|p| p.id.clone()).collect();
@@ -680,16 +842,41 @@ impl Worker {
     fn on_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
+        self.current = None;
         let Some(key) = self.stun_target(src, data).or_else(|| self.by_addr.get(&src).copied()) else {
             self.stats.datagrams_dropped += 1;
             return;
         };
+        self.current = Some(key);
         let Some(t) = self.transports.get_mut(&key) else { return };
         t.last_heard = Some(now);
         if t.frozen {
             t.buffer(src, data);
             return;
         }
+        let rtp = rtp_ssrc_seq(data);
+        if let Some((ssrc, seq)) = rtp {
+            match t.admit(ssrc, seq, data, &mut self.stats.rtp_guarded) {
+                Admit::Pass => {}
+                Admit::Held => return,
+                Admit::Drop => {
+                    self.stats.rtp_guarded += 1;
+                    return;
+                }
+                Admit::Release(held) => {
+                    for (held_seq, bytes) in held {
+                        self.feed(key, now, src, &bytes, Some((ssrc, held_seq)));
+                    }
+                }
+            }
+        }
+        self.feed(key, now, src, data, rtp);
+    }
+
+    /// Hands one datagram to its transport's str0m and polls it; tells the sequence guard when
+    /// an RTP packet came out (str0m authenticated it).
+    fn feed(&mut self, key: Key, now: Instant, src: SocketAddr, data: &[u8], rtp: Option<(u32, u16)>) {
+        let Some(t) = self.transports.get_mut(&key) else { return };
         let input = match Receive::new(Protocol::Udp, src, self.addr, data) {
             Ok(r) => Input::Receive(now, r),
             Err(_) => {
@@ -703,7 +890,13 @@ impl Worker {
         }
         // In RTP mode str0m holds one received packet until the next poll_output: poll before
         // the next datagram or a burst of packets overwrites itself (tests/bursts.rs).
+        self.rtp_delivered = false;
         self.poll(key, now);
+        if let (true, Some((ssrc, seq))) = (self.rtp_delivered, rtp) {
+            if let Some(t) = self.transports.get_mut(&key) {
+                t.accepted(ssrc, seq);
+            }
+        }
     }
 
     /// The transport a STUN binding request is for (by our ufrag), remembering its source address.
@@ -747,6 +940,7 @@ impl Worker {
     }
 
     fn poll(&mut self, key: Key, now: Instant) {
+        self.current = Some(key);
         let Worker { transports, out, stats, next_due, dead, events, .. } = self;
         let Some(t) = transports.get_mut(&key) else { return };
         if std::mem::take(&mut t.needs_tick) {
@@ -786,7 +980,10 @@ impl Worker {
 
     fn on_event(&mut self, tkey: Key, event: Event, now: Instant) {
         match event {
-            Event::RtpPacket(p) => self.forward(tkey, p, now),
+            Event::RtpPacket(p) => {
+                self.rtp_delivered = true;
+                self.forward(tkey, p, now)
+            }
             Event::KeyframeRequest(r) => {
                 let producer = self
                     .transports
@@ -822,7 +1019,7 @@ impl Worker {
     /// Fan-out of one producer packet to its consumers (SSRC, PT and sequence rewritten). The
     /// consumers' Rtcs only queue it: their transports are ticked and polled by the flush.
     fn forward(&mut self, tkey: Key, packet: RtpPacket, now: Instant) {
-        let Worker { transports, plain, producers, consumers, stats, dirty, out, .. } = self;
+        let Worker { transports, plain, producers, consumers, stats, dirty, out, current, .. } = self;
         let Some(t) = transports.get(&tkey) else { return };
         let Some(pkey) = t.producers.iter().copied().find(|p| producers.get(p).is_some_and(|p| p.ssrc == packet.header.ssrc)) else {
             return;
@@ -851,6 +1048,7 @@ impl Worker {
                 continue;
             }
             let Some(t) = transports.get_mut(&c.transport) else { continue };
+            *current = Some(c.transport); // a panic in its str0m closes that transport
             if !t.is_connected() {
                 continue; // do not burn sequence numbers before SRTP is up
             }
@@ -872,6 +1070,7 @@ impl Worker {
             stats.rtp_forwarded += 1;
             dirty.push(c.transport);
         }
+        *current = Some(tkey);
         if want_keyframe {
             self.request_keyframe(pkey, false, now);
         }
@@ -900,10 +1099,53 @@ fn forward_plain(
     }
     let Some(seq) = c.seq.rewrite(*packet.seq_no) else { return false };
     let mut datagram = Vec::with_capacity(12 + packet.payload.len());
+    // The wire carries the extended number modulo 2^16 (RFC 3550).
     rtp_packet(router_pt, seq as u16, packet.header.timestamp, *c.ssrc, packet.header.marker, &packet.payload, &mut datagram);
     stats.packets_out += 1;
     stats.bytes_out += datagram.len() as u64;
     stats.rtp_forwarded += 1;
     out.push(remote, datagram);
     false
+}
+
+/// mediasoup's RtpListener rules for a new producer on a transport: its SSRC, RTX SSRC and mid
+/// must not already be produced there (by another producer, or by itself for SSRC and RTX).
+fn check_unique<'a>(existing: impl Iterator<Item = &'a Producer>, plan: &ortc::ProducerPlan) -> Result<(), EngineError> {
+    if plan.rtx_ssrc == Some(plan.ssrc) {
+        return Err(EngineError::DuplicateSsrc(plan.ssrc));
+    }
+    let new = [Some(plan.ssrc), plan.rtx_ssrc];
+    for p in existing {
+        let taken = [Some(*p.ssrc), p.rtx.map(|r| *r)];
+        if let Some(ssrc) = new.iter().flatten().find(|s| taken.contains(&Some(**s))) {
+            return Err(EngineError::DuplicateSsrc(*ssrc));
+        }
+        if p.plan.mid == plan.mid {
+            return Err(EngineError::DuplicateMid(plan.mid.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The client's DTLS fingerprint that str0m can verify: sha-256, else sha-1, with the digest
+/// length of its algorithm. Other algorithms are refused by name (str0m checks no others).
+fn remote_fingerprint(dtls: &DtlsParameters) -> Result<Fingerprint, EngineError> {
+    let pick = |alg: &str| dtls.fingerprints.iter().find(|f| f.algorithm.eq_ignore_ascii_case(alg));
+    let (fp, len) = match (pick("sha-256"), pick("sha-1")) {
+        (Some(fp), _) => (fp, 32),
+        (None, Some(fp)) => (fp, 20),
+        (None, None) => {
+            return Err(match dtls.fingerprints.first() {
+                Some(f) => EngineError::UnsupportedFingerprint(f.algorithm.clone()),
+                None => EngineError::Invalid("dtlsParameters.fingerprints is empty".into()),
+            })
+        }
+    };
+    let text = format!("{} {}", fp.algorithm.to_ascii_lowercase(), fp.value);
+    let unreadable = || EngineError::Invalid(format!("unreadable {} fingerprint {:?}", fp.algorithm, fp.value));
+    let fingerprint: Fingerprint = text.parse().map_err(|_| unreadable())?;
+    if fingerprint.bytes.len() != len {
+        return Err(unreadable());
+    }
+    Ok(fingerprint)
 }

@@ -108,6 +108,16 @@ impl ClientTransport {
     /// As [`ClientTransport::new`]; `bwe` turns str0m's bandwidth estimation (and its pacer) on.
     /// Load runs leave it off so that the client's pacer adds no delay of its own.
     pub fn with_bwe(options: &Value, send: bool, bwe: bool) -> Result<(ClientTransport, Value), String> {
+        Self::build(options, send, bwe, true)
+    }
+
+    /// As [`ClientTransport::new`], but this client is the DTLS server (it waits for the
+    /// server's handshake); the dtlsParameters returned say `"role": "server"`.
+    pub fn dtls_server(options: &Value, send: bool) -> Result<(ClientTransport, Value), String> {
+        Self::build(options, send, send, false)
+    }
+
+    fn build(options: &Value, send: bool, bwe: bool, dtls_client: bool) -> Result<(ClientTransport, Value), String> {
         let id = options["id"].as_str().ok_or("options.id")?.to_string();
         let ice = &options["iceParameters"];
         let creds = IceCreds {
@@ -160,11 +170,12 @@ impl ClientTransport {
             api.set_ice_controlling(true);
             api.set_remote_ice_credentials(creds);
             api.set_remote_fingerprint(fingerprint);
-            api.start_dtls(true).map_err(|e| e.to_string())?;
+            api.start_dtls(dtls_client).map_err(|e| e.to_string())?;
             api.local_dtls_fingerprint().to_string()
         };
         let (alg, val) = my_fp.split_once(' ').ok_or("own fingerprint")?;
-        let dtls = json!({"role": "client", "fingerprints": [{"algorithm": alg, "value": val}]});
+        let role = if dtls_client { "client" } else { "server" };
+        let dtls = json!({"role": role, "fingerprints": [{"algorithm": alg, "value": val}]});
         Ok((ClientTransport { id, rtc, socket, local, drop_pct: 0, dropped: 0 }, dtls))
     }
 
@@ -243,6 +254,16 @@ impl Track {
             force_keyframe: false,
             vp8_frames: None,
         }
+    }
+
+    /// The sequence number of the next packet.
+    pub fn next_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Numbers the next packet `seq` (and those after it from there): tests of strays and jumps.
+    pub fn set_next_seq(&mut self, seq: u64) {
+        self.seq = seq;
     }
 
     /// Declares the stream on the client's send Rtc (after `produce` succeeded).

@@ -56,10 +56,16 @@ impl Ws {
 
     /// The next server message; None if the socket closed or nothing came within [`WAIT`].
     pub async fn recv(&mut self) -> Option<Value> {
+        serde_json::from_str(&self.recv_text().await?).ok()
+    }
+
+    /// The next server message as sent (raw text); None if the socket closed or nothing came
+    /// within [`WAIT`].
+    pub async fn recv_text(&mut self) -> Option<String> {
         loop {
             let msg = tokio::time::timeout(WAIT, self.stream.next()).await.ok()??;
             match msg {
-                Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+                Ok(Message::Text(t)) => return Some(t.to_string()),
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => continue,
             }

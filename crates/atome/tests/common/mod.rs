@@ -15,6 +15,8 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     pub http: reqwest::Client,
+    /// The server's media engine (tests inject faults through it).
+    pub engine: sfu::Engine,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -36,6 +38,7 @@ impl TestServer {
         tweak(&mut config);
         let app = App::build(config).await.expect("server builds");
         let addr = app.local_addr();
+        let engine = app.engine().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app.run_until(async {
@@ -50,6 +53,7 @@ impl TestServer {
             stop: Some(tx),
             task: Some(task),
             http: reqwest::Client::new(),
+            engine,
             _tmp: None,
         }
     }

@@ -65,8 +65,13 @@ impl Media {
 
     /// A transport the engine closed on its own (silent, or closed by the peer): the peer keeps
     /// its place in the room, its producers are gone and everyone, itself included, hears it.
-    async fn transport_lost(&self, event: sfu::EngineEvent) {
-        let sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason } = event;
+    async fn transport_lost(
+        &self,
+        transport: sfu::TransportId,
+        producers: Vec<sfu::ProducerId>,
+        consumers: Vec<sfu::ConsumerId>,
+        reason: sfu::CloseReason,
+    ) {
         {
             let mut rooms = self.0.rooms.lock().await;
             for (room_id, room) in rooms.iter_mut() {
@@ -84,6 +89,27 @@ impl Media {
         }
         for producer in &producers {
             self.recording_producer_closed(producer).await;
+        }
+    }
+
+    /// A media worker failed for good: the calls whose router lived on it are over. Their peers
+    /// get `roomClosed {room_id, reason}` and may join again (a new router is placed on a worker
+    /// that runs).
+    async fn worker_lost(&self, worker: usize) {
+        let lost: Vec<(String, CallRoom)> = {
+            let mut rooms = self.0.rooms.lock().await;
+            let ids: Vec<String> = rooms.iter().filter(|(_, r)| r.router.worker() == Some(worker)).map(|(id, _)| id.clone()).collect();
+            ids.into_iter().filter_map(|id| rooms.remove(&id).map(|room| (id, room))).collect()
+        };
+        for (room_id, room) in lost {
+            tracing::error!(%room_id, worker, peers = room.peers.len(), "media worker failed; call closed");
+            room.notify_all(None, &json!({"type": "roomClosed", "room_id": room_id, "reason": "media_worker_failed"}));
+            for peer in room.peers.values() {
+                self.0.core.presence.leave(&room_id, &peer.user_id);
+                for producer in peer.producers.keys() {
+                    self.recording_producer_closed(producer).await;
+                }
+            }
         }
     }
 
@@ -117,7 +143,12 @@ impl Plugin for Media {
 async fn watch_engine(media: Weak<MediaInner>, mut events: tokio::sync::mpsc::UnboundedReceiver<sfu::EngineEvent>) {
     while let Some(event) = events.recv().await {
         let Some(inner) = media.upgrade() else { return };
-        Media(inner).transport_lost(event).await;
+        match event {
+            sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason } => {
+                Media(inner).transport_lost(transport, producers, consumers, reason).await
+            }
+            sfu::EngineEvent::WorkerDied { worker } => Media(inner).worker_lost(worker).await,
+        }
     }
 }
 
@@ -143,6 +174,7 @@ async fn health(State(media): State<Media>) -> Json<Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "workers": media.0.engine.worker_count(),
+        "media_workers": media.0.engine.workers(),
         "rooms": rooms,
         "peers": peers,
         "media": stats,

@@ -16,7 +16,7 @@ pub const PEER_QUEUE: usize = 256;
 pub struct Peer {
     pub user_id: String,
     pub display_name: String,
-    pub tx: mpsc::Sender<Value>,
+    pub tx: mpsc::Sender<String>,
     pub transports: HashMap<TransportId, Direction>,
     pub producers: HashMap<ProducerId, String>,
     /// consumer -> the producer it receives
@@ -24,12 +24,12 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(user_id: String, display_name: String, tx: mpsc::Sender<Value>) -> Peer {
+    pub fn new(user_id: String, display_name: String, tx: mpsc::Sender<String>) -> Peer {
         Peer { user_id, display_name, tx, transports: HashMap::new(), producers: HashMap::new(), consumers: HashMap::new() }
     }
 
-    /// Queues a notification; false if the peer's queue is full or closed.
-    pub fn notify(&self, msg: Value) -> bool {
+    /// Queues a notification (serialized JSON); false if the peer's queue is full or closed.
+    pub fn notify(&self, msg: String) -> bool {
         self.tx.try_send(msg).is_ok()
     }
 }
@@ -49,9 +49,11 @@ impl CallRoom {
         self.notify_all(Some(except), msg);
     }
 
-    fn notify_all(&self, except: Option<PeerId>, msg: &Value) {
+    /// Sends `msg` to every peer but `except` (serialized once).
+    pub fn notify_all(&self, except: Option<PeerId>, msg: &Value) {
+        let text = msg.to_string();
         for (id, peer) in &self.peers {
-            if Some(*id) != except && !peer.notify(msg.clone()) {
+            if Some(*id) != except && !peer.notify(text.clone()) {
                 tracing::warn!(peer = id, "peer queue full or closed; notification dropped");
             }
         }

@@ -45,8 +45,8 @@ fn fatal(code: &'static str, message: impl Into<String>) -> SignalError {
     SignalError { code, message: message.into(), fatal: true }
 }
 
-fn engine_error(e: impl std::fmt::Display) -> SignalError {
-    refuse("media_error", e.to_string())
+fn engine_error(e: sfu::EngineError) -> SignalError {
+    refuse(e.code(), e.to_string())
 }
 
 /// Parses a client-sent mediasoup object or id into the engine's type.
@@ -66,7 +66,7 @@ struct Joined {
 pub struct Session {
     media: Media,
     peer_id: PeerId,
-    tx: mpsc::Sender<Value>,
+    tx: mpsc::Sender<String>,
     user: Option<User>,
     joined: Option<Joined>,
     messages: DefaultDirectRateLimiter,
@@ -76,7 +76,7 @@ pub struct Session {
 /// Serves one upgraded WebSocket until it closes.
 pub async fn run(socket: WebSocket, media: Media) {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Value>(PEER_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<String>(PEER_QUEUE);
     // A peer that hears nothing from us could not tell a quiet room from a dead server, and we
     // could not tell a quiet peer from a vanished one: ping a few times per idle period (browsers
     // answer on their own); a socket silent for the whole period is a leave.
@@ -86,7 +86,7 @@ pub async fn run(socket: WebSocket, media: Media) {
         loop {
             let frame = tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => Message::Text(msg.to_string().into()),
+                    Some(msg) => Message::Text(msg.into()),
                     None => break,
                 },
                 _ = ping.tick() => Message::Ping(Vec::new().into()),
@@ -104,7 +104,7 @@ pub async fn run(socket: WebSocket, media: Media) {
             match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    session.send(messages::error(&Value::Null, "auth_timeout", "authenticate first")).await;
+                    session.send(messages::error(None, "auth_timeout", "authenticate first")).await;
                     break;
                 }
             }
@@ -120,7 +120,7 @@ pub async fn run(socket: WebSocket, media: Media) {
         let text = match next {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
-                session.send(messages::error(&Value::Null, "invalid_message", "text frames only")).await;
+                session.send(messages::error(None, "invalid_message", "text frames only")).await;
                 continue;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -137,7 +137,7 @@ pub async fn run(socket: WebSocket, media: Media) {
 }
 
 impl Session {
-    fn new(media: Media, tx: mpsc::Sender<Value>) -> Session {
+    fn new(media: Media, tx: mpsc::Sender<String>) -> Session {
         let limits = &media.0.core.config.limits;
         let per_second = NonZeroU32::new(limits.ws_messages_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let per_minute = NonZeroU32::new(limits.transports_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -152,7 +152,7 @@ impl Session {
         }
     }
 
-    async fn send(&self, msg: Value) {
+    async fn send(&self, msg: String) {
         let _ = self.tx.send(msg).await;
     }
 
@@ -168,14 +168,12 @@ impl Session {
         };
         match result {
             Ok((kind, fields)) => {
-                self.send(messages::reply(kind, &request_id, fields)).await;
+                self.send(messages::render(kind, request_id.as_deref(), fields)).await;
                 true
             }
             Err(e) => {
                 let kind = if e.code.starts_with("auth") { "authError" } else { "error" };
-                let mut msg = messages::error(&request_id, e.code, &e.message);
-                msg["type"] = json!(kind);
-                self.send(msg).await;
+                self.send(messages::render(kind, request_id.as_deref(), json!({"code": e.code, "error": e.message}))).await;
                 !e.fatal
             }
         }
@@ -324,7 +322,12 @@ impl Session {
         rtp_capabilities: Value,
     ) -> Result<(&'static str, Value), SignalError> {
         if let Some(j) = &self.joined {
-            return Err(refuse("already_in_room", format!("already in room {}; leave it first", j.room_id)));
+            // A call closed under this peer (its media worker failed) no longer holds it.
+            let still_there = self.media.0.rooms.lock().await.get(&j.room_id).is_some_and(|r| r.peers.contains_key(&self.peer_id));
+            if still_there {
+                return Err(refuse("already_in_room", format!("already in room {}; leave it first", j.room_id)));
+            }
+            self.joined = None;
         }
         if !self.media.0.core.join_tokens.check(join_token, &user.user_id, &room_id) {
             return Err(refuse("invalid_join_token", "join token invalid, expired or for another room"));

@@ -1,0 +1,365 @@
+//! A producer's rtpParameters: validation (mediasoup's `validateRtpParameters` and the worker's
+//! `RtpParameters::ValidateCodecs`/`ValidateEncodings`), the mapping of the client's payload
+//! types to the router's (`getProducerRtpParametersMapping`) and the parameters consumers are
+//! built from (`getConsumableRtpParameters`).
+use super::matching::{codecs_match, CodecView};
+use super::{h264, OrtcError};
+use crate::rtp_parameters::{
+    CodecParameters, ExtensionDirection, MediaKind, ParamValue, RtpCapabilities, RtpCodecParameters, RtpHeaderExtensionParameters,
+    RtpParameters,
+};
+
+/// One codec of a producer: the client's payload type and the router's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtMapping {
+    pub client_pt: u8,
+    pub router_pt: u8,
+    pub rtx: bool,
+}
+
+/// What the engine keeps of an accepted producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerPlan {
+    pub mapping: Vec<PtMapping>,
+    /// The producer's stream: media SSRC, RTX SSRC, mid.
+    pub ssrc: u32,
+    pub rtx_ssrc: Option<u32>,
+    pub mid: String,
+    /// mediasoup's consumable rtpParameters: the router's codecs (PT, MIME type, clock rate,
+    /// channels, RTCP feedback) with the producer's codec parameters, each followed by the
+    /// router's RTX codec; the router's header extensions that may be sent to consumers.
+    pub consumable_codecs: Vec<RtpCodecParameters>,
+    pub consumable_extensions: Vec<RtpHeaderExtensionParameters>,
+    pub scalability_mode: Option<String>,
+    pub max_bitrate: Option<u64>,
+}
+
+impl ProducerPlan {
+    /// The router payload types of the producer's media codecs.
+    pub fn media_pts(&self) -> Vec<u8> {
+        self.consumable_codecs.iter().filter(|c| !c.is_rtx()).map(|c| c.payload_type).collect()
+    }
+}
+
+fn invalid(message: impl Into<String>) -> OrtcError {
+    OrtcError::InvalidParameters(message.into())
+}
+
+/// The kind a MIME type names (`audio/...`, `video/...`, any case), if any.
+pub(crate) fn mime_kind(mime: &str) -> Option<MediaKind> {
+    let (kind, subtype) = mime.split_once('/')?;
+    if subtype.is_empty() {
+        return None;
+    }
+    if kind.eq_ignore_ascii_case("audio") {
+        Some(MediaKind::Audio)
+    } else if kind.eq_ignore_ascii_case("video") {
+        Some(MediaKind::Video)
+    } else {
+        None
+    }
+}
+
+/// The apt of an RTX codec: a number, as mediasoup requires (`invalid codec apt parameter`).
+fn apt(params: &CodecParameters) -> Result<i64, OrtcError> {
+    match params.get("apt") {
+        Some(ParamValue::Number(n)) => Ok(*n),
+        Some(ParamValue::String(_)) => Err(invalid("the apt of an RTX codec must be a number")),
+        None => Err(invalid("an RTX codec needs an apt parameter")),
+    }
+}
+
+/// A mid as RFC 8843 allows it and str0m stores it: 1 to 16 visible ASCII characters.
+pub(crate) fn check_mid(mid: &str) -> Result<(), OrtcError> {
+    if mid.is_empty() || mid.len() > 16 || !mid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid("rtpParameters.mid must be 1 to 16 visible ASCII characters"));
+    }
+    Ok(())
+}
+
+/// `L<n>T<n>` or `S<n>T<n>`, optionally `_KEY` or `_KEY_SHIFT` (W3C webrtc-svc).
+fn scalability_mode_ok(mode: &str) -> bool {
+    let rest = mode.strip_prefix('L').or_else(|| mode.strip_prefix('S'));
+    let Some((spatial, temporal)) = rest.and_then(|r| r.split_once('T')) else { return false };
+    let temporal = temporal.strip_suffix("_KEY_SHIFT").or_else(|| temporal.strip_suffix("_KEY")).unwrap_or(temporal);
+    let layers = |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
+    layers(spatial) && layers(temporal)
+}
+
+/// Checks a producer's rtpParameters for `kind` before anything else reads them.
+pub fn validate_rtp_parameters(kind: MediaKind, params: &RtpParameters) -> Result<(), OrtcError> {
+    if params.codecs.is_empty() {
+        return Err(invalid("rtpParameters.codecs is empty"));
+    }
+    for (i, codec) in params.codecs.iter().enumerate() {
+        let Some(codec_kind) = mime_kind(&codec.mime_type) else {
+            return Err(invalid(format!("codec mimeType {:?} is not audio/... or video/...", codec.mime_type)));
+        };
+        if codec_kind != kind {
+            return Err(invalid(format!("codec {} in a {} producer", codec.mime_type, kind.as_str())));
+        }
+        if codec.payload_type > 127 {
+            return Err(invalid(format!("payloadType {} is outside 0..=127", codec.payload_type)));
+        }
+        if params.codecs[..i].iter().any(|c| c.payload_type == codec.payload_type) {
+            return Err(invalid(format!("payloadType {} is used twice", codec.payload_type)));
+        }
+    }
+    for codec in params.codecs.iter().filter(|c| c.is_rtx()) {
+        let apt = apt(&codec.parameters)?;
+        match params.codecs.iter().find(|c| i64::from(c.payload_type) == apt) {
+            Some(media) if !media.is_rtx() => {}
+            Some(_) => return Err(invalid("the apt of an RTX codec points to an RTX codec")),
+            None => return Err(invalid(format!("the apt of RTX payload type {} points to no codec", codec.payload_type))),
+        }
+    }
+    if params.codecs[0].is_rtx() {
+        return Err(invalid("the first codec must be a media codec"));
+    }
+    if let Some(ext) = params.header_extensions.iter().find(|e| e.id == 0) {
+        return Err(invalid(format!("header extension {} has id 0", ext.uri)));
+    }
+    match &params.mid {
+        Some(mid) => check_mid(mid)?,
+        None => return Err(invalid("rtpParameters.mid is required (mediasoup-client always sends it)")),
+    }
+    let encoding = match params.encodings.as_slice() {
+        [] => return Err(invalid("rtpParameters.encodings is empty: one encoding with an ssrc is needed")),
+        [one] => one,
+        _ => {
+            return Err(OrtcError::UnsupportedSimulcast(format!(
+                "{} encodings given: simulcast is not supported yet, send one encoding",
+                params.encodings.len()
+            )))
+        }
+    };
+    match (encoding.ssrc, &encoding.rid) {
+        (Some(ssrc), _) if ssrc != 0 => {}
+        (_, Some(_)) => {
+            return Err(OrtcError::UnsupportedSimulcast(
+                "encodings identified by rid (simulcast) are not supported yet: give an ssrc".into(),
+            ))
+        }
+        _ => return Err(invalid("encodings[0].ssrc is required")),
+    }
+    if let Some(pt) = encoding.codec_payload_type {
+        if !params.codecs.iter().any(|c| c.payload_type == pt && !c.is_rtx()) {
+            return Err(invalid(format!("encodings[0].codecPayloadType {pt} is not a media codec of this producer")));
+        }
+    }
+    if let Some(mode) = &encoding.scalability_mode {
+        if !scalability_mode_ok(mode) {
+            return Err(invalid(format!("invalid scalabilityMode {mode:?}")));
+        }
+    }
+    Ok(())
+}
+
+fn view(c: &RtpCodecParameters) -> CodecView<'_> {
+    CodecView { mime_type: &c.mime_type, clock_rate: c.clock_rate, channels: c.channels, parameters: &c.parameters }
+}
+
+/// Validates `params` and maps them onto the router's capabilities. Errors: invalid parameters,
+/// or a codec (or its RTX) the router lacks (`unsupported_codec`).
+pub fn producer_plan(router: &RtpCapabilities, kind: MediaKind, params: &RtpParameters) -> Result<ProducerPlan, OrtcError> {
+    validate_rtp_parameters(kind, params)?;
+    let mut mapping = Vec::new();
+    let mut consumable_codecs = Vec::new();
+    for codec in params.codecs.iter().filter(|c| !c.is_rtx()) {
+        let Some(cap) = router.codecs.iter().filter(|r| !r.is_rtx()).find(|r| codecs_match(view(codec), r.view(), true)) else {
+            return Err(OrtcError::UnsupportedCodec(format!("{} (payloadType {})", codec.mime_type, codec.payload_type)));
+        };
+        let Some(router_pt) = cap.preferred_payload_type else { continue }; // the router's codecs all have one
+                                                                            // mediasoup's matchCodecs(..., {modify: true}): H264 gets the answered profile-level-id.
+        let mut parameters = codec.parameters.clone();
+        if cap.mime_type.eq_ignore_ascii_case("video/h264") {
+            match h264::answer_profile_level_id(&codec.parameters, &cap.parameters) {
+                Ok(Some(id)) => {
+                    parameters.insert("profile-level-id".into(), ParamValue::String(id));
+                }
+                Ok(None) => {
+                    parameters.remove("profile-level-id");
+                }
+                Err(()) => return Err(OrtcError::UnsupportedCodec(codec.mime_type.clone())), // checked by the match
+            }
+        }
+        mapping.push(PtMapping { client_pt: codec.payload_type, router_pt, rtx: false });
+        consumable_codecs.push(RtpCodecParameters {
+            mime_type: cap.mime_type.clone(),
+            payload_type: router_pt,
+            clock_rate: cap.clock_rate,
+            channels: cap.channels,
+            parameters,
+            rtcp_feedback: cap.rtcp_feedback.clone(),
+        });
+        if let Some(rtx) = router.rtx_for(router_pt) {
+            consumable_codecs.push(RtpCodecParameters {
+                mime_type: rtx.mime_type.clone(),
+                payload_type: rtx.preferred_payload_type.unwrap_or_default(), // the router's codecs all have one
+                clock_rate: rtx.clock_rate,
+                channels: None,
+                parameters: rtx.parameters.clone(),
+                rtcp_feedback: vec![],
+            });
+        }
+    }
+    for rtx in params.codecs.iter().filter(|c| c.is_rtx()) {
+        let apt = apt(&rtx.parameters)?;
+        let media = mapping.iter().find(|m| i64::from(m.client_pt) == apt).copied();
+        let router_rtx = media.and_then(|m| router.rtx_for(m.router_pt)).and_then(|r| r.preferred_payload_type);
+        let Some(router_pt) = router_rtx else {
+            return Err(OrtcError::UnsupportedCodec(format!("no RTX codec on the router for payload type {apt}")));
+        };
+        mapping.push(PtMapping { client_pt: rtx.payload_type, router_pt, rtx: true });
+    }
+    let consumable_extensions = router
+        .header_extensions
+        .iter()
+        .filter(|e| e.kind == Some(kind) && matches!(e.direction, ExtensionDirection::Sendrecv | ExtensionDirection::Sendonly))
+        .map(|e| RtpHeaderExtensionParameters {
+            uri: e.uri.clone(),
+            id: e.preferred_id,
+            encrypt: e.preferred_encrypt,
+            parameters: CodecParameters::new(),
+        })
+        .collect();
+    let encoding = &params.encodings[0]; // validated: exactly one, with an ssrc
+    Ok(ProducerPlan {
+        mapping,
+        ssrc: encoding.ssrc.unwrap_or_default(),
+        rtx_ssrc: encoding.rtx.map(|r| r.ssrc),
+        mid: params.mid.clone().unwrap_or_default(),
+        consumable_codecs,
+        consumable_extensions,
+        scalability_mode: encoding.scalability_mode.clone(),
+        max_bitrate: encoding.max_bitrate,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::tests::caps;
+    use super::*;
+
+    /// A Chrome-like client: its own payload types.
+    pub(crate) fn client_params(kind: MediaKind) -> RtpParameters {
+        let json = match kind {
+            MediaKind::Video => serde_json::json!({
+                "mid": "0",
+                "codecs": [
+                    {"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000, "parameters": {}, "rtcpFeedback": []},
+                    {"mimeType": "video/rtx", "payloadType": 97, "clockRate": 90000, "parameters": {"apt": 96}}
+                ],
+                "headerExtensions": [{"uri": super::super::URI_MID, "id": 9}],
+                "encodings": [{"ssrc": 1111, "rtx": {"ssrc": 2222}}],
+                "rtcp": {"cname": "abc"}
+            }),
+            MediaKind::Audio => serde_json::json!({
+                "mid": "1",
+                "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2}],
+                "encodings": [{"ssrc": 3333}]
+            }),
+        };
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn plan(kind: MediaKind, p: &RtpParameters) -> Result<ProducerPlan, OrtcError> {
+        producer_plan(&caps(), kind, p)
+    }
+
+    #[test]
+    fn payload_types_map_to_the_routers() {
+        let p = plan(MediaKind::Video, &client_params(MediaKind::Video)).unwrap();
+        assert_eq!(
+            p.mapping,
+            vec![PtMapping { client_pt: 96, router_pt: 101, rtx: false }, PtMapping { client_pt: 97, router_pt: 102, rtx: true }]
+        );
+        assert_eq!((p.ssrc, p.rtx_ssrc, p.mid.as_str()), (1111, Some(2222), "0"));
+        let p = plan(MediaKind::Audio, &client_params(MediaKind::Audio)).unwrap();
+        assert_eq!(p.mapping, vec![PtMapping { client_pt: 111, router_pt: 100, rtx: false }]);
+    }
+
+    #[test]
+    fn consumable_codecs_keep_the_producers_parameters() {
+        let mut p = client_params(MediaKind::Audio);
+        for (k, v) in [("stereo", 1), ("sprop-stereo", 1), ("usedtx", 1)] {
+            p.codecs[0].parameters.insert(k.into(), ParamValue::Number(v));
+        }
+        let plan = plan(MediaKind::Audio, &p).unwrap();
+        let c = &plan.consumable_codecs[0];
+        assert_eq!((c.payload_type, c.channels), (100, Some(2)));
+        assert_eq!(c.parameters, p.codecs[0].parameters, "the producer's parameters, as mediasoup");
+    }
+
+    #[test]
+    fn h264_gets_the_answered_profile_level_id() {
+        let mut p = client_params(MediaKind::Video);
+        p.codecs[0].mime_type = "video/H264".into();
+        p.codecs[0].parameters = [
+            ("packetization-mode".to_string(), ParamValue::Number(1)),
+            ("profile-level-id".to_string(), ParamValue::String("42e034".into())),
+        ]
+        .into();
+        let plan = plan(MediaKind::Video, &p).unwrap();
+        assert_eq!(plan.consumable_codecs[0].parameters["profile-level-id"], ParamValue::String("42e01f".into()));
+        for bad in [ParamValue::Number(640032), ParamValue::String("42001f".into()), ParamValue::String("aé".into())] {
+            p.codecs[0].parameters.insert("profile-level-id".into(), bad.clone());
+            assert!(matches!(producer_plan(&caps(), MediaKind::Video, &p), Err(OrtcError::UnsupportedCodec(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_parameters_are_refused_with_their_reason() {
+        let base = client_params(MediaKind::Video);
+        let cases: Vec<(&str, Box<dyn Fn(&mut RtpParameters)>, &str)> = vec![
+            ("no codecs", Box::new(|p| p.codecs.clear()), "invalid_parameters"),
+            ("bad mime", Box::new(|p| p.codecs[0].mime_type = "vp8".into()), "invalid_parameters"),
+            ("other kind", Box::new(|p| p.codecs[0].mime_type = "audio/opus".into()), "invalid_parameters"),
+            ("pt > 127", Box::new(|p| p.codecs[0].payload_type = 200), "invalid_parameters"),
+            ("pt twice", Box::new(|p| p.codecs[1].payload_type = 96), "invalid_parameters"),
+            (
+                "apt string",
+                Box::new(|p| drop(p.codecs[1].parameters.insert("apt".into(), ParamValue::String("96".into())))),
+                "invalid_parameters",
+            ),
+            ("apt dangling", Box::new(|p| drop(p.codecs[1].parameters.insert("apt".into(), ParamValue::Number(50)))), "invalid_parameters"),
+            ("rtx first", Box::new(|p| p.codecs.swap(0, 1)), "invalid_parameters"),
+            ("ext id 0", Box::new(|p| p.header_extensions[0].id = 0), "invalid_parameters"),
+            ("no mid", Box::new(|p| p.mid = None), "invalid_parameters"),
+            ("long mid", Box::new(|p| p.mid = Some("x".repeat(17))), "invalid_parameters"),
+            ("odd mid", Box::new(|p| p.mid = Some("é".into())), "invalid_parameters"),
+            ("no encodings", Box::new(|p| p.encodings.clear()), "invalid_parameters"),
+            ("no ssrc", Box::new(|p| p.encodings[0].ssrc = None), "invalid_parameters"),
+            ("ssrc 0", Box::new(|p| p.encodings[0].ssrc = Some(0)), "invalid_parameters"),
+            ("three encodings", Box::new(|p| p.encodings = vec![p.encodings[0].clone(); 3]), "unsupported_simulcast"),
+            (
+                "rid only",
+                Box::new(|p| {
+                    p.encodings[0].ssrc = None;
+                    p.encodings[0].rid = Some("r0".into());
+                }),
+                "unsupported_simulcast",
+            ),
+            ("codecPayloadType rtx", Box::new(|p| p.encodings[0].codec_payload_type = Some(97)), "invalid_parameters"),
+            ("bad scalabilityMode", Box::new(|p| p.encodings[0].scalability_mode = Some("L0T9x".into())), "invalid_parameters"),
+            ("unknown codec", Box::new(|p| p.codecs[0].mime_type = "video/AV1X".into()), "unsupported_codec"),
+        ];
+        for (name, change, code) in cases {
+            let mut p = base.clone();
+            change(&mut p);
+            let err = producer_plan(&caps(), MediaKind::Video, &p).expect_err(name);
+            assert_eq!(err.code(), code, "{name}: {err}");
+        }
+        let mut ok = base.clone();
+        ok.encodings[0].scalability_mode = Some("L1T3".into());
+        assert!(producer_plan(&caps(), MediaKind::Video, &ok).is_ok());
+    }
+
+    #[test]
+    fn rtx_needs_a_router_rtx() {
+        let mut router = caps();
+        router.codecs.retain(|c| !c.is_rtx());
+        let err = producer_plan(&router, MediaKind::Video, &client_params(MediaKind::Video)).unwrap_err();
+        assert_eq!(err.code(), "unsupported_codec");
+    }
+}

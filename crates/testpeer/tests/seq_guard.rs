@@ -1,0 +1,81 @@
+//! A stray RTP packet never locks a stream out (issue: "one authentic packet 200 sequence
+//! numbers ahead, then normal packets: the next 40 are all dropped"; "one packet 1,100 behind
+//! near the start of a stream blocks every later packet"). The publisher's str0m writes the
+//! strays itself, so they are authentic SRTP; the subscriber must get every ordinary packet.
+mod common;
+
+use std::time::Duration;
+
+use common::{connected_pair, run, Publisher, Subscriber};
+use sfu::rtp_parameters::MediaKind;
+
+/// Pumps until the publisher has sent `n` packets in all.
+fn send_until(a: &mut Publisher, b: &mut Subscriber, n: usize) {
+    let sent = run(&mut [&mut *a], &mut [&mut *b], Duration::from_secs(10), |p, _| p[0].sent(MediaKind::Video).len() >= n);
+    assert!(sent, "the publisher sends {n} packets");
+}
+
+/// Whether every payload in `payloads` reached the subscriber (pumping up to 3 s for the tail).
+fn all_received(a: &mut Publisher, b: &mut Subscriber, payloads: &[Vec<u8>]) -> usize {
+    run(&mut [&mut *a], &mut [&mut *b], Duration::from_secs(3), |_, s| {
+        let got = s[0].received(MediaKind::Video);
+        payloads.iter().all(|p| got.iter().any(|r| &r.payload == p))
+    });
+    let got = b.received(MediaKind::Video);
+    payloads.iter().filter(|p| got.iter().any(|r| &r.payload == *p)).count()
+}
+
+/// Sends one packet numbered `stray`, then goes on from where the stream was; returns the next
+/// 40 payloads sent after the stray.
+fn stray_then_40(a: &mut Publisher, b: &mut Subscriber, stray: u64) -> Vec<Vec<u8>> {
+    let before = a.sent(MediaKind::Video).len();
+    let resume = a.tracks[0].0.next_seq();
+    a.tracks[0].0.set_next_seq(stray);
+    send_until(a, b, before + 1);
+    a.tracks[0].0.set_next_seq(resume);
+    send_until(a, b, before + 41);
+    a.sent(MediaKind::Video)[before + 1..before + 41].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_packet_far_ahead_does_not_drop_the_packets_after_it() {
+    let engine = common::engine();
+    let (mut a, mut b) = connected_pair(&engine, MediaKind::Video).await;
+    send_until(&mut a, &mut b, 40);
+    let jump = a.tracks[0].0.next_seq() + 200;
+    let after = stray_then_40(&mut a, &mut b, jump);
+    let n = all_received(&mut a, &mut b, &after);
+    assert_eq!(n, 40, "of the 40 packets after a stray 200 ahead, {n} arrived");
+    let stats = engine.stats().await.unwrap();
+    assert_eq!(stats.rtp_guarded, 1, "the stray was held, then given up: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_packet_far_behind_near_the_start_does_not_block_the_stream() {
+    let engine = common::engine();
+    let (mut a, mut b) = connected_pair(&engine, MediaKind::Video).await;
+    // Number the stream from 20, as a stream just started near the bottom of the range.
+    a.tracks[0].0.set_next_seq(20);
+    send_until(&mut a, &mut b, 40);
+    let behind = a.tracks[0].0.next_seq().wrapping_sub(1100);
+    let after = stray_then_40(&mut a, &mut b, behind);
+    let n = all_received(&mut a, &mut b, &after);
+    assert_eq!(n, 40, "of the 40 packets after a stray 1,100 behind, {n} arrived");
+    let stats = engine.stats().await.unwrap();
+    assert!(stats.rtp_guarded >= 1, "the stray was dropped by the guard: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_jump_is_followed() {
+    let engine = common::engine();
+    let (mut a, mut b) = connected_pair(&engine, MediaKind::Video).await;
+    send_until(&mut a, &mut b, 40);
+    // The sender renumbers for good (an encoder restart): every packet from here on.
+    let before = a.sent(MediaKind::Video).len();
+    let jump = a.tracks[0].0.next_seq() + 5000;
+    a.tracks[0].0.set_next_seq(jump);
+    send_until(&mut a, &mut b, before + 40);
+    let after = a.sent(MediaKind::Video)[before..before + 40].to_vec();
+    let n = all_received(&mut a, &mut b, &after);
+    assert_eq!(n, 40, "of 40 packets after a real jump of 5,000, {n} arrived");
+}
