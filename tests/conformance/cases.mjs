@@ -164,8 +164,8 @@ function call(name, about, { produce: list, recv, send, consume: consumed = true
   return { name, about, peers: { A: { send }, B: { recv } }, steps };
 }
 
-/** One step of A's after joining and creating a send transport (`steps` labelled by the caller). */
-const afterSendTransport = (name, about, steps, peers = {}) => ({ name, about, peers, steps: [join('A'), sendTransport(), ...steps] });
+/** `steps` of A's after A joins and creates a send transport. */
+const afterSendTransport = (name, about, steps) => ({ name, about, steps: [join('A'), sendTransport(), ...steps] });
 
 const SIMULCAST = 'one encoding per producer until simulcast is implemented: more would be accepted and only the first forwarded';
 
@@ -358,8 +358,18 @@ export const CASES = [
     steps: [join('A'), { by: 'A', msg: { type: 'resumeConsumer', consumer_id: 'no-such-consumer' }, refuse: 'not_found' }] },
 ];
 
-/** Where our answers differ from mediasoup's on purpose (besides steps marked `deliberate`). */
-export const DIFFERENCES = [
+/** A step's name in answers and in the fixture. */
+export const labelOf = (step, i) => step.as ?? `${step.msg?.type ?? 'raw'}#${i}`;
+
+/** Every deliberate difference: the paths below, then the steps marked `deliberate`. */
+export function differences() {
+  const steps = CASES.flatMap((c) => c.steps.flatMap((s, i) => (s.deliberate
+    ? [{ case: c.name, step: labelOf(s, i), ours: s.deliberate.code, reason: s.deliberate.reason }] : [])));
+  return [...PATHS, ...steps];
+}
+
+/** Reply fields where our answers differ from mediasoup's on purpose (paths as conformance.test.mjs prints them). */
+const PATHS = [
   { path: 'rtpCapabilities.codecs[*].parameters.x-google-start-bitrate',
     reason: "a parameter of the reference's router configuration (server.mjs MEDIA_CODECS), not of mediasoup's ORTC rules (it only reaches Chrome's start bitrate through mediasoup-client's SDP answer)" },
   { path: 'consumerOptions.type',

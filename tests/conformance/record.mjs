@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CASES, DIFFERENCES } from './cases.mjs';
-import { labelOf, runCases } from './runner.mjs';
+import { CASES, differences, labelOf } from './cases.mjs';
+import { runCases } from './runner.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const base = process.argv[2];
@@ -43,8 +43,6 @@ if (problems.length) {
   process.exit(1);
 }
 
-const deliberate = CASES.flatMap((c) => c.steps.filter((s) => s.deliberate).map((s) =>
-  ({ case: c.name, step: labelOf(s, c.steps.indexOf(s)), ours: s.deliberate.code, reason: s.deliberate.reason })));
 const cases = Object.fromEntries(CASES.map((c) => {
   const steps = Object.fromEntries(Object.entries(results[c.name]).map(([label, a]) => {
     const step = c.steps.find((s, i) => labelOf(s, i) === label);
@@ -56,7 +54,7 @@ const cases = Object.fromEntries(CASES.map((c) => {
 const fixture = {
   about: 'Answers of the real mediasoup to tests/conformance/cases.mjs, normalized by runner.mjs. Re-record: tests/conformance/README.md.',
   reference: { mediasoup, server: health.version },
-  differences: [...DIFFERENCES, ...deliberate],
+  differences: differences(),
   cases,
 };
 fs.writeFileSync(path.join(here, 'fixture.json'), `${JSON.stringify(fixture, null, 1)}\n`);

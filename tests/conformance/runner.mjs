@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CHROME } from './cases.mjs';
+import { CHROME, labelOf } from './cases.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(path.join(repo, 'web/package.json'));
@@ -130,9 +130,6 @@ function normalizer(users, cnames) {
 }
 
 // ---------- running ----------
-
-/** A step's name in answers and in the fixture. */
-export const labelOf = (step, i) => step.as ?? `${step.msg?.type ?? 'raw'}#${i}`;
 
 class Skip extends Error {
   constructor(label) { super(`skipped: ${label}`); this.label = label; }
