@@ -22,6 +22,7 @@ fi
 cargo test --workspace --locked
 # Browser tests: two and three users in real Chromium through the UI (builds the web bundle).
 tests/e2e/run.sh
+node --test tests/conformance/*.test.mjs
 # The installer's real test (debootstrap + chroot) needs root; it uses the binary built above.
 if [ "$(id -u)" = 0 ]; then
   tests/install/run.sh "$CARGO_TARGET_DIR/debug/atome"
