@@ -20,12 +20,15 @@ impl MediaKind {
     }
 }
 
-/// A codec parameter value: mediasoup keeps numbers as numbers and strings as strings.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A codec parameter value: mediasoup keeps numbers as numbers and strings as strings. Integers
+/// (the usual fmtp values) are `Number`; any other JSON number (`1.5`, beyond i64) is kept as
+/// given in `Decimal` (mediasoup's `validateRtpCodecParameters` takes any number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ParamValue {
     Number(i64),
     String(String),
+    Decimal(serde_json::Number),
 }
 
 impl ParamValue {
@@ -33,6 +36,7 @@ impl ParamValue {
         match self {
             ParamValue::Number(n) => Some(*n),
             ParamValue::String(s) => s.parse().ok(),
+            ParamValue::Decimal(_) => None,
         }
     }
 }

@@ -49,6 +49,7 @@ fn str0m_codec(c: &RtpCodecCapability) -> Option<(Codec, FormatParams)> {
             let profile_level_id = match c.parameters.get("profile-level-id") {
                 Some(ParamValue::String(s)) => u32::from_str_radix(s, 16).ok(),
                 Some(ParamValue::Number(n)) => u32::from_str_radix(&n.to_string(), 16).ok(),
+                Some(ParamValue::Decimal(_)) => None,
                 None => None,
             };
             (

@@ -1127,9 +1127,16 @@ fn check_unique<'a>(existing: impl Iterator<Item = &'a Producer>, plan: &ortc::P
     Ok(())
 }
 
+/// DTLS fingerprint algorithms (RFC 8122 names, as mediasoup's `DtlsTransport` lists them).
+const FINGERPRINT_ALGORITHMS: [&str; 5] = ["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"];
+
 /// The client's DTLS fingerprint that str0m can verify: sha-256, else sha-1, with the digest
-/// length of its algorithm. Other algorithms are refused by name (str0m checks no others).
+/// length of its algorithm. Other known algorithms are refused by name (str0m checks no
+/// others); unknown ones are invalid, as in mediasoup.
 fn remote_fingerprint(dtls: &DtlsParameters) -> Result<Fingerprint, EngineError> {
+    if let Some(f) = dtls.fingerprints.iter().find(|f| !FINGERPRINT_ALGORITHMS.iter().any(|a| f.algorithm.eq_ignore_ascii_case(a))) {
+        return Err(EngineError::Invalid(format!("unknown DTLS fingerprint algorithm {:?}", f.algorithm)));
+    }
     let pick = |alg: &str| dtls.fingerprints.iter().find(|f| f.algorithm.eq_ignore_ascii_case(alg));
     let (fp, len) = match (pick("sha-256"), pick("sha-1")) {
         (Some(fp), _) => (fp, 32),

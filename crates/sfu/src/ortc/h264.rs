@@ -134,6 +134,7 @@ fn is_unset(value: Option<&ParamValue>) -> bool {
         None => true,
         Some(ParamValue::String(s)) => s.is_empty(),
         Some(ParamValue::Number(n)) => *n == 0,
+        Some(ParamValue::Decimal(n)) => n.as_f64() == Some(0.0),
     }
 }
 
@@ -160,7 +161,7 @@ fn level_asymmetry_allowed(params: &CodecParameters) -> bool {
     match params.get("level-asymmetry-allowed") {
         Some(ParamValue::Number(n)) => *n == 1,
         Some(ParamValue::String(s)) => s == "1",
-        None => false,
+        Some(ParamValue::Decimal(_)) | None => false,
     }
 }
 

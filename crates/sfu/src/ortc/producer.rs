@@ -64,7 +64,7 @@ pub(crate) fn mime_kind(mime: &str) -> Option<MediaKind> {
 fn apt(params: &CodecParameters) -> Result<i64, OrtcError> {
     match params.get("apt") {
         Some(ParamValue::Number(n)) => Ok(*n),
-        Some(ParamValue::String(_)) => Err(invalid("the apt of an RTX codec must be a number")),
+        Some(ParamValue::String(_) | ParamValue::Decimal(_)) => Err(invalid("the apt of an RTX codec must be a payload type number")),
         None => Err(invalid("an RTX codec needs an apt parameter")),
     }
 }
