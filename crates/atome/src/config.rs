@@ -110,6 +110,21 @@ pub struct Limits {
     /// Lifetime of bearer tokens, in days.
     #[arg(long, env = "ATOME_TOKEN_DAYS", default_value_t = 30)]
     pub token_days: u32,
+    /// Authenticated signaling sockets one user may hold at once (all devices and tabs).
+    #[arg(long, env = "ATOME_MAX_SOCKETS_PER_USER", default_value_t = 10)]
+    pub max_sockets_per_user: usize,
+    /// Media transports one user may hold at once, over all their sockets.
+    #[arg(long, env = "ATOME_MAX_TRANSPORTS_PER_USER", default_value_t = 24)]
+    pub max_transports_per_user: usize,
+    /// Media transports one signaling socket may hold at once.
+    #[arg(long, env = "ATOME_MAX_TRANSPORTS_PER_SOCKET", default_value_t = 8)]
+    pub max_transports_per_socket: usize,
+    /// Producers one signaling socket may hold at once.
+    #[arg(long, env = "ATOME_MAX_PRODUCERS_PER_SOCKET", default_value_t = 8)]
+    pub max_producers_per_socket: usize,
+    /// Consumers one signaling socket may hold at once (one per producer and transport).
+    #[arg(long, env = "ATOME_MAX_CONSUMERS_PER_SOCKET", default_value_t = 256)]
+    pub max_consumers_per_socket: usize,
 }
 
 impl Config {

@@ -50,6 +50,11 @@ impl Ws {
         Ok(ws)
     }
 
+    /// Sends a WebSocket ping frame (a control frame, not a message).
+    pub async fn send_ping(&mut self) -> bool {
+        self.stream.send(Message::Ping(Vec::new().into())).await.is_ok()
+    }
+
     pub async fn send_text(&mut self, text: String) -> bool {
         self.stream.send(Message::Text(text.into())).await.is_ok()
     }

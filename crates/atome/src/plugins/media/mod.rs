@@ -4,6 +4,7 @@ pub mod messages;
 pub mod recording;
 pub mod registry;
 pub mod session;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,8 @@ pub struct MediaInner {
     next_peer: AtomicU64,
     recordings: recording::Recordings,
     ffmpeg_ok: bool,
+    /// Sockets and transports per user, against the per-user caps.
+    usage: usage::Usage,
 }
 
 impl axum::extract::FromRef<Media> for Core {
@@ -56,6 +59,7 @@ impl Media {
             engine,
             rooms: tokio::sync::Mutex::new(HashMap::new()),
             next_peer: AtomicU64::new(1),
+            usage: usage::Usage::default(),
         }));
         if let Some(events) = media.0.engine.take_events() {
             tokio::spawn(watch_engine(Arc::downgrade(&media.0), events));
@@ -77,7 +81,9 @@ impl Media {
             for (room_id, room) in rooms.iter_mut() {
                 let Some(peer_id) = room.transport_owner(&transport) else { continue };
                 if let Some(peer) = room.peers.get_mut(&peer_id) {
-                    peer.transports.remove(&transport);
+                    if peer.transports.remove(&transport).is_some() {
+                        self.0.usage.release_transports(&peer.user_id, 1);
+                    }
                     peer.consumers.retain(|c, _| !consumers.contains(c));
                 }
                 for producer in &producers {
@@ -105,6 +111,7 @@ impl Media {
             tracing::error!(%room_id, worker, peers = room.peers.len(), "media worker failed; call closed");
             room.notify_all(None, &json!({"type": "roomClosed", "room_id": room_id, "reason": "media_worker_failed"}));
             for peer in room.peers.values() {
+                self.0.usage.release_transports(&peer.user_id, peer.transports.len());
                 self.0.core.presence.leave(&room_id, &peer.user_id);
                 for producer in peer.producers.keys() {
                     self.recording_producer_closed(producer).await;

@@ -19,8 +19,15 @@ pub struct Peer {
     pub tx: mpsc::Sender<String>,
     pub transports: HashMap<TransportId, Direction>,
     pub producers: HashMap<ProducerId, String>,
-    /// consumer -> the producer it receives
-    pub consumers: HashMap<ConsumerId, ProducerId>,
+    /// consumer -> what it receives and where
+    pub consumers: HashMap<ConsumerId, Consuming>,
+}
+
+/// A consumer's producer and the (receive) transport it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consuming {
+    pub producer: ProducerId,
+    pub transport: TransportId,
 }
 
 impl Peer {
@@ -90,9 +97,14 @@ impl CallRoom {
     pub fn producer_closed(&mut self, producer: &ProducerId, except: Option<PeerId>) {
         for peer in self.peers.values_mut() {
             peer.producers.remove(producer);
-            peer.consumers.retain(|_, p| p != producer);
+            peer.consumers.retain(|_, c| c.producer != *producer);
         }
         self.notify_all(except, &json!({"type": "producerClosed", "producer_id": producer.to_string()}));
+    }
+
+    /// Whether the peer already consumes `producer` on `transport`.
+    pub fn consumes(peer: &Peer, transport: &TransportId, producer: &ProducerId) -> bool {
+        peer.consumers.values().any(|c| c.transport == *transport && c.producer == *producer)
     }
 
     /// The peer holding `transport`, if any.

@@ -13,19 +13,13 @@ use sfu::{ConsumerId, ProducerId, TransportId};
 use tokio::sync::mpsc;
 
 use super::messages::{self, ClientMsg, Direction};
-use super::registry::{CallRoom, Peer, PeerId, PEER_QUEUE};
+use super::registry::{CallRoom, Consuming, Peer, PeerId, PEER_QUEUE};
 use super::Media;
 use crate::core::Participant;
 use crate::plugins::identity::{phone, tokens, User};
 
 /// Time a new socket has to authenticate.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open transports one peer may hold.
-const MAX_TRANSPORTS: usize = 8;
-/// Producers one peer may hold.
-const MAX_PRODUCERS: usize = 8;
-/// Consumers one peer may hold.
-const MAX_CONSUMERS: usize = 256;
 const TWO: NonZeroU32 = NonZeroU32::MIN.saturating_add(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +117,14 @@ pub async fn run(socket: WebSocket, media: Media) {
                 session.send(messages::error(None, "invalid_message", "text frames only")).await;
                 continue;
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            // Control frames count against the message budget too (a ping flood is a flood).
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                if session.messages.check().is_err() {
+                    session.send(messages::error(None, "rate_limited", "too many messages; closing")).await;
+                    break;
+                }
+                continue;
+            }
             // Closed, or a protocol error such as a frame over the size limit.
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
         };
@@ -132,6 +133,9 @@ pub async fn run(socket: WebSocket, media: Media) {
         }
     }
     session.leave().await;
+    if let Some(user) = &session.user {
+        session.media.0.usage.release_socket(&user.user_id);
+    }
     drop(session);
     let _ = writer.await;
 }
@@ -250,6 +254,10 @@ impl Session {
             if given != user.phone_e164 {
                 return Err(fatal("auth_failed", "the phone number does not match the token"));
             }
+        }
+        let max = self.media.0.core.config.limits.max_sockets_per_user;
+        if !self.media.0.usage.take_socket(&user.user_id, max) {
+            return Err(fatal("too_many_sockets", format!("at most {max} signaling sockets per user; close another first")));
         }
         let view = user.view();
         self.user = Some(user);
@@ -374,8 +382,9 @@ impl Session {
         }
         let router = self
             .with_peer(|room, me| {
-                if room.peers[&me].transports.len() >= MAX_TRANSPORTS {
-                    return Err(refuse("too_many_transports", format!("at most {MAX_TRANSPORTS} open transports")));
+                let max = self.media.0.core.config.limits.max_transports_per_socket;
+                if room.peers[&me].transports.len() >= max {
+                    return Err(refuse("too_many_transports", format!("at most {max} open transports per socket")));
                 }
                 Ok(room.router.clone())
             })
@@ -391,7 +400,18 @@ impl Session {
             Direction::Send => sfu::Direction::Send,
             Direction::Recv => sfu::Direction::Recv,
         };
-        let options = self.media.0.engine.create_webrtc_transport(router, sfu_direction, send_caps).await.map_err(engine_error)?;
+        let user_id = self.user.as_ref().map(|u| u.user_id.clone()).unwrap_or_default(); // authenticated before any room
+        let max = self.media.0.core.config.limits.max_transports_per_user;
+        if !self.media.0.usage.take_transport(&user_id, max) {
+            return Err(refuse("too_many_transports", format!("at most {max} open transports per user, over all sockets")));
+        }
+        let options = match self.media.0.engine.create_webrtc_transport(router, sfu_direction, send_caps).await {
+            Ok(options) => options,
+            Err(e) => {
+                self.media.0.usage.release_transports(&user_id, 1);
+                return Err(engine_error(e));
+            }
+        };
         let id = options.id.clone();
         let registered = self
             .with_peer(|room, me| {
@@ -402,6 +422,7 @@ impl Session {
             })
             .await;
         if let Err(e) = registered {
+            self.media.0.usage.release_transports(&user_id, 1);
             let _ = self.media.0.engine.close_transport(id).await;
             return Err(e);
         }
@@ -420,8 +441,9 @@ impl Session {
         let media_kind: sfu::rtp_parameters::MediaKind = typed("kind", json!(kind))?;
         let rtp_parameters = typed("rtpParameters", rtp_parameters)?;
         let count = self.with_peer(|room, me| Ok(room.peers[&me].producers.len())).await?;
-        if count >= MAX_PRODUCERS {
-            return Err(refuse("too_many_producers", format!("at most {MAX_PRODUCERS} producers")));
+        let max = self.media.0.core.config.limits.max_producers_per_socket;
+        if count >= max {
+            return Err(refuse("too_many_producers", format!("at most {max} producers per socket")));
         }
         let producer = self.media.0.engine.produce(tid, media_kind, rtp_parameters).await.map_err(engine_error)?;
         let kind = kind.to_string();
@@ -456,18 +478,23 @@ impl Session {
             if room.producer_owner(&pid).is_none() {
                 return Err(refuse("not_found", format!("no producer {producer_id:?} in this room")));
             }
-            if room.peers[&me].consumers.len() >= MAX_CONSUMERS {
-                return Err(refuse("too_many_consumers", format!("at most {MAX_CONSUMERS} consumers")));
+            let max = self.media.0.core.config.limits.max_consumers_per_socket;
+            if room.peers[&me].consumers.len() >= max {
+                return Err(refuse("too_many_consumers", format!("at most {max} consumers per socket")));
+            }
+            // One consumer per producer and transport: more would only multiply our egress.
+            if CallRoom::consumes(&room.peers[&me], &tid, &pid) {
+                return Err(refuse("already_consuming", format!("producer {producer_id} is already consumed on this transport")));
             }
             Ok(())
         })
         .await?;
         let caps = self.joined.as_ref().map(|j| j.rtp_capabilities.clone()).ok_or_else(|| refuse("not_in_room", "join first"))?;
-        let options = self.media.0.engine.consume(tid, pid.clone(), caps).await.map_err(engine_error)?;
+        let options = self.media.0.engine.consume(tid.clone(), pid.clone(), caps).await.map_err(engine_error)?;
         let cid = options.id.clone();
         self.with_peer(|room, me| {
             if let Some(peer) = room.peers.get_mut(&me) {
-                peer.consumers.insert(cid.clone(), pid.clone());
+                peer.consumers.insert(cid.clone(), Consuming { producer: pid.clone(), transport: tid.clone() });
             }
             Ok(())
         })
@@ -490,6 +517,7 @@ impl Session {
             let router = if room.peers.is_empty() { rooms.remove(&room_id).map(|r| r.router) } else { None };
             (peer, router)
         };
+        self.media.0.usage.release_transports(&peer.user_id, peer.transports.len());
         let engine = &self.media.0.engine;
         for transport in peer.transports.keys() {
             if let Err(e) = engine.close_transport(transport.clone()).await {
