@@ -143,6 +143,9 @@ WorkingDirectory=$PREFIX
 ExecStart=$PREFIX/bin/atome
 Restart=on-failure
 RestartSec=2
+# Each call holds a few sockets; 1,024 descriptors (the default) ran out under an idle-connection
+# flood. The server also caps connections in all and per address (--max-connections*).
+LimitNOFILE=65536
 AmbientCapabilities=CAP_NET_BIND_SERVICE
 CapabilityBoundingSet=CAP_NET_BIND_SERVICE
 NoNewPrivileges=yes

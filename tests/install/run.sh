@@ -116,6 +116,7 @@ check "data dir is 0700" test "$(stat -c %a "$root/var/lib/atome")" = 700
 
 check "unit hardened (NoNewPrivileges)" has '^NoNewPrivileges=yes' "$root/etc/systemd/system/atome.service"
 check "unit hardened (ProtectSystem=strict)" has '^ProtectSystem=strict' "$root/etc/systemd/system/atome.service"
+check "unit raises the descriptor limit" has '^LimitNOFILE=65536' "$root/etc/systemd/system/atome.service"
 check "firewall rules written" has 'udp dport' "$root/etc/atome/atome.nft"
 check "ffmpeg installed in the root" quietly chroot "$root" ffmpeg -version
 

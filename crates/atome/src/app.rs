@@ -14,6 +14,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::core::Core;
 use crate::db;
+use crate::http::server::{self, ConnectionLimits};
 use crate::http::ApiError;
 use crate::plugins::contacts::Contacts;
 use crate::plugins::identity::Identity;
@@ -35,7 +36,7 @@ pub enum AppError {
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
-    Tls(std::io::Error),
+    Tls(String),
     #[error("media engine: {0}")]
     Media(String),
     #[error("server: {0}")]
@@ -96,6 +97,7 @@ impl App {
         };
         let router = router
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::middleware::map_response(crate::http::error::ensure_error_shape))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(TraceLayer::new_for_http());
 
@@ -131,30 +133,27 @@ impl App {
             }
         });
         let addr = listener.local_addr().map_err(AppError::Serve)?;
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = match (&core.config.tls_cert, &core.config.tls_key) {
-            (Some(cert), Some(key)) => {
-                // Several rustls backends are linked (HTTP client, server): pick ours explicitly.
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(AppError::Tls)?;
-                let handle = axum_server::Handle::new();
-                let h = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    h.graceful_shutdown(Some(Duration::from_secs(5)));
-                });
-                tracing::info!("listening on https://{addr}");
-                axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(service).await
-            }
-            _ => {
-                if !addr.ip().is_loopback() {
-                    tracing::warn!("serving plain HTTP on {addr}: tokens travel unencrypted unless a proxy adds TLS");
-                }
-                tracing::info!("listening on http://{addr}");
-                let listener = tokio::net::TcpListener::from_std(listener).map_err(AppError::Serve)?;
-                axum::serve(listener, service).with_graceful_shutdown(shutdown).await
-            }
+        let limits = &core.config.limits;
+        let connection_limits = ConnectionLimits {
+            max_connections: limits.max_connections,
+            max_per_ip: limits.max_connections_per_ip,
+            header_timeout: Duration::from_secs(limits.http_header_timeout_seconds.into()),
         };
+        let tls = match (&core.config.tls_cert, &core.config.tls_key) {
+            (Some(cert), Some(key)) => Some(server::tls_acceptor(cert, key).map_err(AppError::Tls)?),
+            _ => None,
+        };
+        match &tls {
+            Some(_) => tracing::info!("listening on https://{addr}"),
+            None if !addr.ip().is_loopback() => {
+                tracing::warn!("serving plain HTTP on {addr}: tokens travel unencrypted unless a proxy adds TLS")
+            }
+            None => {}
+        }
+        if tls.is_none() {
+            tracing::info!("listening on http://{addr}");
+        }
+        let result = server::serve(listener, router, tls, connection_limits, shutdown).await;
         maintenance.abort();
         result.map_err(AppError::Serve)
     }

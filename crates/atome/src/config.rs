@@ -110,6 +110,16 @@ pub struct Limits {
     /// Lifetime of bearer tokens, in days.
     #[arg(long, env = "ATOME_TOKEN_DAYS", default_value_t = 30)]
     pub token_days: u32,
+    /// Open HTTP connections in all (WebSockets included); more are closed at once.
+    #[arg(long, env = "ATOME_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
+    /// Open HTTP connections from one client address.
+    #[arg(long, env = "ATOME_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request head, and longest idle time between requests on
+    /// one connection (also bounds the TLS handshake).
+    #[arg(long, env = "ATOME_HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    pub http_header_timeout_seconds: u16,
     /// Authenticated signaling sockets one user may hold at once (all devices and tabs).
     #[arg(long, env = "ATOME_MAX_SOCKETS_PER_USER", default_value_t = 10)]
     pub max_sockets_per_user: usize,

@@ -95,3 +95,31 @@ async fn health_reports_status_and_counts() {
     assert_eq!(body["rooms"], 0);
     assert_eq!(body["peers"], 0);
 }
+
+/// Before: `GET /ws` without an upgrade answered a text/plain 400.
+#[tokio::test]
+async fn ws_without_an_upgrade_is_an_error_in_our_shape() {
+    let s = TestServer::start().await;
+    let resp = s.get("/ws", None).await;
+    assert_error(&resp, StatusCode::BAD_REQUEST, "websocket_upgrade_required");
+    let raw = s.http.get(format!("{}/ws", s.base)).send().await.unwrap();
+    assert_eq!(raw.headers()["content-type"], "application/json");
+}
+
+/// A path the file service cannot even look up (9,000 characters, past the file name limit) was
+/// an empty 500 from the static file service: every error from the router has our shape.
+#[tokio::test]
+async fn errors_from_the_file_service_have_our_shape() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html>").unwrap();
+    let dir = web.path().to_path_buf();
+    let s = TestServer::start_with(move |c| c.web_dir = Some(dir)).await;
+    let long = "a".repeat(9000);
+    let raw = s.http.get(format!("{}/{long}", s.base)).send().await.unwrap();
+    let status = raw.status();
+    assert!(status.is_client_error() || status.is_server_error(), "{status}");
+    assert_eq!(raw.headers()["content-type"], "application/json", "{status}");
+    let body: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert!(body["code"].is_string() && body["error"].is_string(), "{body}");
+}

@@ -110,3 +110,30 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Middleware for the whole router: an error response that is not in our shape (a 4xx or 5xx
+/// without a JSON body, written by a library such as the static file service) is replaced by
+/// `{"success": false, "code", "error"}` with the same status. Errors hyper writes before the
+/// router (URI too long: 414, malformed head: 400) stay empty (docs/http.md).
+pub async fn ensure_error_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        s if s.is_server_error() => "internal",
+        _ => "request_refused",
+    };
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let mut shaped = (status, Json(json!({"success": false, "code": code, "error": reason}))).into_response();
+    if let Some(retry) = response.headers().get(header::RETRY_AFTER) {
+        shaped.headers_mut().insert(header::RETRY_AFTER, retry.clone());
+    }
+    shaped
+}

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every plugin: the error type and the extractors.
 pub mod error;
 pub mod extract;
+pub mod server;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, AuthUser, ClientIp};

@@ -10,13 +10,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::core::Core;
+use crate::http::ApiError;
 use crate::plugins::Plugin;
 use registry::CallRoom;
 
@@ -159,7 +162,15 @@ async fn watch_engine(media: Weak<MediaInner>, mut events: tokio::sync::mpsc::Un
     }
 }
 
-async fn ws(State(media): State<Media>, upgrade: WebSocketUpgrade) -> Response {
+async fn ws(State(media): State<Media>, upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+    // Not a WebSocket handshake (a plain GET, a wrong version): our error shape, not axum's text.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let message = format!("GET /ws must be a WebSocket upgrade: {}", rejection.body_text());
+            return ApiError::bad_request("websocket_upgrade_required", message).into_response();
+        }
+    };
     // Signaling messages are small (a few KiB): tungstenite's default 128 KiB read buffer per
     // socket was the largest single cost per participant (BENCHMARKS.md, memory).
     upgrade
