@@ -345,6 +345,12 @@ ATOME_PHONE_REGION=FR
 #ATOME_RTC_IDLE_SECONDS=30
 #ATOME_WS_IDLE_SECONDS=60
 #ATOME_NACK_HISTORY_MS=500
+# Behind a reverse proxy that terminates TLS: its address(es), so that per-address limits see the
+# clients it reports (X-Forwarded-For / Forwarded) and not the proxy. Connection caps, defaults:
+#ATOME_TRUSTED_PROXIES=127.0.0.1
+#ATOME_MAX_CONNECTIONS=8192
+#ATOME_MAX_CONNECTIONS_PER_IP=256
+#ATOME_HTTP_HEADER_TIMEOUT_SECONDS=20
 EOF
   chmod 0640 "$ENV_FILE.tmp"
   chgrp "$SERVICE_USER" "$ENV_FILE.tmp"

@@ -14,6 +14,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::core::Core;
 use crate::db;
+use crate::http::client_ip;
 use crate::http::server::{self, ConnectionLimits};
 use crate::http::ApiError;
 use crate::plugins::contacts::Contacts;
@@ -98,6 +99,7 @@ impl App {
         let router = router
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::map_response(crate::http::error::ensure_error_shape))
+            .layer(axum::middleware::map_request(client_ip::layer(Arc::new(core.config.limits.trusted_proxies.clone()))))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(TraceLayer::new_for_http());
 
@@ -138,6 +140,7 @@ impl App {
             max_connections: limits.max_connections,
             max_per_ip: limits.max_connections_per_ip,
             header_timeout: Duration::from_secs(limits.http_header_timeout_seconds.into()),
+            uncapped: Arc::new(limits.trusted_proxies.clone()),
         };
         let tls = match (&core.config.tls_cert, &core.config.tls_key) {
             (Some(cert), Some(key)) => Some(server::tls_acceptor(cert, key).map_err(AppError::Tls)?),

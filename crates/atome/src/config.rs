@@ -110,6 +110,10 @@ pub struct Limits {
     /// Lifetime of bearer tokens, in days.
     #[arg(long, env = "ATOME_TOKEN_DAYS", default_value_t = 30)]
     pub token_days: u32,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` headers name the client (CIDRs or addresses,
+    /// comma-separated). Connections from them are not capped per address.
+    #[arg(long, env = "ATOME_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::client_ip::parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Open HTTP connections in all (WebSockets included); more are closed at once.
     #[arg(long, env = "ATOME_MAX_CONNECTIONS", default_value_t = 8192)]
     pub max_connections: usize,

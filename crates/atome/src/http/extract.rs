@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::client_ip::ClientAddr;
 use super::ApiError;
 use crate::core::Core;
 use crate::plugins::identity::{tokens, User};
@@ -69,15 +70,17 @@ where
     }
 }
 
-/// The client's IP address (from the TCP connection).
+/// The client's IP address: the TCP peer, or past trusted proxies what they report
+/// (`http::client_ip`). The one source of addresses for per-address limits.
 pub struct ClientIp(pub IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        Ok(ClientIp(ip))
+        let resolved = parts.extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip);
+        let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        Ok(ClientIp(resolved.or_else(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]))))
     }
 }
 

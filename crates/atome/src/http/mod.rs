@@ -1,4 +1,5 @@
 //! HTTP plumbing shared by every plugin: the error type and the extractors.
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod server;

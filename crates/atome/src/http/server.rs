@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 /// Connection caps and timeouts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// Open connections in all (WebSockets included).
     pub max_connections: usize,
@@ -32,6 +32,8 @@ pub struct ConnectionLimits {
     /// Time to send a request head, and longest idle time between requests on a connection;
     /// also bounds the TLS handshake.
     pub header_timeout: Duration,
+    /// Addresses without a per-address cap: trusted proxies, whose connections carry everyone.
+    pub uncapped: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// Open connections, in all and per address; each count is taken under one lock.
@@ -52,7 +54,8 @@ impl Open {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *counts;
         let mine = per_ip.get(&ip).copied().unwrap_or(0);
-        if *total >= limits.max_connections || mine >= limits.max_per_ip {
+        let capped = !limits.uncapped.iter().any(|net| net.contains(&ip));
+        if *total >= limits.max_connections || (capped && mine >= limits.max_per_ip) {
             return None;
         }
         *total += 1;
@@ -197,15 +200,21 @@ mod tests {
 
     #[test]
     fn caps_count_in_all_and_per_address() {
-        let limits = ConnectionLimits { max_connections: 3, max_per_ip: 2, header_timeout: Duration::from_secs(1) };
+        let limits =
+            ConnectionLimits { max_connections: 4, max_per_ip: 2, header_timeout: Duration::from_secs(1), uncapped: Arc::new(vec![]) };
         let open = Arc::new(Open::default());
         let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
         let s1 = open.take(a, &limits).unwrap();
         let _s2 = open.take(a, &limits).unwrap();
         assert!(open.take(a, &limits).is_none(), "per address");
         let _s3 = open.take(b, &limits).unwrap();
-        assert!(open.take(b, &limits).is_none(), "in all");
+        let _s4 = open.take(b, &limits).unwrap();
+        assert!(open.take(b, &limits).is_none() && open.take("127.0.0.4".parse().unwrap(), &limits).is_none(), "in all");
         drop(s1);
         assert!(open.take(a, &limits).is_some(), "a closed connection gives its place back");
+        let proxy = ConnectionLimits { uncapped: Arc::new(vec!["127.0.0.2/32".parse().unwrap()]), max_connections: 10, ..limits };
+        let open = Arc::new(Open::default());
+        let held: Vec<Slot> = (0..5).filter_map(|_| open.take(a, &proxy)).collect();
+        assert_eq!(held.len(), 5, "a trusted proxy has only the overall cap");
     }
 }
