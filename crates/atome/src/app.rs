@@ -58,6 +58,10 @@ impl App {
         config.validate().map_err(AppError::Config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let db = db::open(&config.data_dir).await?;
+        match crate::plugins::media::recording::reap_leftover_ffmpeg(&config.data_dir) {
+            0 => {}
+            n => tracing::warn!(n, "FFmpeg processes of an earlier run were stopped"),
+        }
         match crate::plugins::media::recording::mark_interrupted(&db).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(n, "recordings interrupted by the last stop marked failed (partial files kept)"),

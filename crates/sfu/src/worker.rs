@@ -814,12 +814,29 @@ impl Worker {
             return;
         }
         self.next_liveness = now + LIVENESS_EVERY;
+        self.keep_plain_alive();
         let idle = self.settings.idle_timeout;
         for (&key, t) in &self.transports {
             if t.last_heard.is_some_and(|at| now.saturating_duration_since(at) > idle) {
                 self.dead.push((key, CloseReason::Silent));
             }
         }
+    }
+
+    /// An empty RTCP receiver report (RFC 3550 6.4.2) to each plain transport's RTCP port, every
+    /// liveness tick: a recorder (FFmpeg) then hears from us while its producer is paused, and
+    /// silence means the server is gone, which ends its file after its read timeout.
+    fn keep_plain_alive(&mut self) {
+        for t in self.plain.values() {
+            let Some(ssrc) = t.consumers.iter().find_map(|c| self.consumers.get(c)).map(|c| *c.ssrc) else { continue };
+            let mut rr = vec![0x80, 201, 0, 1];
+            rr.extend_from_slice(&ssrc.to_be_bytes());
+            let rtcp = SocketAddr::new(t.remote.ip(), t.remote.port().wrapping_add(1));
+            self.stats.packets_out += 1;
+            self.stats.bytes_out += rr.len() as u64;
+            self.out.push(rtcp, rr);
+        }
+        self.out.send(&self.socket);
     }
 
     /// Closes the transports found dead (DTLS closed by the peer, or silent) and says so.

@@ -27,10 +27,11 @@ use crate::plugins::rooms::visible_room;
 /// How long FFmpeg may take to open its RTP port, and to finish its file after SIGINT.
 const FFMPEG_START: Duration = Duration::from_secs(5);
 const FFMPEG_STOP: Duration = Duration::from_secs(15);
-/// FFmpeg ends its input after this many seconds without a packet (`-listen_timeout`): a safety
-/// net only. A file ends with an RTCP BYE (which FFmpeg reads as the end of its input, packets
-/// or not), so a producer paused for minutes (camera off, mic muted) keeps its file going.
-const SILENCE_ENDS_FILE_SECS: &str = "3600";
+/// FFmpeg ends its input after this many seconds without a packet (`-listen_timeout`). The
+/// engine sends the recorder an RTCP receiver report twice a second even while the producer is
+/// paused (camera off, mic muted keep the file going), so silence means the server is gone:
+/// FFmpeg then closes its file properly. A file normally ends with an RTCP BYE.
+const SILENCE_ENDS_FILE_SECS: &str = "4";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Mode {
@@ -238,6 +239,16 @@ impl FileJob {
         let dir = config.data_dir.join("users").join(&self.owner_user_id).join("media").join(subdir).join("recordings");
         tokio::fs::create_dir_all(&dir).await.map_err(|e| (format!("cannot create {}: {e}", dir.display()), None))?;
         let partial = dir.join(format!(".partial-{}.{ext}", self.row_id));
+        // The row names the partial file from the start: if the server dies, what FFmpeg wrote
+        // is still linked (and kept) once the row is marked failed at the next start.
+        let linked = sqlx::query("UPDATE recordings SET path = ? WHERE id = ?")
+            .bind(partial.display().to_string())
+            .bind(&self.row_id)
+            .execute(&self.media.0.core.db)
+            .await;
+        if let Err(e) = linked {
+            return Err((format!("cannot record the file's path: {e}"), None));
+        }
 
         let port = free_port_pair().ok_or(("no free UDP port pair for FFmpeg".to_string(), None))?;
         let remote = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -257,17 +268,24 @@ impl FileJob {
             cleanup(transport).await;
             return Err(("cannot describe the stream for FFmpeg".into(), None));
         };
-        let mut child = match tokio::process::Command::new(&config.ffmpeg)
+        let mut command = tokio::process::Command::new(&config.ffmpeg);
+        command
             .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-protocol_whitelist", "pipe,udp,rtp"])
+            // Probe at most 1 s of input (5 s by default): the file starts that much sooner.
+            .args(["-analyzeduration", "1000000", "-probesize", "262144"])
             .args(["-listen_timeout", SILENCE_ENDS_FILE_SECS, "-f", "sdp", "-i", "pipe:0"])
-            .args(["-map", "0", "-c", "copy", "-y"])
+            .args(["-map", "0", "-c", "copy"])
+            // On disk at least every second, so a crash loses at most that much.
+            .args(["-flush_packets", "1"])
+            .args(if self.kind == "video" { ["-cluster_time_limit", "1000"] } else { ["-page_duration", "1000000"] })
+            .arg("-y")
             .arg(&partial)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-        {
+            .kill_on_drop(true);
+        end_with_this_thread(&mut command);
+        let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => {
                 cleanup(transport).await;
@@ -364,6 +382,66 @@ async fn send_bye(rtp_port: u16, ssrc: u32) -> std::io::Result<()> {
     bye.extend_from_slice(&ssrc.to_be_bytes());
     socket.send_to(&bye, ("127.0.0.1", rtp_port.wrapping_add(1))).await?;
     Ok(())
+}
+
+/// FFmpeg gets SIGINT (and writes what it can) when the thread that spawned it ends: Linux's
+/// parent-death signal fires on the spawning *thread*'s exit. Recorders spawn FFmpeg from
+/// tokio's worker threads, which live as long as the runtime, that is the server (never from
+/// the blocking pool, whose threads come and go).
+fn end_with_this_thread(command: &mut tokio::process::Command) {
+    // SAFETY: getpid(2) before the fork; in the child only async-signal-safe calls (prctl(2),
+    // getppid(2)) before exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The server died between fork and prctl: the signal would never come.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the server ended before FFmpeg started"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// At start: FFmpeg processes of an earlier run still writing under `data_dir` (a server killed
+/// before parent-death signals were set, or a kernel that did not deliver them) are asked to
+/// finish (SIGINT, then SIGKILL after 5 s), so their files close and their ports come back.
+/// Returns how many were found.
+pub fn reap_leftover_ffmpeg(data_dir: &Path) -> usize {
+    let mut roots = vec![data_dir.join("users").display().to_string()];
+    if let Ok(abs) = data_dir.canonicalize() {
+        roots.push(abs.join("users").display().to_string());
+    }
+    let ours = |args: &[String]| {
+        args.first().is_some_and(|a| a.ends_with("ffmpeg"))
+            && args.iter().any(|a| a.contains("/.partial-") && roots.iter().any(|r| a.starts_with(r.as_str())))
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let pids: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let args: Vec<String> = raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            ours(&args)
+        })
+        .collect();
+    for pid in &pids {
+        tracing::warn!(pid, "FFmpeg left by an earlier run is still recording: asking it to finish");
+        // SAFETY: kill(2) with a pid read from /proc; no memory is involved.
+        unsafe { libc::kill(*pid, libc::SIGINT) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && pids.iter().any(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for pid in pids.iter().filter(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+        // SAFETY: as above.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    pids.len()
 }
 
 fn interrupt(child: &tokio::process::Child) {

@@ -1,0 +1,184 @@
+//! A server killed (SIGKILL) in the middle of a recording (issue "Security and abuse", item 10).
+//! Before: the Opus file was empty, the WebM one lost its first ~12 s, the rows had no path and
+//! the two FFmpeg children kept running, holding their UDP ports. Now: FFmpeg gets SIGINT when
+//! the server dies and closes its files, both files hold what was recorded up to the kill, and
+//! after a restart the rows are `failed` with the partial file linked. The real server binary,
+//! real FFmpeg, a str0m publisher.
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+use serde_json::{json, Value};
+use sfu::rtp_parameters::MediaKind;
+use testpeer::signaling::Ws;
+use testpeer::{produce_parameters, publish_in_background, ClientTransport, Track};
+
+const RECORD_FOR: Duration = Duration::from_secs(5);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_server(data_dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_atome"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--rtc-port", "0", "--workers", "1", "--dev-auth", "--sms-sender", "file"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary starts")
+}
+
+async fn wait_up(http: &Client, base: &str) {
+    for _ in 0..100 {
+        if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not come up at {base}");
+}
+
+/// FFmpeg processes writing under `dir`.
+fn ffmpeg_under(dir: &std::path::Path) -> Vec<i32> {
+    let dir = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&raw);
+            text.contains("ffmpeg") && text.contains(&dir)
+        })
+        .collect()
+}
+
+/// Two seconds of real VP8 (320x240, keyframe every 30 frames) encoded by FFmpeg's libvpx.
+fn real_vp8_frames() -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let ivf = dir.path().join("test.ivf");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "2"])
+        .args(["-c:v", "libvpx", "-g", "30", "-b:v", "300k", "-f", "ivf", "-y"])
+        .arg(&ivf)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    testpeer::read_ivf(&std::fs::read(&ivf).unwrap()).unwrap()
+}
+
+fn probe_seconds(path: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path])
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_playable_linked_files_and_no_ffmpeg() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = Client::new();
+    let mut server = start_server(data.path(), port);
+    wait_up(&http, &base).await;
+
+    // A publishes real VP8 and Opus-like audio into a room of their own.
+    let token = testpeer::signaling::dev_login(&base, "+33611111111", "Alice").await.unwrap();
+    let post = |path: &str, body: Value| http.post(format!("{base}{path}")).bearer_auth(&token).json(&body).send();
+    let room: Value = post("/rooms", json!({})).await.unwrap().json().await.unwrap();
+    let room_id = room["room_id"].as_str().unwrap().to_string();
+    let joined: Value = post(&format!("/rooms/{room_id}/join"), json!({})).await.unwrap().json().await.unwrap();
+    let mut ws = Ws::authenticated(&base, &token).await.unwrap();
+    ws.request("joinRoom", json!({"room_id": room_id, "join_token": joined["join_token"], "rtpCapabilities": joined["rtpCapabilities"]}))
+        .await
+        .unwrap();
+    let caps = serde_json::from_value(joined["rtpCapabilities"].clone()).unwrap();
+    let r = ws
+        .request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)}))
+        .await
+        .unwrap();
+    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
+    ws.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await.unwrap();
+    let mut tracks = Vec::new();
+    for (i, kind) in [MediaKind::Video, MediaKind::Audio].into_iter().enumerate() {
+        let mut track = Track::new(kind, &i.to_string());
+        if kind == MediaKind::Video {
+            track.vp8_frames = Some(real_vp8_frames());
+        }
+        let params = produce_parameters(kind, &track.mid, track.ssrc);
+        let r = ws.request("produce", json!({"transport_id": send.id, "kind": kind.as_str(), "rtpParameters": params})).await.unwrap();
+        assert_eq!(r["type"], "produced", "{r}");
+        track.declare(&mut send);
+        tracks.push(track);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = publish_in_background(send, tracks, stop.clone());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let started: Value =
+        post(&format!("/rooms/{room_id}/record/start"), json!({"mode": "perProducer"})).await.unwrap().json().await.unwrap();
+    assert!(started["recording_id"].is_string(), "{started}");
+    tokio::time::sleep(RECORD_FOR).await;
+    assert_eq!(ffmpeg_under(data.path()).len(), 2, "two FFmpeg recorders run");
+
+    server.kill().unwrap(); // SIGKILL: no cleanup of ours runs
+    server.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let _ = publisher.join();
+    let gone = Instant::now() + Duration::from_secs(10);
+    while !ffmpeg_under(data.path()).is_empty() && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ffmpeg_under(data.path()).is_empty(), "FFmpeg ended with the server");
+
+    // After a restart, the rows are failed and link the partial files, which play.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(data.path(), port);
+    wait_up(&http, &base).await;
+    let list: Value =
+        http.get(format!("{base}/rooms/{room_id}/recordings")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let rows = list["recordings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{list}");
+    for row in &rows {
+        assert_eq!(row["status"], "failed", "{row}");
+        let path = row["path"].as_str().unwrap_or_else(|| panic!("the partial file is linked: {row}"));
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let seconds = probe_seconds(path);
+        println!("{}: {bytes} bytes, {seconds:.2} s of {:.2} s recorded", row["kind"], RECORD_FOR.as_secs_f64());
+        assert!(seconds >= RECORD_FOR.as_secs_f64() - 2.0, "{}: {seconds:.2} s kept of {RECORD_FOR:?}", row["kind"]);
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// FFmpeg left writing under the data directory by an earlier run (one that died before
+/// parent-death signals were set) is stopped when the server starts on that directory.
+#[tokio::test]
+async fn leftover_recorders_are_stopped_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let partial = data.path().join("users/u1/media/video/recordings/.partial-r1.webm");
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    // A stand-in whose command line is an FFmpeg recorder's: argv[0] "ffmpeg", the partial file.
+    let mut leftover = Command::new("bash").arg0("ffmpeg").args(["-c", "sleep 60; :", "x", "-y"]).arg(&partial).spawn().unwrap();
+    let seen = Instant::now() + Duration::from_secs(5);
+    while ffmpeg_under(data.path()).is_empty() && Instant::now() < seen {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ffmpeg_under(data.path()).len(), 1, "the stand-in runs");
+    let port = free_port();
+    let http = Client::new();
+    let mut server = start_server(data.path(), port);
+    wait_up(&http, &format!("http://127.0.0.1:{port}")).await;
+    let status = leftover.wait().unwrap();
+    assert!(!status.success(), "the leftover was stopped: {status:?}");
+    assert!(ffmpeg_under(data.path()).is_empty());
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
