@@ -44,7 +44,7 @@ async fn call(s: &TestServer) -> Call {
     ws.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
     let mut tracks = Vec::new();
     let mut producers = Vec::new();
-    let frames = real_vp8_frames();
+    let frames = testpeer::real_vp8_frames().expect("FFmpeg encodes test frames");
     for (i, kind) in [MediaKind::Video, MediaKind::Audio].into_iter().enumerate() {
         let mut track = Track::new(kind, &i.to_string());
         if kind == MediaKind::Video {
@@ -62,20 +62,6 @@ async fn call(s: &TestServer) -> Call {
     // Let the connection come up and media flow.
     tokio::time::sleep(Duration::from_millis(700)).await;
     Call { ws, a, b, room_id, producers, stop, thread }
-}
-
-/// Two seconds of real VP8 (320x240, keyframe every 30 frames) encoded by FFmpeg's libvpx.
-fn real_vp8_frames() -> Vec<Vec<u8>> {
-    let dir = tempfile::tempdir().unwrap();
-    let ivf = dir.path().join("test.ivf");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "2"])
-        .args(["-c:v", "libvpx", "-g", "30", "-b:v", "300k", "-f", "ivf", "-y"])
-        .arg(&ivf)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success());
-    testpeer::read_ivf(&std::fs::read(&ivf).unwrap()).unwrap()
 }
 
 impl Call {

@@ -57,20 +57,6 @@ fn ffmpeg_under(dir: &std::path::Path) -> Vec<i32> {
         .collect()
 }
 
-/// Two seconds of real VP8 (320x240, keyframe every 30 frames) encoded by FFmpeg's libvpx.
-fn real_vp8_frames() -> Vec<Vec<u8>> {
-    let dir = tempfile::tempdir().unwrap();
-    let ivf = dir.path().join("test.ivf");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "2"])
-        .args(["-c:v", "libvpx", "-g", "30", "-b:v", "300k", "-f", "ivf", "-y"])
-        .arg(&ivf)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success());
-    testpeer::read_ivf(&std::fs::read(&ivf).unwrap()).unwrap()
-}
-
 fn probe_seconds(path: &str) -> f64 {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path])
@@ -109,7 +95,7 @@ async fn a_killed_server_leaves_playable_linked_files_and_no_ffmpeg() {
     for (i, kind) in [MediaKind::Video, MediaKind::Audio].into_iter().enumerate() {
         let mut track = Track::new(kind, &i.to_string());
         if kind == MediaKind::Video {
-            track.vp8_frames = Some(real_vp8_frames());
+            track.vp8_frames = Some(testpeer::real_vp8_frames().expect("FFmpeg encodes test frames"));
         }
         let params = produce_parameters(kind, &track.mid, track.ssrc);
         let r = ws.request("produce", json!({"transport_id": send.id, "kind": kind.as_str(), "rtpParameters": params})).await.unwrap();

@@ -348,6 +348,21 @@ impl Track {
     }
 }
 
+/// Two seconds of real VP8 (320x240, 30 frames/s, keyframe every 30 frames) encoded by
+/// FFmpeg's libvpx (FFmpeg must be installed).
+pub fn real_vp8_frames() -> Result<Vec<Vec<u8>>, String> {
+    let ivf = std::env::temp_dir().join(format!("testpeer-{}-{}.ivf", std::process::id(), fastrand::u64(..)));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "2"])
+        .args(["-c:v", "libvpx", "-g", "30", "-b:v", "300k", "-f", "ivf", "-y"])
+        .arg(&ivf)
+        .status()
+        .map_err(|e| format!("ffmpeg: {e}"))?;
+    let data = std::fs::read(&ivf).map_err(|e| format!("ffmpeg wrote no file ({status}): {e}"));
+    let _ = std::fs::remove_file(&ivf);
+    read_ivf(&data?)
+}
+
 /// The frames of an IVF file (what `ffmpeg -c:v libvpx -f ivf` writes).
 pub fn read_ivf(data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if data.len() < 32 || &data[..4] != b"DKIF" {

@@ -165,25 +165,25 @@ fn level_asymmetry_allowed(params: &CodecParameters) -> bool {
     }
 }
 
+/// Why two H264 entries cannot be answered: a profile-level-id is unreadable, or the profiles
+/// differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("H264 profile-level-ids that cannot be answered (unreadable, or different profiles)")]
+pub struct NoAnswer;
+
 /// The profile-level-id to answer with when `local` (ours, or the producer's) meets `remote`:
 /// `Ok(None)` when neither names one, the local profile at the local level when both allow
-/// level asymmetry, else at the lower level. `Err` when either is unreadable or the profiles
-/// differ.
-pub fn answer_profile_level_id(local: &CodecParameters, remote: &CodecParameters) -> Result<Option<String>, ()> {
+/// level asymmetry, else at the lower level.
+pub fn answer_profile_level_id(local: &CodecParameters, remote: &CodecParameters) -> Result<Option<String>, NoAnswer> {
     if is_unset(local.get("profile-level-id")) && is_unset(remote.get("profile-level-id")) {
         return Ok(None);
     }
-    let (l, r) = (from_params(local).ok_or(())?, from_params(remote).ok_or(())?);
+    let (l, r) = (from_params(local).ok_or(NoAnswer)?, from_params(remote).ok_or(NoAnswer)?);
     if l.profile != r.profile {
-        return Err(());
+        return Err(NoAnswer);
     }
-    let level = if level_asymmetry_allowed(local) && level_asymmetry_allowed(remote) {
-        l.level
-    } else if l.level.is_less_than(r.level) {
-        l.level
-    } else {
-        r.level
-    };
+    let asymmetry = level_asymmetry_allowed(local) && level_asymmetry_allowed(remote);
+    let level = if asymmetry || l.level.is_less_than(r.level) { l.level } else { r.level };
     Ok(ProfileLevelId { profile: l.profile, level }.to_hex())
 }
 
@@ -245,7 +245,7 @@ mod tests {
         let strict_low = p(&[("profile-level-id", s("42e01f"))]);
         assert_eq!(answer_profile_level_id(&high, &strict_low), Ok(Some("42e01f".into())));
         assert_eq!(answer_profile_level_id(&p(&[]), &p(&[])), Ok(None));
-        assert_eq!(answer_profile_level_id(&p(&[("profile-level-id", s("4d001f"))]), &strict_low), Err(()));
+        assert_eq!(answer_profile_level_id(&p(&[("profile-level-id", s("4d001f"))]), &strict_low), Err(NoAnswer));
         // mediasoup's rule (see Level::is_less_than): 3.1 counts as below 1b.
         let one_b = p(&[("profile-level-id", s("42f00b"))]);
         assert_eq!(answer_profile_level_id(&strict_low, &one_b), Ok(Some("42e01f".into())));

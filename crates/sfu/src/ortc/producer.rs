@@ -180,7 +180,7 @@ pub fn producer_plan(router: &RtpCapabilities, kind: MediaKind, params: &RtpPara
                 Ok(None) => {
                     parameters.remove("profile-level-id");
                 }
-                Err(()) => return Err(OrtcError::UnsupportedCodec(codec.mime_type.clone())), // checked by the match
+                Err(_) => return Err(OrtcError::UnsupportedCodec(codec.mime_type.clone())), // checked by the match
             }
         }
         mapping.push(PtMapping { client_pt: codec.payload_type, router_pt, rtx: false });
@@ -311,7 +311,8 @@ pub(crate) mod tests {
     #[test]
     fn malformed_parameters_are_refused_with_their_reason() {
         let base = client_params(MediaKind::Video);
-        let cases: Vec<(&str, Box<dyn Fn(&mut RtpParameters)>, &str)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut RtpParameters)>, &'static str);
+        let cases: Vec<Case> = vec![
             ("no codecs", Box::new(|p| p.codecs.clear()), "invalid_parameters"),
             ("bad mime", Box::new(|p| p.codecs[0].mime_type = "vp8".into()), "invalid_parameters"),
             ("other kind", Box::new(|p| p.codecs[0].mime_type = "audio/opus".into()), "invalid_parameters"),
