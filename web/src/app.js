@@ -53,6 +53,11 @@ function friendly(code, fallback) {
     code_expired: 'The code has expired: ask for a new one.',
     rate_limited: 'Too many attempts: wait a little and try again.',
     unauthorized: 'Your session has ended: log in again.',
+    too_many_sockets: 'Too many open windows or devices: close one and try again.',
+    too_many_transports: 'Too many calls open at once: leave one first.',
+    worker_unavailable: 'The call was interrupted on the server: join again.',
+    unsupported_codec: 'Your browser offers no video or audio format this server can carry.',
+    otp_unavailable: 'Login codes are turned off on this server: ask its administrator.',
   }[code] || fallback;
 }
 
