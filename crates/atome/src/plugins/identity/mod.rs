@@ -1,10 +1,10 @@
 //! Identity by phone number: one-time codes, bearer tokens, users.
+mod otp;
 pub mod phone;
 pub mod sms;
 pub mod tokens;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
@@ -14,15 +14,13 @@ use serde_json::{json, Value};
 
 use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
-use crate::http::{ok, ApiError, ApiJson, ApiResult, AuthUser, ClientIp};
+use crate::http::{ok, ApiError, ApiJson, ApiResult, AuthUser};
 use crate::plugins::Plugin;
 use crate::ratelimit::KeyedLimit;
 use sms::SmsSender;
-use tokens::{random_hex, sha256_hex};
 
-pub const OTP_TTL: Duration = Duration::from_secs(5 * 60);
-pub const OTP_MAX_WRONG: i64 = 5;
-const OTP_WINDOW: Duration = Duration::from_secs(15 * 60);
+use otp::OTP_WINDOW;
+pub use otp::{OTP_MAX_WRONG, OTP_TTL};
 const DISPLAY_NAME_MAX: usize = 64;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -159,8 +157,8 @@ impl Plugin for Identity {
 
     fn router(&self) -> Router {
         let mut router = Router::new()
-            .route("/auth/otp/request", post(otp_request))
-            .route("/auth/otp/verify", post(otp_verify))
+            .route("/auth/otp/request", post(otp::request))
+            .route("/auth/otp/verify", post(otp::verify))
             .route("/auth/me", get(me))
             .route("/auth/logout", post(logout));
         if self.0.core.config.dev_auth {
@@ -168,74 +166,6 @@ impl Plugin for Identity {
         }
         router.with_state(self.clone())
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OtpRequest {
-    phone_e164: String,
-}
-
-async fn otp_request(State(id): State<Identity>, ClientIp(ip): ClientIp, ApiJson(body): ApiJson<OtpRequest>) -> ApiResult<Json<Value>> {
-    let phone = id.normalize(&body.phone_e164)?;
-    id.0.otp_per_ip.check(&ip)?;
-    id.0.otp_per_number.check(&phone)?;
-    let code = otp_code();
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO otp_codes (phone_e164, code_hash, expires_at, attempts, created_at) VALUES (?, ?, ?, 0, ?) \
-         ON CONFLICT (phone_e164) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, \
-         attempts = 0, created_at = excluded.created_at",
-    )
-    .bind(&phone)
-    .bind(code_hash(&phone, &code))
-    .bind(now + OTP_TTL.as_millis() as i64)
-    .bind(now)
-    .execute(&id.0.core.db)
-    .await?;
-    id.0.sms.send_code(&phone, &code).await?;
-    Ok(ok(json!({"expires_in": OTP_TTL.as_secs()})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OtpVerify {
-    phone_e164: String,
-    code: String,
-    display_name: Option<String>,
-}
-
-async fn otp_verify(State(id): State<Identity>, ApiJson(body): ApiJson<OtpVerify>) -> ApiResult<Json<Value>> {
-    let phone = id.normalize(&body.phone_e164)?;
-    let db = &id.0.core.db;
-    let row: Option<(String, i64, i64)> = sqlx::query_as("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone_e164 = ?")
-        .bind(&phone)
-        .fetch_optional(db)
-        .await?;
-    let invalid = || ApiError::bad_request("invalid_code", "wrong or already used code");
-    let Some((hash, expires_at, attempts)) = row else {
-        return Err(invalid());
-    };
-    if expires_at <= now_ms() {
-        sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ?").bind(&phone).execute(db).await?;
-        return Err(ApiError::bad_request("code_expired", "the code has expired; request a new one"));
-    }
-    if hash != code_hash(&phone, body.code.trim()) {
-        let attempts = attempts + 1;
-        if attempts >= OTP_MAX_WRONG {
-            sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ?").bind(&phone).execute(db).await?;
-            return Err(ApiError::bad_request("too_many_attempts", "too many wrong codes; request a new one"));
-        }
-        sqlx::query("UPDATE otp_codes SET attempts = ? WHERE phone_e164 = ?").bind(attempts).bind(&phone).execute(db).await?;
-        return Err(invalid());
-    }
-    // Single use: only the request that deletes the row may log in.
-    let deleted = sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ? AND code_hash = ?").bind(&phone).bind(&hash).execute(db).await?;
-    if deleted.rows_affected() == 0 {
-        return Err(invalid());
-    }
-    let user = id.find_or_create(&phone, body.display_name.as_deref()).await?;
-    id.login_response(user).await
 }
 
 #[derive(Deserialize)]
@@ -258,15 +188,4 @@ async fn me(auth: AuthUser) -> Json<Value> {
 async fn logout(State(id): State<Identity>, auth: AuthUser) -> ApiResult<Json<Value>> {
     tokens::revoke(&id.0.core.db, &auth.token_hash).await?;
     Ok(ok(json!({})))
-}
-
-/// A uniformly random 6-digit code.
-fn otp_code() -> String {
-    let hex = random_hex(8);
-    let n = u64::from_str_radix(&hex, 16).unwrap_or(0); // 16 hex digits always fit a u64
-    format!("{:06}", n % 1_000_000)
-}
-
-fn code_hash(phone_e164: &str, code: &str) -> String {
-    sha256_hex(&format!("{phone_e164}:{code}"))
 }
