@@ -73,13 +73,13 @@ async fn five_wrong_tries_burn_the_code() {
     s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
     let code = s.last_code(ALICE).unwrap();
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    for i in 1..=5 {
+    // Five judgments, each a wrong code; then the code takes no more guesses, the right one included.
+    for _ in 1..=5 {
         let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": wrong})).await;
-        let expected = if i < 5 { "invalid_code" } else { "too_many_attempts" };
-        assert_error(&r, StatusCode::BAD_REQUEST, expected);
+        assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
     }
     let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
-    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
+    assert_error(&r, StatusCode::BAD_REQUEST, "too_many_attempts");
 }
 
 #[tokio::test]
@@ -151,4 +151,39 @@ async fn file_sender_writes_one_json_line_per_code() {
     assert_eq!(line["code"].as_str().unwrap().len(), 6);
     assert!(line["code"].as_str().unwrap().chars().all(|c| c.is_ascii_digit()));
     assert!(line["at"].as_str().unwrap().contains('T'));
+}
+
+/// Issue 12, item 1: wrong guesses fired at once are judged at most 5 times per code. Each guess
+/// comes from its own loopback address and its own warm connection, so no per-source limit
+/// plays; the right code sent after the burst no longer works.
+#[tokio::test]
+async fn a_burst_of_parallel_guesses_gets_at_most_five_judgments() {
+    const BURST: u32 = 200;
+    let s = std::sync::Arc::new(TestServer::start().await);
+    s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    let code = s.last_code(ALICE).unwrap();
+    let right: u32 = code.parse().unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(BURST as usize));
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let (s, barrier) = (s.clone(), barrier.clone());
+        let guess = format!("{:06}", (right + 1 + i) % 1_000_000);
+        tasks.push(tokio::spawn(async move {
+            let client = common::client_from(common::loopback_source(i));
+            // Open the connection first so the guesses leave together.
+            client.get(format!("{}/health", s.base)).send().await.expect("warm-up");
+            barrier.wait().await;
+            s.post_via(&client, "/auth/otp/verify", json!({"phone_e164": ALICE, "code": guess})).await
+        }));
+    }
+    let mut answers = std::collections::BTreeMap::<String, u32>::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        *answers.entry(format!("{} {}", status.as_u16(), body["code"].as_str().unwrap_or("?"))).or_default() += 1;
+    }
+    let judged = answers.get("400 invalid_code").copied().unwrap_or(0);
+    eprintln!("burst of {BURST} wrong guesses: {answers:?}");
+    assert!(judged <= 5, "{judged} guesses judged against one code (at most 5 allowed): {answers:?}");
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    assert_ne!(r.0, StatusCode::OK, "the right code still worked after the burst: {}", r.1);
 }

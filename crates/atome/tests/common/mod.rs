@@ -85,6 +85,11 @@ impl TestServer {
         read(req.send().await.expect("request sent")).await
     }
 
+    /// Posts `body` through `client` (e.g. one made by [`client_from`], to act as another source).
+    pub async fn post_via(&self, client: &reqwest::Client, path: &str, body: Value) -> (StatusCode, Value) {
+        read(client.post(format!("{}{path}", self.base)).json(&body).send().await.expect("request sent")).await
+    }
+
     /// Posts raw bytes with a JSON content type.
     pub async fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
         let mut req = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
@@ -129,6 +134,17 @@ impl TestServer {
         let (status, body) = self.post("/contacts/respond", Some(b_token), json!({"request_id": id, "decision": "accepted"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+}
+
+/// An HTTP client whose connections leave from `ip`: any address of 127.0.0.0/8 works on
+/// Linux loopback, so one test can act as many sources (the server's per-IP limits see them apart).
+pub fn client_from(ip: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder().local_address(ip).build().expect("client")
+}
+
+/// The `n`-th loopback source address after 127.0.0.1 (127.0.0.2, 127.0.0.3, ...; up to ~16 M).
+pub fn loopback_source(n: u32) -> std::net::IpAddr {
+    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 2)) + n).into()
 }
 
 async fn read(resp: reqwest::Response) -> (StatusCode, Value) {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::tokens::{random_hex, sha256_hex};
 use super::Identity;
-use crate::db::now_ms;
+use crate::db::{now_ms, Db};
 use crate::http::{ok, ApiError, ApiJson, ApiResult, ClientIp};
 
 pub const OTP_TTL: Duration = Duration::from_secs(5 * 60);
@@ -57,34 +57,69 @@ pub(super) struct OtpVerify {
 pub(super) async fn verify(State(id): State<Identity>, ApiJson(body): ApiJson<OtpVerify>) -> ApiResult<Json<Value>> {
     let phone = id.normalize(&body.phone_e164)?;
     let db = &id.0.core.db;
-    let row: Option<(String, i64, i64)> = sqlx::query_as("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone_e164 = ?")
-        .bind(&phone)
-        .fetch_optional(db)
-        .await?;
-    let invalid = || ApiError::bad_request("invalid_code", "wrong or already used code");
-    let Some((hash, expires_at, attempts)) = row else {
-        return Err(invalid());
+    let now = now_ms();
+    // One statement takes a judgment of the live code, or none: concurrent guesses cannot read
+    // the same count, so a code is judged at most OTP_MAX_WRONG times whatever the burst.
+    let taken: Option<(String, i64)> = sqlx::query_as(
+        "UPDATE otp_codes SET attempts = attempts + 1 \
+         WHERE phone_e164 = ?1 AND code_hash IS NOT NULL AND expires_at > ?2 AND attempts < ?3 \
+         RETURNING code_hash, attempts",
+    )
+    .bind(&phone)
+    .bind(now)
+    .bind(OTP_MAX_WRONG)
+    .fetch_optional(db)
+    .await?;
+    let Some((hash, attempts)) = taken else {
+        return Err(not_judged(db, &phone, now).await?);
     };
-    if expires_at <= now_ms() {
-        sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ?").bind(&phone).execute(db).await?;
-        return Err(ApiError::bad_request("code_expired", "the code has expired; request a new one"));
+    if !same_hash(&hash, &code_hash(&phone, body.code.trim())) {
+        return Err(match OTP_MAX_WRONG - attempts {
+            0 => ApiError::bad_request("invalid_code", "wrong code, and no tries left for it: request a new code"),
+            left => ApiError::bad_request("invalid_code", format!("wrong code ({left} tries left)")),
+        });
     }
-    if hash != code_hash(&phone, body.code.trim()) {
-        let attempts = attempts + 1;
-        if attempts >= OTP_MAX_WRONG {
-            sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ?").bind(&phone).execute(db).await?;
-            return Err(ApiError::bad_request("too_many_attempts", "too many wrong codes; request a new one"));
-        }
-        sqlx::query("UPDATE otp_codes SET attempts = ? WHERE phone_e164 = ?").bind(attempts).bind(&phone).execute(db).await?;
-        return Err(invalid());
-    }
-    // Single use: only the request that deletes the row may log in.
-    let deleted = sqlx::query("DELETE FROM otp_codes WHERE phone_e164 = ? AND code_hash = ?").bind(&phone).bind(&hash).execute(db).await?;
-    if deleted.rows_affected() == 0 {
-        return Err(invalid());
+    // Single use: only the request that clears the code may log in.
+    let spent = sqlx::query("UPDATE otp_codes SET code_hash = NULL WHERE phone_e164 = ? AND code_hash = ?")
+        .bind(&phone)
+        .bind(&hash)
+        .execute(db)
+        .await?;
+    if spent.rows_affected() == 0 {
+        return Err(ApiError::bad_request("invalid_code", "wrong or already used code"));
     }
     let user = id.find_or_create(&phone, body.display_name.as_deref()).await?;
     id.login_response(user).await
+}
+
+/// Why a guess was not judged: no live code, an expired one, or one whose tries are spent.
+async fn not_judged(db: &Db, phone: &str, now: i64) -> Result<ApiError, ApiError> {
+    let row: Option<(bool, i64, i64)> =
+        sqlx::query_as("SELECT code_hash IS NOT NULL, expires_at, attempts FROM otp_codes WHERE phone_e164 = ?")
+            .bind(phone)
+            .fetch_optional(db)
+            .await?;
+    Ok(match row {
+        Some((true, expires_at, _)) if expires_at <= now => {
+            // Said once; then the number has no code.
+            sqlx::query("UPDATE otp_codes SET code_hash = NULL WHERE phone_e164 = ? AND expires_at <= ?")
+                .bind(phone)
+                .bind(now)
+                .execute(db)
+                .await?;
+            ApiError::bad_request("code_expired", "the code has expired; request a new one")
+        }
+        Some((true, _, attempts)) if attempts >= OTP_MAX_WRONG => {
+            ApiError::bad_request("too_many_attempts", "too many wrong codes; request a new one")
+        }
+        // No code, or one spent or replaced between the two statements.
+        _ => ApiError::bad_request("invalid_code", "wrong or already used code"),
+    })
+}
+
+/// Compares two hashes in time independent of where they differ.
+fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A uniformly random 6-digit code.
