@@ -1,11 +1,13 @@
 //! Builds the server: core state, plugins, the axum router, the listener.
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 use tower_http::services::ServeDir;
@@ -22,6 +24,7 @@ use crate::plugins::identity::Identity;
 use crate::plugins::media::Media;
 use crate::plugins::rooms::Rooms;
 use crate::plugins::Plugin;
+use crate::secret::{SecretError, ServerSecret};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -34,6 +37,8 @@ pub enum AppError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Db(#[from] db::DbError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
@@ -56,7 +61,8 @@ impl App {
     /// Opens the database, starts the plugins and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate().map_err(AppError::Config)?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
+        create_data_dir(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
+        let secret = ServerSecret::load_or_create(&config.secret_path())?;
         let db = db::open(&config.data_dir).await?;
         match crate::plugins::media::recording::reap_leftover_ffmpeg(&config.data_dir) {
             0 => {}
@@ -83,7 +89,7 @@ impl App {
         let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
         let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone()));
         let user_created_sql = [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
-        let identity = Arc::new(Identity::new(core.clone(), user_created_sql));
+        let identity = Arc::new(Identity::new(core.clone(), secret, user_created_sql));
         let media: Arc<dyn Plugin> = Arc::new(Media::new(core.clone(), engine.clone()));
         let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, media];
 
@@ -100,12 +106,15 @@ impl App {
             }
             None => router.fallback(not_found),
         };
-        let router = router
+        let mut router = router
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::map_response(crate::http::error::ensure_error_shape))
             .layer(axum::middleware::map_request(client_ip::layer(Arc::new(core.config.limits.trusted_proxies.clone()))))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(TraceLayer::new_for_http());
+        if core.config.tls_cert.is_some() {
+            router = router.layer(axum::middleware::map_response(hsts));
+        }
 
         let addr = core.config.listen;
         let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Listen { addr, source })?;
@@ -164,6 +173,24 @@ impl App {
         maintenance.abort();
         result.map_err(AppError::Serve)
     }
+}
+
+/// Creates the data directory (and missing parents) readable by the server's user only; an
+/// existing one is left as it is, with a warning if others may read it.
+fn create_data_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), "the data directory is mode {mode:04o}: others may list it (chmod 700)");
+    }
+    Ok(())
+}
+
+/// Over TLS, browsers are told to use HTTPS only for this host for a year.
+async fn hsts(mut response: Response) -> Response {
+    response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    response
 }
 
 fn web_dir(config: &Config) -> Option<PathBuf> {

@@ -25,6 +25,10 @@ pub struct Config {
     /// Directory holding the SQLite database, outbox and recordings.
     #[arg(long, env = "ATOME_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// File holding the server secret (32 random bytes, mode 0600) that keys the hashes of
+    /// one-time codes; generated at first start if missing (default: `<data-dir>/secret`).
+    #[arg(long, env = "ATOME_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
     /// Enable `POST /auth/dev-login` (development only).
     #[arg(long, env = "ATOME_DEV_AUTH", value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub dev_auth: bool,
@@ -152,6 +156,11 @@ impl Config {
         config.rtc_port = 0;
         config.workers = Some(2);
         config
+    }
+
+    /// Where the server secret lives.
+    pub fn secret_path(&self) -> PathBuf {
+        self.secret_file.clone().unwrap_or_else(|| self.data_dir.join("secret"))
     }
 
     pub fn worker_count(&self) -> usize {

@@ -6,6 +6,7 @@ pub mod db;
 pub mod http;
 pub mod plugins;
 pub mod ratelimit;
+pub mod secret;
 
 pub use app::{App, AppError};
 pub use config::Config;

@@ -63,10 +63,83 @@ async fn https_with_a_certificate() {
     let url = s.base.replace("http://", "https://").replace("127.0.0.1", "localhost");
     let client = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap());
     let client = client.build().unwrap();
-    let health: serde_json::Value = client.get(format!("{url}/health")).send().await.unwrap().json().await.unwrap();
+    let response = client.get(format!("{url}/health")).send().await.unwrap();
+    assert_eq!(response.headers().get("strict-transport-security").map(|v| v.to_str().unwrap()), Some("max-age=31536000"));
+    let health: serde_json::Value = response.json().await.unwrap();
     assert_eq!(health["status"], "ok");
+    // Errors carry it too, those of fallbacks included.
+    let response = client.get(format!("{url}/no/such/route")).send().await.unwrap();
+    assert!(response.headers().contains_key("strict-transport-security"));
+    let response = client.delete(format!("{url}/health")).send().await.unwrap();
+    assert!(response.status().is_client_error() && response.headers().contains_key("strict-transport-security"));
     // Plain HTTP on the TLS port does not get an answer.
     let plain = reqwest::Client::new().get(format!("{}/health", s.base)).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn plain_http_sends_no_hsts() {
+    let s = TestServer::start().await;
+    let response = s.http.get(format!("{}/health", s.base)).send().await.unwrap();
+    assert!(!response.headers().contains_key("strict-transport-security"));
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn data_dir_database_files_and_secret_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("new").join("data");
+    let s = TestServer::start_in(&data, |_| {}).await;
+    s.dev_login("+33611111111", "A").await; // a write, so the WAL files exist
+    let mut modes = vec![("data dir".to_string(), mode(&data), 0o700u32)];
+    for file in ["atome.db", "atome.db-wal", "atome.db-shm", "secret"] {
+        modes.push((file.to_string(), mode(&data.join(file)), 0o600));
+    }
+    s.stop().await;
+    // Files an older version left readable are tightened at start.
+    std::fs::set_permissions(data.join("atome.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let s = TestServer::start_in(&data, |_| {}).await;
+    modes.push(("atome.db after a restart".into(), mode(&data.join("atome.db")), 0o600));
+    s.stop().await;
+    let wrong: Vec<String> =
+        modes.iter().filter(|(_, got, want)| got != want).map(|(f, got, want)| format!("{f} {got:o} (not {want:o})")).collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+    assert_eq!(std::fs::read(data.join("secret")).unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn a_secret_file_others_may_read_or_of_the_wrong_length_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    for (file_mode, len, expected) in [(0o644, 32, "mode 0644"), (0o640, 32, "mode 0640"), (0o600, 31, "31 bytes")] {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, vec![1u8; len]).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(file_mode)).unwrap();
+        match App::build(Config::for_tests(dir.path().to_path_buf())).await {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains(expected) && msg.contains(&secret.display().to_string()), "{msg}");
+            }
+            Ok(_) => panic!("started with a secret file of mode {file_mode:o} and {len} bytes"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_secret_file_can_live_outside_the_data_dir() {
+    use clap::Parser;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("etc-secret");
+    let parsed = Config::try_parse_from(["atome", "--secret-file", path.to_str().unwrap()]).expect("--secret-file");
+    let s = TestServer::start_in(&tmp.path().join("data"), |c| c.secret_file = parsed.secret_file.clone()).await;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(std::fs::read(&path).unwrap().len(), 32);
+    assert!(!s.data_dir.join("secret").exists());
     s.stop().await;
 }

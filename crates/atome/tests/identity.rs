@@ -151,6 +151,9 @@ async fn file_sender_writes_one_json_line_per_code() {
     assert_eq!(line["code"].as_str().unwrap().len(), 6);
     assert!(line["code"].as_str().unwrap().chars().all(|c| c.is_ascii_digit()));
     assert!(line["at"].as_str().unwrap().contains('T'));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.data_dir.join("sms_outbox.jsonl")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the outbox holds codes");
 }
 
 /// Issue 12, item 1: wrong guesses fired at once are judged at most 5 times per code. Each guess
@@ -186,4 +189,31 @@ async fn a_burst_of_parallel_guesses_gets_at_most_five_judgments() {
     assert!(judged <= 5, "{judged} guesses judged against one code (at most 5 allowed): {answers:?}");
     let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
     assert_ne!(r.0, StatusCode::OK, "the right code still worked after the burst: {}", r.1);
+}
+
+/// Issue 12, item 7: a code is stored as HMAC-SHA256 keyed with the server secret (a file
+/// outside the database), not as a plain hash a copy of the database gives back in a second.
+#[tokio::test]
+async fn codes_are_stored_as_keyed_hashes() {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    let code = s.last_code(ALICE).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("atome.db").display())).await.unwrap();
+    let (stored,): (String,) = sqlx::query_as("SELECT code_hash FROM otp_codes").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    let plain = hex::encode(Sha256::digest(format!("{ALICE}:{code}")));
+    assert_ne!(stored, plain, "the code is stored as a plain SHA-256");
+    let secret = std::fs::read(dir.path().join("secret")).expect("secret file");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
+    mac.update(format!("{ALICE}:{code}").as_bytes());
+    assert_eq!(stored, hex::encode(mac.finalize().into_bytes()));
+    // The secret survives a restart: the code still works.
+    s.stop().await;
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let (status, body) = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.stop().await;
 }

@@ -17,6 +17,7 @@ use crate::db::{iso, new_id, now_ms, Db};
 use crate::http::{ok, ApiError, ApiJson, ApiResult, AuthUser};
 use crate::plugins::Plugin;
 use crate::ratelimit::KeyedLimit;
+use crate::secret::ServerSecret;
 use sms::SmsSender;
 
 use otp::OTP_WINDOW;
@@ -71,6 +72,8 @@ pub struct Identity(Arc<IdentityInner>);
 pub struct IdentityInner {
     core: Core,
     sms: SmsSender,
+    /// Keys the hashes of one-time codes.
+    secret: ServerSecret,
     otp_per_number: KeyedLimit<String>,
     otp_per_ip: KeyedLimit<std::net::IpAddr>,
     user_created_sql: Vec<&'static str>,
@@ -84,10 +87,11 @@ impl FromRef<Identity> for Core {
 
 impl Identity {
     /// `user_created_sql`: the statements other plugins run when a user signs up.
-    pub fn new(core: Core, user_created_sql: Vec<&'static str>) -> Identity {
+    pub fn new(core: Core, secret: ServerSecret, user_created_sql: Vec<&'static str>) -> Identity {
         let limits = &core.config.limits;
         Identity(Arc::new(IdentityInner {
             sms: SmsSender::from_config(&core.config),
+            secret,
             otp_per_number: KeyedLimit::new(limits.otp_per_number_15min, OTP_WINDOW),
             otp_per_ip: KeyedLimit::new(limits.otp_per_ip_15min, OTP_WINDOW),
             user_created_sql,

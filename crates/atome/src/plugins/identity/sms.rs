@@ -36,9 +36,11 @@ impl SmsSender {
             SmsSender::File { path, lock } => {
                 let line = json!({"phone_e164": phone_e164, "code": code, "at": iso(now_ms())}).to_string() + "\n";
                 let _guard = lock.lock().await;
+                // It holds codes: readable by the server's user only.
                 let mut file = tokio::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(0o600)
                     .open(path)
                     .await
                     .map_err(|e| ApiError::Internal(format!("sms outbox {}: {e}", path.display())))?;
