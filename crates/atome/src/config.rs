@@ -83,12 +83,20 @@ pub struct Config {
 /// Rate limits and lifetimes. Flags exist so operators (and tests) can tune them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Limits {
-    /// One-time code requests allowed per phone number per 15 minutes.
-    #[arg(long, env = "ATOME_OTP_PER_NUMBER", default_value_t = 5)]
-    pub otp_per_number_15min: u32,
+    /// One-time codes sent per phone number per hour, whatever the source (one source alone gets
+    /// at most 7: one at once, then after 30 s, 60 s, 120 s, ...).
+    #[arg(long, env = "ATOME_OTP_PER_NUMBER", default_value_t = 10)]
+    pub otp_per_number_hour: u32,
     /// One-time code requests allowed per client IP per 15 minutes.
     #[arg(long, env = "ATOME_OTP_PER_IP", default_value_t = 50)]
     pub otp_per_ip_15min: u32,
+    /// Code guesses judged per phone number per hour, whatever the source and the code (one
+    /// source alone gets at most 7: three at once, then after 2 min, 4 min, 8 min, ...).
+    #[arg(long, env = "ATOME_OTP_GUESSES_PER_NUMBER", default_value_t = 15)]
+    pub otp_guesses_per_number_hour: u32,
+    /// Code verifications allowed per client IP per 15 minutes, any number.
+    #[arg(long, env = "ATOME_OTP_VERIFY_PER_IP", default_value_t = 100)]
+    pub otp_verify_per_ip_15min: u32,
     /// Connection requests allowed per user per hour.
     #[arg(long, env = "ATOME_CONTACT_REQUESTS_PER_HOUR", default_value_t = 20)]
     pub contact_requests_per_hour: u32,

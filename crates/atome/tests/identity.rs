@@ -1,7 +1,7 @@
 //! Identity: one-time codes, tokens, dev login, phone validation.
 mod common;
 
-use common::{assert_error, TestServer};
+use common::{assert_error, client_from, loopback_source, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -73,12 +73,13 @@ async fn five_wrong_tries_burn_the_code() {
     s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
     let code = s.last_code(ALICE).unwrap();
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    // Five judgments, each a wrong code; then the code takes no more guesses, the right one included.
-    for _ in 1..=5 {
-        let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": wrong})).await;
+    // Five judgments, each a wrong code (from five sources, so that no per-source backoff plays);
+    // then the code takes no more guesses, the right one included.
+    for i in 0..5 {
+        let r = s.post_via(&client_from(loopback_source(i)), "/auth/otp/verify", json!({"phone_e164": ALICE, "code": wrong})).await;
         assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
     }
-    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
+    let r = s.post_via(&client_from(loopback_source(5)), "/auth/otp/verify", json!({"phone_e164": ALICE, "code": code})).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "too_many_attempts");
 }
 
@@ -124,17 +125,24 @@ async fn invalid_phone_numbers_are_400() {
     }
 }
 
+/// Issue 12, item 4: code requests back off per (number, source) and are capped per number.
 #[tokio::test]
-async fn otp_requests_are_rate_limited_per_number() {
+async fn otp_requests_back_off_per_source_and_are_capped_per_number() {
     let s = TestServer::start().await;
-    for _ in 0..5 {
-        let (status, body) = s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    let (status, body) = s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The same source again: wait 30 s (then 60 s, 120 s, ...), not a long lockout.
     let r = s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let retry = r.1["retry_after"].as_u64().expect("retry_after");
-    assert!((60..=180).contains(&retry), "retry_after {retry}");
+    assert!((25..=30).contains(&retry), "retry_after {retry}");
+    // Other sources are not held back by it, up to the number's 10 codes per hour.
+    for i in 0..9 {
+        let (status, body) = s.post_via(&client_from(loopback_source(i)), "/auth/otp/request", json!({"phone_e164": ALICE})).await;
+        assert_eq!(status, StatusCode::OK, "source {i}: {body}");
+    }
+    let r = s.post_via(&client_from(loopback_source(9)), "/auth/otp/request", json!({"phone_e164": ALICE})).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // Another number is not affected.
     let (status, _) = s.post("/auth/otp/request", None, json!({"phone_e164": "+33699999999"})).await;
     assert_eq!(status, StatusCode::OK);
@@ -172,7 +180,7 @@ async fn a_burst_of_parallel_guesses_gets_at_most_five_judgments() {
         let (s, barrier) = (s.clone(), barrier.clone());
         let guess = format!("{:06}", (right + 1 + i) % 1_000_000);
         tasks.push(tokio::spawn(async move {
-            let client = common::client_from(common::loopback_source(i));
+            let client = client_from(loopback_source(i));
             // Open the connection first so the guesses leave together.
             client.get(format!("{}/health", s.base)).send().await.expect("warm-up");
             barrier.wait().await;
@@ -216,4 +224,81 @@ async fn codes_are_stored_as_keyed_hashes() {
     let (status, body) = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": code})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     s.stop().await;
+}
+
+/// A wrong code for `phone` right now (the newest one in the outbox plus `n + 1`).
+fn wrong_code(s: &TestServer, phone: &str, n: u32) -> String {
+    let right: u32 = s.last_code(phone).expect("a code was sent").parse().unwrap();
+    format!("{:06}", (right + 1 + n) % 1_000_000)
+}
+
+/// Issue 12, item 4: from one address, an attacker requests codes for the victim's number and
+/// sends wrong ones; the victim, at another address, still gets a code and logs in with it.
+#[tokio::test]
+async fn one_source_cannot_lock_a_number_out() {
+    let s = TestServer::start().await;
+    let (attacker, victim) = (client_from(loopback_source(0)), client_from(loopback_source(1)));
+    let mut attack = Vec::new();
+    for _ in 0..5 {
+        attack.push(s.post_via(&attacker, "/auth/otp/request", json!({"phone_e164": ALICE})).await);
+    }
+    for i in 0..5 {
+        let guess = wrong_code(&s, ALICE, i);
+        attack.push(s.post_via(&attacker, "/auth/otp/verify", json!({"phone_e164": ALICE, "code": guess})).await);
+    }
+    let attack: Vec<String> = attack.iter().map(|(st, b)| format!("{} {}", st.as_u16(), b["code"].as_str().unwrap_or("ok"))).collect();
+    eprintln!("attacker's answers: {attack:?}");
+    let (status, body) = s.post_via(&victim, "/auth/otp/request", json!({"phone_e164": ALICE})).await;
+    assert_eq!(status, StatusCode::OK, "the victim cannot get a code: {body}");
+    let code = s.last_code(ALICE).unwrap();
+    let (status, body) = s.post_via(&victim, "/auth/otp/verify", json!({"phone_e164": ALICE, "code": code})).await;
+    assert_eq!(status, StatusCode::OK, "the victim cannot log in: {body}");
+}
+
+/// Issue 12, item 4: wrong guesses from one other address cannot spend the victim's code.
+#[tokio::test]
+async fn someone_elses_wrong_guesses_do_not_spend_a_code() {
+    let s = TestServer::start().await;
+    let (attacker, victim) = (client_from(loopback_source(0)), client_from(loopback_source(1)));
+    let (status, _) = s.post_via(&victim, "/auth/otp/request", json!({"phone_e164": ALICE})).await;
+    assert_eq!(status, StatusCode::OK);
+    let code = s.last_code(ALICE).unwrap();
+    for i in 0..5 {
+        let guess = wrong_code(&s, ALICE, i);
+        s.post_via(&attacker, "/auth/otp/verify", json!({"phone_e164": ALICE, "code": guess})).await;
+    }
+    let (status, body) = s.post_via(&victim, "/auth/otp/verify", json!({"phone_e164": ALICE, "code": code})).await;
+    assert_eq!(status, StatusCode::OK, "the victim's code was spent by someone else: {body}");
+}
+
+/// Issue 12, item 4: a number gets at most 15 judged guesses per hour, whatever the sources and
+/// codes, even when they come together. Four rounds: a new source gets a fresh code sent (fresh
+/// tries), then two new sources fire 3 wrong guesses each at once. Once the budget is spent,
+/// even the right code is not judged: the price of a hard cap (at least 3 sources are needed to
+/// spend it, see README).
+#[tokio::test]
+async fn the_guess_budget_of_a_number_holds_across_sources_and_codes() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let mut answers = std::collections::BTreeMap::<String, u32>::new();
+    for round in 0..4 {
+        let (status, body) = s.post_via(&client_from(loopback_source(3 * round)), "/auth/otp/request", json!({"phone_e164": ALICE})).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+        let guesses: Vec<_> = (0..6)
+            .map(|n| {
+                let (s, guess) = (s.clone(), wrong_code(&s, ALICE, n));
+                let client = client_from(loopback_source(3 * round + 1 + n % 2));
+                tokio::spawn(async move { s.post_via(&client, "/auth/otp/verify", json!({"phone_e164": ALICE, "code": guess})).await })
+            })
+            .collect();
+        for g in guesses {
+            let (status, body) = g.await.unwrap();
+            *answers.entry(format!("{} {}", status.as_u16(), body["code"].as_str().unwrap_or("ok"))).or_default() += 1;
+        }
+    }
+    eprintln!("24 wrong guesses on 4 codes from 8 sources: {answers:?}");
+    let judged = answers.get("400 invalid_code").copied().unwrap_or(0);
+    assert!(judged <= 15, "{judged} guesses judged for one number in an hour (budget 15): {answers:?}");
+    let code = s.last_code(ALICE).unwrap();
+    let r = s.post_via(&client_from(loopback_source(12)), "/auth/otp/verify", json!({"phone_e164": ALICE, "code": code})).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }

@@ -1,4 +1,5 @@
 //! Identity by phone number: one-time codes, bearer tokens, users.
+pub mod limits;
 mod otp;
 pub mod phone;
 pub mod sms;
@@ -16,11 +17,10 @@ use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
 use crate::http::{ok, ApiError, ApiJson, ApiResult, AuthUser};
 use crate::plugins::Plugin;
-use crate::ratelimit::KeyedLimit;
 use crate::secret::ServerSecret;
+use limits::OtpLimits;
 use sms::SmsSender;
 
-use otp::OTP_WINDOW;
 pub use otp::{OTP_MAX_WRONG, OTP_TTL};
 const DISPLAY_NAME_MAX: usize = 64;
 
@@ -74,8 +74,7 @@ pub struct IdentityInner {
     sms: SmsSender,
     /// Keys the hashes of one-time codes.
     secret: ServerSecret,
-    otp_per_number: KeyedLimit<String>,
-    otp_per_ip: KeyedLimit<std::net::IpAddr>,
+    limits: OtpLimits,
     user_created_sql: Vec<&'static str>,
 }
 
@@ -88,20 +87,13 @@ impl FromRef<Identity> for Core {
 impl Identity {
     /// `user_created_sql`: the statements other plugins run when a user signs up.
     pub fn new(core: Core, secret: ServerSecret, user_created_sql: Vec<&'static str>) -> Identity {
-        let limits = &core.config.limits;
         Identity(Arc::new(IdentityInner {
             sms: SmsSender::from_config(&core.config),
             secret,
-            otp_per_number: KeyedLimit::new(limits.otp_per_number_15min, OTP_WINDOW),
-            otp_per_ip: KeyedLimit::new(limits.otp_per_ip_15min, OTP_WINDOW),
+            limits: OtpLimits::new(&core.config.limits),
             user_created_sql,
             core,
         }))
-    }
-
-    fn prune_limits(&self) {
-        self.0.otp_per_number.prune();
-        self.0.otp_per_ip.prune();
     }
 
     fn normalize(&self, phone: &str) -> Result<String, ApiError> {
@@ -156,7 +148,8 @@ impl Plugin for Identity {
     }
 
     fn maintain(&self) {
-        self.prune_limits();
+        self.0.limits.prune();
+        otp::forget_stale(&self.0.core.db);
     }
 
     fn router(&self) -> Router {
