@@ -3,7 +3,11 @@
 #
 #   sudo ./install_full.sh [--binary PATH] [--no-recording] [--port 443] [--rtc-port 40000]
 #                          [--workers N] [--announced-ip IP] [--tls-cert PEM --tls-key PEM]
-#                          [--domain NAME] [--no-start]
+#                          [--domain NAME] [--sms-webhook-url URL] [--no-start]
+#
+# Sign-in by one-time code needs an SMS gateway: give its URL with --sms-webhook-url (the server
+# POSTs {to, text} to it). Without one, codes are off (the server answers 503 otp_unavailable);
+# they are never written to a log.
 #
 # Supported: Debian 12, Ubuntu 22.04 and later (apt + systemd). Other systems are refused for
 # now; the OS-specific steps live in os_* functions so another family (FreeBSD with rc.d is
@@ -15,6 +19,7 @@ DATA_DIR=/var/lib/atome
 LOG_DIR=/var/log/atome
 CONF_DIR=/etc/atome
 ENV_FILE=$CONF_DIR/atome.env
+SECRET_FILE=$CONF_DIR/secret
 UNIT_FILE=/etc/systemd/system/atome.service
 NFT_FILE=$CONF_DIR/atome.nft
 SERVICE_USER=atome
@@ -29,6 +34,7 @@ ANNOUNCED_IP=""
 TLS_CERT=""
 TLS_KEY=""
 DOMAIN=""
+SMS_WEBHOOK_URL=""
 START=1
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -39,7 +45,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -55,6 +61,7 @@ parse_args() {
       --tls-cert) TLS_CERT=${2:?--tls-cert needs a file}; shift 2 ;;
       --tls-key) TLS_KEY=${2:?--tls-key needs a file}; shift 2 ;;
       --domain) DOMAIN=${2:?--domain needs a name}; shift 2 ;;
+      --sms-webhook-url) SMS_WEBHOOK_URL=${2:?--sms-webhook-url needs a URL}; shift 2 ;;
       --no-start) START=0; shift ;;
       -h | --help) usage 0 ;;
       *) printf 'unknown option %s\n' "$1" >&2; usage 2 ;;
@@ -62,6 +69,9 @@ parse_args() {
   done
   if { [ -n "$TLS_CERT" ] && [ -z "$TLS_KEY" ]; } || { [ -z "$TLS_CERT" ] && [ -n "$TLS_KEY" ]; }; then
     die "--tls-cert and --tls-key go together"
+  fi
+  if [ -n "$SMS_WEBHOOK_URL" ] && ! [[ "$SMS_WEBHOOK_URL" =~ ^https?://[^\'[:space:]]+$ ]]; then
+    die "--sms-webhook-url must be an http(s) URL without spaces or quotes"
   fi
   if [ -n "$BINARY" ] && [ ! -x "$BINARY" ]; then
     die "--binary $BINARY is not an executable file"
@@ -316,9 +326,38 @@ detect_ip() {
   [ -n "$ANNOUNCED_IP" ] || ANNOUNCED_IP=127.0.0.1
 }
 
+# The server secret keys the stored hashes of one-time codes: 32 random bytes, readable by the
+# service user only (the server refuses a file others may read). Generated once, then kept.
+install_secret() {
+  if [ -f "$SECRET_FILE" ]; then
+    log "secret: keeping $SECRET_FILE"
+    return
+  fi
+  (
+    umask 077
+    head -c 32 /dev/urandom >"$SECRET_FILE.tmp"
+  )
+  chown "$SERVICE_USER:$SERVICE_USER" "$SECRET_FILE.tmp"
+  chmod 0600 "$SECRET_FILE.tmp"
+  mv "$SECRET_FILE.tmp" "$SECRET_FILE"
+  CHANGED_ANY=1
+  log "secret: generated $SECRET_FILE"
+}
+
+# Lines of the configuration for one-time codes: a webhook if we have its URL, else codes off.
+sms_config() {
+  if [ -n "$SMS_WEBHOOK_URL" ]; then
+    # Quoted: read both by systemd and by the shell (a query string may hold '&').
+    printf '%s\n' "ATOME_SMS_SENDER=webhook" "ATOME_SMS_WEBHOOK_URL='$SMS_WEBHOOK_URL'"
+  else
+    printf '%s\n' "ATOME_SMS_SENDER=none"
+  fi
+}
+
 write_env() {
   if [ -f "$ENV_FILE" ]; then
     log "config: keeping $ENV_FILE"
+    upgrade_env
     return
   fi
   local ffmpeg=/usr/bin/ffmpeg
@@ -336,8 +375,10 @@ ATOME_RTC_ANNOUNCED_IP=$ANNOUNCED_IP
 ATOME_RTC_PORT=$RTC_PORT
 ATOME_WEB_DIR=$PREFIX/web
 ATOME_FFMPEG=$ffmpeg
-# One-time codes: log (prints them), file, or webhook with ATOME_SMS_WEBHOOK_URL.
-ATOME_SMS_SENDER=log
+ATOME_SECRET_FILE=$SECRET_FILE
+# One-time codes: webhook (POSTs {to, text} to ATOME_SMS_WEBHOOK_URL), or none (codes off: sign-in
+# by code answers 503). Never 'log' here: it writes codes to the log (development only).
+$(sms_config)
 ATOME_PHONE_REGION=FR
 # Media tuning, defaults shown: a media transport silent this long after first contact is closed
 # (the room hears producerClosed); a signaling socket silent this long is a leave; how long video
@@ -357,6 +398,26 @@ EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   CHANGED_ANY=1
   log "config: wrote $ENV_FILE"
+}
+
+# Safety fixes to a configuration an older installer wrote (the rest of the file is kept): the
+# development sender 'log' wrote one-time codes to the log; the secret moves under $CONF_DIR.
+upgrade_env() {
+  if grep -q '^ATOME_SMS_SENDER=log$' "$ENV_FILE"; then
+    sed -i 's/^ATOME_SMS_SENDER=log$/ATOME_SMS_SENDER=none/' "$ENV_FILE"
+    CHANGED_ANY=1
+    log "config: ATOME_SMS_SENDER=log wrote one-time codes to the log: now none (codes off; set webhook and ATOME_SMS_WEBHOOK_URL to send them)"
+  fi
+  if ! grep -q '^ATOME_SECRET_FILE=' "$ENV_FILE"; then
+    printf 'ATOME_SECRET_FILE=%s\n' "$SECRET_FILE" >>"$ENV_FILE"
+    CHANGED_ANY=1
+    log "config: added ATOME_SECRET_FILE=$SECRET_FILE"
+  fi
+}
+
+# configured NAME: the value of NAME in the configuration (empty if unset).
+configured() {
+  sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1
 }
 
 # The port the configuration listens on (the file wins over --port on later runs).
@@ -398,6 +459,15 @@ health_check() {
   log "health: ok ($body)"
 }
 
+# One line on one-time codes for the status block, from the configuration in force.
+otp_status() {
+  case "$(configured ATOME_SMS_SENDER)" in
+    webhook) echo "on (SMS through the webhook set in $ENV_FILE)" ;;
+    none) echo "OFF: no SMS gateway (sign-in by code answers 503); rerun on a fresh config with --sms-webhook-url URL, or set ATOME_SMS_SENDER=webhook and ATOME_SMS_WEBHOOK_URL in $ENV_FILE" ;;
+    *) echo "$(configured ATOME_SMS_SENDER) (see $ENV_FILE)" ;;
+  esac
+}
+
 status_block() {
   local port
   port=$(configured_port)
@@ -410,11 +480,12 @@ Binary:     $PREFIX/bin/atome
 Config:     $ENV_FILE   (edit, then restart the service)
 Data:       $DATA_DIR   Logs: $LOG_DIR
 TLS:        $CONF_DIR/tls/
+Secret:     $SECRET_FILE   (keys stored one-time codes; keep it out of database backups)
+Codes:      $(otp_status)
 Service:    $UNIT_FILE $(systemd_running && echo "(systemctl status atome)" || echo "(installed; start it where systemd runs)")
 Firewall:   $NFT_FILE
 Recording:  $([ "$RECORDING" = 1 ] && echo "on (ffmpeg)" || echo "off (--no-recording)")
-Next:       point a DNS name here and rerun with --domain NAME for a trusted certificate;
-            set ATOME_SMS_SENDER=webhook and ATOME_SMS_WEBHOOK_URL to send real SMS.
+Next:       point a DNS name here and rerun with --domain NAME for a trusted certificate.
 =============================================================
 EOF
 }
@@ -433,6 +504,7 @@ main() {
   install_web
   detect_ip
   install_tls
+  install_secret
   write_env
   os_install_service
   os_firewall

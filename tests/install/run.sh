@@ -102,7 +102,7 @@ snapshot() {
   (
     cd "$root"
     find etc/atome etc/systemd/system/atome.service opt/atome -type f -print0 | sort -z | xargs -0 sha256sum
-    stat -c '%n %a %U' var/lib/atome var/log/atome etc/atome/tls/key.pem etc/atome/atome.env
+    stat -c '%n %a %U' var/lib/atome var/log/atome etc/atome/tls/key.pem etc/atome/atome.env etc/atome/secret
     chroot "$root" sqlite3 /var/lib/atome/atome.db 'SELECT user_id, phone_e164 FROM users ORDER BY 1;'
   )
 }
@@ -118,14 +118,25 @@ check "unit hardened (NoNewPrivileges)" has '^NoNewPrivileges=yes' "$root/etc/sy
 check "unit hardened (ProtectSystem=strict)" has '^ProtectSystem=strict' "$root/etc/systemd/system/atome.service"
 check "unit raises the descriptor limit" has '^LimitNOFILE=65536' "$root/etc/systemd/system/atome.service"
 check "firewall rules written" has 'udp dport' "$root/etc/atome/atome.nft"
+env_file=$root/etc/atome/atome.env
+check "no SMS gateway given: one-time codes off (ATOME_SMS_SENDER=none)" has '^ATOME_SMS_SENDER=none$' "$env_file"
+check "codes never go to the log (no ATOME_SMS_SENDER=log)" test -z "$(grep '^ATOME_SMS_SENDER=log' "$env_file")"
+check "status block says codes are off" has '^Codes: *OFF' "$root/../install-1.log"
+check "the secret is under /etc/atome" has '^ATOME_SECRET_FILE=/etc/atome/secret$' "$env_file"
+check "secret: 32 bytes, atome-owned, 0600" test "$(chroot "$root" stat -c '%s %U %a' /etc/atome/secret)" = "32 atome 600"
 check "ffmpeg installed in the root" quietly chroot "$root" ffmpeg -version
 
 start_server
 health=$(curl -fsSk "https://127.0.0.1:$port/health")
 check "health over HTTPS: $health" grep -q '"status":"ok"' <<<"$health"
 otp=$(curl -sSk -H 'content-type: application/json' -d '{"phone_e164":"+33612345678"}' "https://127.0.0.1:$port/auth/otp/request")
-check "API call (otp request): $otp" grep -q '"success":true' <<<"$otp"
+check "API call (otp request, codes off): $otp" grep -q '"code":"otp_unavailable"' <<<"$otp"
+check "HSTS over TLS" grep -qi '^strict-transport-security: max-age=31536000' <<<"$(curl -sSk -D - -o /dev/null "https://127.0.0.1:$port/health")"
 stop_server
+server_log=$root/var/log/atome/test-server.log
+check "the server said at start that codes are off" has 'one-time codes are off' "$server_log"
+check "no one-time code in the server's logs" test -z "$(grep -rh 'one-time code (log SMS sender)' "$root/var/log/atome")"
+check "database files 0600" test "$(stat -c '%a' "$root/var/lib/atome/atome.db")" = 600
 before=$(snapshot)
 
 install_once "$root/../install-2.log"
@@ -140,6 +151,14 @@ fi
 start_server
 check "still healthy after the second run" grep -q '"status":"ok"' <<<"$(curl -fsSk "https://127.0.0.1:$port/health")"
 stop_server
+
+# A configuration written by an older installer: the sender 'log', no secret line. A new run
+# turns codes off and points the server at the secret; everything else in the file is kept.
+sed -i -e 's/^ATOME_SMS_SENDER=none$/ATOME_SMS_SENDER=log/' -e '/^ATOME_SECRET_FILE=/d' "$env_file"
+install_once "$root/../install-3.log"
+check "an old ATOME_SMS_SENDER=log becomes none" has '^ATOME_SMS_SENDER=none$' "$env_file"
+check "an old configuration gets ATOME_SECRET_FILE" has '^ATOME_SECRET_FILE=/etc/atome/secret$' "$env_file"
+check "the rest of the configuration is kept" has '^ATOME_RTC_ANNOUNCED_IP=127.0.0.1$' "$env_file"
 if command -v shellcheck >/dev/null; then
   check "shellcheck clean" shellcheck "$repo/install_full.sh" "$here/run.sh"
 fi

@@ -8,12 +8,16 @@ use clap::{Parser, ValueEnum};
 /// Where one-time codes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SmsSenderKind {
-    /// Print the code in the server log (development).
+    /// Print the code in the server log (development only: anyone who reads the log can log in).
     Log,
     /// Append a JSON line to `<data_dir>/sms_outbox.jsonl` (tests).
     File,
     /// POST `{to, text}` to `--sms-webhook-url` (production).
     Webhook,
+    /// No codes: `POST /auth/otp/request` answers 503 `otp_unavailable` (production without an
+    /// SMS gateway).
+    #[value(name = "none")]
+    Off,
 }
 
 #[derive(Debug, Clone, Parser)]

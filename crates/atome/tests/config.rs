@@ -143,3 +143,52 @@ async fn the_secret_file_can_live_outside_the_data_dir() {
     assert!(!s.data_dir.join("secret").exists());
     s.stop().await;
 }
+
+/// Runs the real binary with `args` until it listens (or exits) and returns what it logged.
+fn startup_log(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_atome"))
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap(), "--listen", "127.0.0.1:0", "--rtc-port", "0", "--workers", "1"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the atome binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        log += &line;
+        log.push('\n');
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    log + &stderr + &format!("(exit: {status})")
+}
+
+/// Issue 12, item 3: the server says at start how one-time codes go: off (`none`), once; or, with
+/// the development sender `log` that writes them to the log, a loud warning.
+#[test]
+fn start_up_log_says_how_codes_are_sent() {
+    let log = startup_log(&["--sms-sender", "none"]);
+    assert_eq!(log.matches("one-time codes are off").count(), 1, "{log}");
+    assert!(log.contains("listening on"), "{log}");
+    let log = startup_log(&["--sms-sender", "log"]);
+    let warning = log.lines().find(|l| l.contains("WARN") && l.contains("one-time codes are written to this log"));
+    assert!(warning.is_some_and(|w| w.contains("never in production")), "{log}");
+    let log = startup_log(&["--sms-sender", "file"]);
+    assert!(!log.contains("WARN"), "{log}");
+}

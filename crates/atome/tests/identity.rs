@@ -302,3 +302,18 @@ async fn the_guess_budget_of_a_number_holds_across_sources_and_codes() {
     let r = s.post_via(&client_from(loopback_source(12)), "/auth/otp/verify", json!({"phone_e164": ALICE, "code": code})).await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 }
+
+/// Issue 12, item 3: with `--sms-sender none` one-time codes are off: a code request is 503
+/// `otp_unavailable`, nothing is sent, and verifying finds no code.
+#[tokio::test]
+async fn sms_sender_none_turns_codes_off() {
+    use clap::Parser;
+    let parsed = atome::Config::try_parse_from(["atome", "--sms-sender", "none"]).expect("--sms-sender none is accepted");
+    let s = TestServer::start_with(|c| c.sms_sender = parsed.sms_sender).await;
+    let r = s.post("/auth/otp/request", None, json!({"phone_e164": ALICE})).await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "otp_unavailable");
+    assert!(r.1["error"].as_str().unwrap().contains("turned off"), "{}", r.1);
+    assert!(!s.data_dir.join("sms_outbox.jsonl").exists());
+    let r = s.post("/auth/otp/verify", None, json!({"phone_e164": ALICE, "code": "123456"})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_code");
+}

@@ -32,6 +32,9 @@ pub(super) async fn request(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<OtpRequest>,
 ) -> ApiResult<Json<Value>> {
+    if id.0.sms.is_off() {
+        return Err(super::sms::codes_off());
+    }
     let phone = id.normalize(&body.phone_e164)?;
     id.0.limits.request(&phone, source_of(ip))?;
     let code = otp_code();

@@ -1,4 +1,4 @@
-//! Where one-time codes go: the log, a JSON-lines outbox file, or a webhook.
+//! Where one-time codes go: the log, a JSON-lines outbox file, a webhook, or nowhere (codes off).
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -10,15 +10,27 @@ use crate::db::{iso, now_ms};
 use crate::http::ApiError;
 
 pub enum SmsSender {
+    Off,
     Log,
     File { path: PathBuf, lock: tokio::sync::Mutex<()> },
     Webhook { url: String, client: reqwest::Client },
 }
 
 impl SmsSender {
+    /// The configured sender; says at start how codes go (the server builds it once).
     pub fn from_config(config: &Config) -> SmsSender {
         match config.sms_sender {
-            SmsSenderKind::Log => SmsSender::Log,
+            SmsSenderKind::Off => {
+                tracing::info!("one-time codes are off (--sms-sender none): POST /auth/otp/request answers 503 otp_unavailable");
+                SmsSender::Off
+            }
+            SmsSenderKind::Log => {
+                tracing::warn!(
+                    "SMS sender `log`: one-time codes are written to this log, so whoever reads it can sign in as anyone; \
+                     development only, never in production (use --sms-sender webhook, or none)"
+                );
+                SmsSender::Log
+            }
             SmsSenderKind::File => SmsSender::File { path: config.data_dir.join("sms_outbox.jsonl"), lock: tokio::sync::Mutex::new(()) },
             SmsSenderKind::Webhook => SmsSender::Webhook {
                 url: config.sms_webhook_url.clone().unwrap_or_default(),
@@ -27,8 +39,13 @@ impl SmsSender {
         }
     }
 
+    pub fn is_off(&self) -> bool {
+        matches!(self, SmsSender::Off)
+    }
+
     pub async fn send_code(&self, phone_e164: &str, code: &str) -> Result<(), ApiError> {
         match self {
+            SmsSender::Off => Err(codes_off()),
             SmsSender::Log => {
                 tracing::info!(phone = %mask(phone_e164), %code, "one-time code (log SMS sender)");
                 Ok(())
@@ -67,5 +84,13 @@ impl SmsSender {
                 Ok(())
             }
         }
+    }
+}
+
+/// The answer to a code request when codes are off.
+pub fn codes_off() -> ApiError {
+    ApiError::Unavailable {
+        code: "otp_unavailable",
+        message: "sign-in by one-time code is turned off on this server (no SMS sender is configured); ask its operator".into(),
     }
 }
