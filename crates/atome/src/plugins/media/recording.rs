@@ -275,9 +275,9 @@ impl FileJob {
             .args(["-analyzeduration", "1000000", "-probesize", "262144"])
             .args(["-listen_timeout", SILENCE_ENDS_FILE_SECS, "-f", "sdp", "-i", "pipe:0"])
             .args(["-map", "0", "-c", "copy"])
-            // On disk at least every second, so a crash loses at most that much.
+            // On disk every half second (clusters, pages, packets flushed): a crash loses little.
             .args(["-flush_packets", "1"])
-            .args(if self.kind == "video" { ["-cluster_time_limit", "1000"] } else { ["-page_duration", "1000000"] })
+            .args(if self.kind == "video" { ["-cluster_time_limit", "500"] } else { ["-page_duration", "500000"] })
             .arg("-y")
             .arg(&partial)
             .stdin(Stdio::piped())
@@ -390,7 +390,7 @@ async fn send_bye(rtp_port: u16, ssrc: u32) -> std::io::Result<()> {
 /// the blocking pool, whose threads come and go).
 fn end_with_this_thread(command: &mut tokio::process::Command) {
     // SAFETY: getpid(2) before the fork; in the child only async-signal-safe calls (prctl(2),
-    // getppid(2)) before exec.
+    // getppid(2), signal(2)) before exec.
     let parent = unsafe { libc::getpid() };
     unsafe {
         command.pre_exec(move || {
@@ -401,6 +401,9 @@ fn end_with_this_thread(command: &mut tokio::process::Command) {
             if libc::getppid() != parent {
                 return Err(std::io::Error::other("the server ended before FFmpeg started"));
             }
+            // Its stderr is a pipe to us: once we are gone, a warning it writes there must not
+            // kill it (SIGPIPE) before it has closed its file.
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             Ok(())
         });
     }
