@@ -183,7 +183,8 @@ async fn leftover_recorders_are_stopped_at_start() {
     while ffmpeg_under(data.path()).is_empty() && Instant::now() < seen {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(ffmpeg_under(data.path()).len(), 1, "the stand-in runs");
+    // (Bash forks before running `sleep`: for an instant the fork carries the same command line.)
+    assert!(!ffmpeg_under(data.path()).is_empty(), "the stand-in runs");
     let port = free_port();
     let http = Client::new();
     let mut server = start_server(data.path(), port);

@@ -13,7 +13,7 @@ use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::ids::{Key, TransportId};
 use crate::ortc;
-use crate::rtp_parameters::{ParamValue, RtpCapabilities, RtpCodecCapability, RtpHeaderExtensionParameters};
+use crate::rtp_parameters::{DtlsParameters, ParamValue, RtpCapabilities, RtpCodecCapability, RtpHeaderExtensionParameters};
 use crate::seq_guard::{Admit, SeqGuard};
 use crate::{Direction, EngineError};
 
@@ -340,4 +340,34 @@ impl WebRtcTransport {
 
 pub(crate) fn random_token(len: usize) -> String {
     (0..len).map(|_| fastrand::alphanumeric()).collect()
+}
+
+/// DTLS fingerprint algorithms (RFC 8122 names, as mediasoup's `DtlsTransport` lists them).
+const FINGERPRINT_ALGORITHMS: [&str; 5] = ["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"];
+
+/// The client's DTLS fingerprint that str0m can verify: sha-256, else sha-1, with the digest
+/// length of its algorithm. Other known algorithms are refused by name (str0m checks no
+/// others); unknown ones are invalid, as in mediasoup.
+pub(crate) fn remote_fingerprint(dtls: &DtlsParameters) -> Result<Fingerprint, EngineError> {
+    if let Some(f) = dtls.fingerprints.iter().find(|f| !FINGERPRINT_ALGORITHMS.iter().any(|a| f.algorithm.eq_ignore_ascii_case(a))) {
+        return Err(EngineError::Invalid(format!("unknown DTLS fingerprint algorithm {:?}", f.algorithm)));
+    }
+    let pick = |alg: &str| dtls.fingerprints.iter().find(|f| f.algorithm.eq_ignore_ascii_case(alg));
+    let (fp, len) = match (pick("sha-256"), pick("sha-1")) {
+        (Some(fp), _) => (fp, 32),
+        (None, Some(fp)) => (fp, 20),
+        (None, None) => {
+            return Err(match dtls.fingerprints.first() {
+                Some(f) => EngineError::UnsupportedFingerprint(f.algorithm.clone()),
+                None => EngineError::Invalid("dtlsParameters.fingerprints is empty".into()),
+            })
+        }
+    };
+    let text = format!("{} {}", fp.algorithm.to_ascii_lowercase(), fp.value);
+    let unreadable = || EngineError::Invalid(format!("unreadable {} fingerprint {:?}", fp.algorithm, fp.value));
+    let fingerprint: Fingerprint = text.parse().map_err(|_| unreadable())?;
+    if fingerprint.bytes.len() != len {
+        return Err(unreadable());
+    }
+    Ok(fingerprint)
 }

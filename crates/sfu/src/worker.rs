@@ -13,7 +13,6 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::config::Fingerprint;
 use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -540,7 +539,7 @@ impl Worker {
     fn connect_transport(&mut self, id: &TransportId, dtls: DtlsParameters) -> Result<(), EngineError> {
         let key = self.transport_key(id).ok_or(EngineError::UnknownTransport)?;
         let t = self.transports.get_mut(&key).ok_or(EngineError::UnknownTransport)?;
-        let fingerprint = remote_fingerprint(&dtls)?;
+        let fingerprint = crate::transport::remote_fingerprint(&dtls)?;
         // mediasoup's rule (WebRtcTransport::Connect): a client that says `client` makes us the
         // DTLS server; `server`, `auto` or no role make us the client (we are ICE-controlled).
         let we_are_client = dtls.role != Some(DtlsRole::Client);
@@ -1142,34 +1141,4 @@ fn check_unique<'a>(existing: impl Iterator<Item = &'a Producer>, plan: &ortc::P
         }
     }
     Ok(())
-}
-
-/// DTLS fingerprint algorithms (RFC 8122 names, as mediasoup's `DtlsTransport` lists them).
-const FINGERPRINT_ALGORITHMS: [&str; 5] = ["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"];
-
-/// The client's DTLS fingerprint that str0m can verify: sha-256, else sha-1, with the digest
-/// length of its algorithm. Other known algorithms are refused by name (str0m checks no
-/// others); unknown ones are invalid, as in mediasoup.
-fn remote_fingerprint(dtls: &DtlsParameters) -> Result<Fingerprint, EngineError> {
-    if let Some(f) = dtls.fingerprints.iter().find(|f| !FINGERPRINT_ALGORITHMS.iter().any(|a| f.algorithm.eq_ignore_ascii_case(a))) {
-        return Err(EngineError::Invalid(format!("unknown DTLS fingerprint algorithm {:?}", f.algorithm)));
-    }
-    let pick = |alg: &str| dtls.fingerprints.iter().find(|f| f.algorithm.eq_ignore_ascii_case(alg));
-    let (fp, len) = match (pick("sha-256"), pick("sha-1")) {
-        (Some(fp), _) => (fp, 32),
-        (None, Some(fp)) => (fp, 20),
-        (None, None) => {
-            return Err(match dtls.fingerprints.first() {
-                Some(f) => EngineError::UnsupportedFingerprint(f.algorithm.clone()),
-                None => EngineError::Invalid("dtlsParameters.fingerprints is empty".into()),
-            })
-        }
-    };
-    let text = format!("{} {}", fp.algorithm.to_ascii_lowercase(), fp.value);
-    let unreadable = || EngineError::Invalid(format!("unreadable {} fingerprint {:?}", fp.algorithm, fp.value));
-    let fingerprint: Fingerprint = text.parse().map_err(|_| unreadable())?;
-    if fingerprint.bytes.len() != len {
-        return Err(unreadable());
-    }
-    Ok(fingerprint)
 }
