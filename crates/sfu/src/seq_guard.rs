@@ -53,27 +53,28 @@ pub struct SeqGuard {
 }
 
 impl SeqGuard {
-    /// Decides on a packet with sequence number `seq` whose datagram is `data`. Held packets
-    /// given up (a stale or replaced hold) are added to `forgotten`.
-    pub fn admit(&mut self, seq: u16, data: &[u8], forgotten: &mut u64) -> Admit {
+    /// Decides on a packet with sequence number `seq` whose datagram is `data`. Every packet
+    /// kept from str0m for good (dropped now, or a held one given up) is added to `kept_away`.
+    pub fn admit(&mut self, seq: u16, data: &[u8], kept_away: &mut u64) -> Admit {
         let Some(max) = self.max else { return Admit::Pass };
         let delta = seq.wrapping_sub(max) as i16; // wrapping difference, as RFC 3550 appendix A.1
         if (-BEHIND..=AHEAD).contains(&delta) {
             if !self.held.is_empty() {
                 self.ordinary_since_hold += 1;
                 if self.ordinary_since_hold >= STALE_AFTER {
-                    *forgotten += self.held.len() as u64;
+                    *kept_away += self.held.len() as u64;
                     self.held.clear();
                 }
             }
             return Admit::Pass;
         }
         if delta < -BEHIND {
+            *kept_away += 1;
             return Admit::Drop;
         }
         let joins = self.held.first().is_some_and(|(first, _)| (seq.wrapping_sub(*first) as i16).abs() <= CLOSE);
         if !joins {
-            *forgotten += self.held.len() as u64;
+            *kept_away += self.held.len() as u64;
             self.held.clear();
             self.ordinary_since_hold = 0;
         }

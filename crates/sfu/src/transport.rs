@@ -319,9 +319,9 @@ impl WebRtcTransport {
 
     /// The guard's verdict on an RTP packet of `ssrc`; SSRCs not produced here pass (str0m
     /// drops what it cannot map).
-    pub fn admit(&mut self, ssrc: u32, seq: u16, data: &[u8], forgotten: &mut u64) -> Admit {
+    pub fn admit(&mut self, ssrc: u32, seq: u16, data: &[u8], kept_away: &mut u64) -> Admit {
         match self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
-            Some((_, guard)) => guard.admit(seq, data, forgotten),
+            Some((_, guard)) => guard.admit(seq, data, kept_away),
             None => Admit::Pass,
         }
     }

@@ -151,8 +151,6 @@ struct Producer {
     router: Key,
     kind: MediaKind,
     ssrc: Ssrc,
-    /// The RTX stream's SSRC, if the producer has one.
-    rtx: Option<Ssrc>,
     cname: Option<String>,
     /// (client payload type, router payload type); a handful of entries, scanned per packet.
     pt_map: Vec<(u8, u8)>,
@@ -589,7 +587,6 @@ impl Worker {
                 router,
                 kind,
                 ssrc,
-                rtx,
                 cname: Some(cname),
                 pt_map: plan.mapping.iter().map(|m| (m.client_pt, m.router_pt)).collect(),
                 plan,
@@ -833,9 +830,8 @@ impl Worker {
             let rtcp = SocketAddr::new(t.remote.ip(), t.remote.port().wrapping_add(1));
             self.stats.packets_out += 1;
             self.stats.bytes_out += rr.len() as u64;
-            self.out.push(rtcp, rr);
+            self.out.push(rtcp, rr); // sent with the next flush, a few milliseconds on
         }
-        self.out.send(&self.socket);
     }
 
     /// Closes the transports found dead (DTLS closed by the peer, or silent) and says so.
@@ -874,11 +870,7 @@ impl Worker {
         if let Some((ssrc, seq)) = rtp {
             match t.admit(ssrc, seq, data, &mut self.stats.rtp_guarded) {
                 Admit::Pass => {}
-                Admit::Held => return,
-                Admit::Drop => {
-                    self.stats.rtp_guarded += 1;
-                    return;
-                }
+                Admit::Held | Admit::Drop => return,
                 Admit::Release(held) => {
                     for (held_seq, bytes) in held {
                         self.feed(key, now, src, &bytes, Some((ssrc, held_seq)));
@@ -1132,7 +1124,7 @@ fn check_unique<'a>(existing: impl Iterator<Item = &'a Producer>, plan: &ortc::P
     }
     let new = [Some(plan.ssrc), plan.rtx_ssrc];
     for p in existing {
-        let taken = [Some(*p.ssrc), p.rtx.map(|r| *r)];
+        let taken = [Some(p.plan.ssrc), p.plan.rtx_ssrc];
         if let Some(ssrc) = new.iter().flatten().find(|s| taken.contains(&Some(**s))) {
             return Err(EngineError::DuplicateSsrc(*ssrc));
         }

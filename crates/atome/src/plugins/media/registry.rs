@@ -35,6 +35,11 @@ impl Peer {
         Peer { user_id, display_name, tx, transports: HashMap::new(), producers: HashMap::new(), consumers: HashMap::new() }
     }
 
+    /// Whether this peer already consumes `producer` on `transport`.
+    pub fn consumes(&self, transport: &TransportId, producer: &ProducerId) -> bool {
+        self.consumers.values().any(|c| c.transport == *transport && c.producer == *producer)
+    }
+
     /// Queues a notification (serialized JSON); false if the peer's queue is full or closed.
     pub fn notify(&self, msg: String) -> bool {
         self.tx.try_send(msg).is_ok()
@@ -100,11 +105,6 @@ impl CallRoom {
             peer.consumers.retain(|_, c| c.producer != *producer);
         }
         self.notify_all(except, &json!({"type": "producerClosed", "producer_id": producer.to_string()}));
-    }
-
-    /// Whether the peer already consumes `producer` on `transport`.
-    pub fn consumes(peer: &Peer, transport: &TransportId, producer: &ProducerId) -> bool {
-        peer.consumers.values().any(|c| c.transport == *transport && c.producer == *producer)
     }
 
     /// The peer holding `transport`, if any.

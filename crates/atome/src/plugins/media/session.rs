@@ -483,7 +483,7 @@ impl Session {
                 return Err(refuse("too_many_consumers", format!("at most {max} consumers per socket")));
             }
             // One consumer per producer and transport: more would only multiply our egress.
-            if CallRoom::consumes(&room.peers[&me], &tid, &pid) {
+            if room.peers[&me].consumes(&tid, &pid) {
                 return Err(refuse("already_consuming", format!("producer {producer_id} is already consumed on this transport")));
             }
             Ok(())
