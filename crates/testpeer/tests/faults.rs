@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{connected_pair, engine, run, transport_id};
 use sfu::rtp_parameters::MediaKind;
-use sfu::{CloseReason, EngineError, EngineEvent, WorkerState};
+use sfu::{CallError, CloseReason, EngineEvent, ErrorCode, WorkerState};
 
 async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>) -> EngineEvent {
     tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("an event in time").expect("the stream is open")
@@ -23,7 +23,7 @@ async fn a_fault_on_one_transport_closes_it_and_the_worker_goes_on() {
     let producer = a.tracks[0].1.clone();
 
     let err = engine.inject_fault(worker, Some(transport_id(&a.transport.id))).await.unwrap_err();
-    assert!(matches!(err, EngineError::Fault), "{err}");
+    assert!(matches!(err, CallError::Fault), "{err}");
     assert_eq!(err.code(), "internal");
     match next_event(&mut events).await {
         EngineEvent::TransportClosed { transport, producers, reason, .. } => {

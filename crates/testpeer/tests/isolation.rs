@@ -24,7 +24,7 @@ async fn three_rooms_two_workers_no_crossing() {
     for i in 0..3 {
         let other = rooms[(i + 1) % 3].3.clone();
         let err = rooms[i].2.consume(&engine, &other).await.unwrap_err();
-        assert!(matches!(err, sfu::EngineError::OtherRouter), "{err}");
+        assert!(matches!(err, sfu::ConsumeError::OtherRouter), "{err}");
     }
     let (mut p0, mut p1, mut p2);
     let (mut s0, mut s1, mut s2);

@@ -104,7 +104,7 @@ impl Subscriber {
         Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new() }
     }
 
-    pub async fn consume(&mut self, engine: &Engine, producer: &ProducerId) -> Result<Value, sfu::EngineError> {
+    pub async fn consume(&mut self, engine: &Engine, producer: &ProducerId) -> Result<Value, sfu::ConsumeError> {
         let tid = transport_id(&self.transport.id);
         let options = engine.consume(tid, producer.clone(), engine.rtp_capabilities().clone()).await?;
         let cid = options.id.clone();

@@ -39,7 +39,7 @@ fn fatal(code: &'static str, message: impl Into<String>) -> SignalError {
     SignalError { code, message: message.into(), fatal: true }
 }
 
-fn engine_error(e: sfu::EngineError) -> SignalError {
+fn engine_error(e: impl sfu::ErrorCode + std::fmt::Display) -> SignalError {
     refuse(e.code(), e.to_string())
 }
 

@@ -1,15 +1,46 @@
 //! PlainTransport: plain RTP (no ICE, no DTLS, no SRTP) from the worker's socket to a local
-//! address, e.g. an FFmpeg process recording a producer.
+//! address, e.g. an FFmpeg process recording a producer. RTP goes to `remote`, RTCP to the
+//! port above it (RFC 3550 11).
 use std::net::SocketAddr;
 
-use crate::ids::{Key, TransportId};
-
 pub(crate) struct PlainTransport {
-    pub id: TransportId,
-    pub router: Key,
-    /// Where RTP goes (FFmpeg listens there; RTCP would be on port + 1).
-    pub remote: SocketAddr,
-    pub consumers: Vec<Key>,
+    /// Where RTP goes (FFmpeg listens there).
+    remote: SocketAddr,
+}
+
+impl PlainTransport {
+    pub fn new(remote: SocketAddr) -> PlainTransport {
+        PlainTransport { remote }
+    }
+
+    pub fn rtp_addr(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub fn rtcp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+    }
+}
+
+/// An empty RTCP receiver report from `ssrc` (RFC 3550 6.4.2): 8 bytes.
+pub(crate) fn rtcp_empty_rr(ssrc: u32) -> Vec<u8> {
+    let mut rr = vec![0x80, 201, 0, 1];
+    rr.extend_from_slice(&ssrc.to_be_bytes());
+    rr
+}
+
+/// A compound RTCP packet saying goodbye for `ssrcs` (RFC 3550 6.1: it starts with a report,
+/// here an empty receiver report from the first SSRC, then one BYE listing them all; at most 31).
+pub(crate) fn rtcp_bye(ssrcs: &[u32]) -> Vec<u8> {
+    let ssrcs = &ssrcs[..ssrcs.len().min(31)];
+    let mut out = rtcp_empty_rr(ssrcs.first().copied().unwrap_or(0));
+    out.push(0x80 | ssrcs.len() as u8); // V=2, source count
+    out.push(203);
+    out.extend_from_slice(&(ssrcs.len() as u16).to_be_bytes()); // length in words minus one
+    for s in ssrcs {
+        out.extend_from_slice(&s.to_be_bytes());
+    }
+    out
 }
 
 /// Serialises one RTP packet (RFC 3550 fixed header, no extensions, no CSRC).
@@ -59,6 +90,15 @@ mod tests {
         let mut out = Vec::new();
         rtp_packet(101, 0x1234, 0xdeadbeef, 0x01020304, true, &[9, 9], &mut out);
         assert_eq!(out, vec![0x80, 0x80 | 101, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 9, 9]);
+    }
+
+    #[test]
+    fn rtcp_bye_is_a_compound_packet() {
+        let bye = rtcp_bye(&[1, 2]);
+        assert_eq!(bye[..8], [0x80, 201, 0, 1, 0, 0, 0, 1], "an empty receiver report first");
+        assert_eq!(bye[8..], [0x82, 203, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2], "then BYE for both");
+        let t = PlainTransport::new("127.0.0.1:5004".parse().unwrap());
+        assert_eq!(t.rtcp_addr().port(), 5005);
     }
 
     #[test]

@@ -1,0 +1,192 @@
+//! Consumer: one outgoing copy of a producer's stream on a transport (mediasoup's Consumer),
+//! with its own SSRC, the router's payload types and its own unbroken sequence numbers
+//! ([`SeqRewriter`]). Consumers start paused.
+use str0m::media::Mid;
+
+use crate::ids::{ConsumerId, Key};
+use crate::rtp_parameters::MediaKind;
+use crate::seq::SeqRewriter;
+use crate::transport::plain::{rtp_packet, starts_keyframe};
+
+pub(crate) struct Consumer {
+    id: ConsumerId,
+    producer: Key,
+    transport: Key,
+    kind: MediaKind,
+    ssrc: u32,
+    /// Its media section on a WebRTC transport (keyframe requests name it).
+    mid: Mid,
+    /// The router payload types of its media codecs.
+    pts: Vec<u8>,
+    /// The codec's MIME type (to spot keyframes) for plain consumers.
+    mime: String,
+    paused: bool,
+    seq: SeqRewriter,
+    /// Plain consumers hold video back until a keyframe, so recordings start decodable.
+    awaiting_keyframe: bool,
+}
+
+/// What a plain consumer makes of one producer packet.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PlainRtp {
+    /// Not sent: the consumer waits for a keyframe (ask the producer for one).
+    WantKeyframe,
+    /// Not sent (empty payload, or from before a resync); nothing to do.
+    Skip,
+    /// The RTP datagram to send.
+    Datagram(Vec<u8>),
+}
+
+impl Consumer {
+    /// A paused consumer; `plain` ones hold video until a keyframe.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: ConsumerId,
+        producer: Key,
+        transport: Key,
+        kind: MediaKind,
+        ssrc: u32,
+        mid: Mid,
+        pts: Vec<u8>,
+        mime: String,
+        plain: bool,
+    ) -> Consumer {
+        Consumer {
+            id,
+            producer,
+            transport,
+            kind,
+            ssrc,
+            mid,
+            pts,
+            mime,
+            paused: true,
+            seq: SeqRewriter::new(fastrand::u16(1000..30000)),
+            awaiting_keyframe: plain && kind == MediaKind::Video,
+        }
+    }
+
+    pub fn id(&self) -> &ConsumerId {
+        &self.id
+    }
+
+    pub fn producer(&self) -> Key {
+        self.producer
+    }
+
+    pub fn transport(&self) -> Key {
+        self.transport
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        self.kind
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    pub fn mid(&self) -> Mid {
+        self.mid
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Pauses or resumes; whether anything changed.
+    pub fn set_paused(&mut self, paused: bool) -> bool {
+        if self.paused == paused {
+            return false;
+        }
+        self.paused = paused;
+        if paused {
+            self.seq.pause();
+        }
+        true
+    }
+
+    /// Its producer paused or resumed: the stream continues from its last number.
+    pub fn producer_paused(&mut self) {
+        self.seq.pause();
+    }
+
+    /// Whether a packet of router payload type `pt` goes to this consumer now.
+    pub fn wants(&self, router_pt: u8) -> bool {
+        !self.paused && self.pts.contains(&router_pt)
+    }
+
+    /// The consumer's sequence number for a producer packet, or None when the packet is not
+    /// sent: an empty payload (padding; skipped without a gap) or one from before a resync.
+    pub fn next_seq(&mut self, seq: u64, payload_empty: bool) -> Option<u64> {
+        if payload_empty {
+            self.seq.skip(seq);
+            return None;
+        }
+        self.seq.rewrite(seq)
+    }
+
+    /// One packet for a plain (recording) consumer: raw RTP, video held until a keyframe.
+    /// `seq` is the producer's extended sequence number, `timestamp` its RTP timestamp.
+    pub fn plain_rtp(&mut self, router_pt: u8, seq: u64, timestamp: u32, marker: bool, payload: &[u8]) -> PlainRtp {
+        if self.awaiting_keyframe {
+            if !starts_keyframe(&self.mime, payload) {
+                return PlainRtp::WantKeyframe;
+            }
+            self.awaiting_keyframe = false;
+        }
+        let Some(seq) = self.next_seq(seq, payload.is_empty()) else { return PlainRtp::Skip };
+        let mut datagram = Vec::with_capacity(12 + payload.len());
+        // The wire carries the extended number modulo 2^16 (RFC 3550).
+        rtp_packet(router_pt, seq as u16, timestamp, self.ssrc, marker, payload, &mut datagram);
+        PlainRtp::Datagram(datagram)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer(kind: MediaKind, plain: bool) -> Consumer {
+        let key = Key::default().next();
+        Consumer::new(ConsumerId::new(0, key), key, key, kind, 1234, Mid::from("0"), vec![101], "video/VP8".into(), plain)
+    }
+
+    #[test]
+    fn a_consumer_starts_paused_and_takes_only_its_payload_types() {
+        let mut c = consumer(MediaKind::Video, false);
+        assert!(!c.wants(101), "paused at first");
+        assert!(c.set_paused(false));
+        assert!(!c.set_paused(false), "no change");
+        assert!(c.wants(101));
+        assert!(!c.wants(100));
+    }
+
+    #[test]
+    fn the_stream_continues_without_gaps_across_pauses_and_padding() {
+        let mut c = consumer(MediaKind::Video, false);
+        c.set_paused(false);
+        let a = c.next_seq(500, false).unwrap();
+        assert_eq!(c.next_seq(501, false), Some(a + 1));
+        assert_eq!(c.next_seq(502, true), None, "padding is skipped");
+        assert_eq!(c.next_seq(503, false), Some(a + 2), "without a gap");
+        c.set_paused(true);
+        c.set_paused(false);
+        assert_eq!(c.next_seq(9000, false), Some(a + 3), "after a pause the numbers go on");
+        c.producer_paused();
+        assert_eq!(c.next_seq(20, false), Some(a + 4), "and after the producer's");
+    }
+
+    #[test]
+    fn a_plain_video_consumer_waits_for_a_keyframe() {
+        let mut c = consumer(MediaKind::Video, true);
+        c.set_paused(false);
+        let delta = vec![0x90, 0x80, 0x80, 0x01, 0x11, 0, 0];
+        let key = vec![0x90, 0x80, 0x80, 0x01, 0x10, 0, 0, 0x9d];
+        assert_eq!(c.plain_rtp(101, 1, 0, true, &delta), PlainRtp::WantKeyframe);
+        let PlainRtp::Datagram(d) = c.plain_rtp(101, 2, 0, true, &key) else { panic!("the keyframe goes out") };
+        assert_eq!((d[1] & 0x7f, &d[8..12], &d[12..]), (101, &1234u32.to_be_bytes()[..], &key[..]));
+        assert!(matches!(c.plain_rtp(101, 3, 0, true, &delta), PlainRtp::Datagram(_)), "then everything");
+        assert_eq!(c.plain_rtp(101, 4, 0, true, &[]), PlainRtp::Skip);
+    }
+}

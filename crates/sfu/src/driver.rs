@@ -1,0 +1,117 @@
+//! The driver: one OS thread per worker, owning its UDP socket and the clock. Each turn it runs
+//! the commands queued, hands the datagrams received to the worker, lets time move, sends what
+//! the worker produced in one batch, passes its events on, then sleeps until the next datagram,
+//! the worker's next timeout or [`MAX_SLEEP`]. No locks and no async runtime on the media path.
+use std::net::UdpSocket;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::udp::{self, RecvBatch, SendBatch};
+use crate::worker::{Command, Worker};
+use crate::EngineEvent;
+
+/// Longest sleep of the loop: bounds the latency of commands (they arrive on a channel the
+/// loop cannot wait on together with the socket).
+const MAX_SLEEP: Duration = Duration::from_millis(5);
+/// Shortest sleep when the socket is idle, so a timeout str0m keeps at "now" cannot make us spin.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+/// Faults in consecutive turns after which the worker gives up.
+const MAX_FAULTS_IN_A_ROW: u32 = 3;
+
+/// How a worker's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    EngineDropped,
+    Failed,
+}
+
+pub(crate) struct Driver {
+    worker: Worker,
+    socket: UdpSocket,
+    commands: Receiver<Command>,
+    events: UnboundedSender<EngineEvent>,
+    rx: RecvBatch,
+    tx: SendBatch,
+}
+
+impl Driver {
+    pub fn new(worker: Worker, socket: UdpSocket, commands: Receiver<Command>, events: UnboundedSender<EngineEvent>) -> Driver {
+        Driver { worker, socket, commands, events, rx: RecvBatch::new(), tx: SendBatch::default() }
+    }
+
+    /// Runs until the engine is dropped (`Exit::EngineDropped`) or faults repeat past recovery
+    /// (`Exit::Failed`). A panic while handling one datagram or command closes the transport
+    /// involved (see [`Worker::recover`]) and the worker goes on.
+    pub fn run(mut self) -> Exit {
+        let index = self.worker.index();
+        let mut faults_in_a_row = 0;
+        loop {
+            match panic::catch_unwind(AssertUnwindSafe(|| self.turn())) {
+                Ok(true) => faults_in_a_row = 0,
+                Ok(false) => {
+                    tracing::info!(worker = index, "engine dropped; worker stops");
+                    return Exit::EngineDropped;
+                }
+                Err(payload) => {
+                    faults_in_a_row += 1;
+                    self.rx.clear();
+                    if faults_in_a_row > MAX_FAULTS_IN_A_ROW {
+                        tracing::error!(worker = index, "worker keeps failing; it stops");
+                        return Exit::Failed;
+                    }
+                    self.worker.recover(&panic_message(payload.as_ref()));
+                }
+            }
+        }
+    }
+
+    /// One turn; false once the engine is gone.
+    fn turn(&mut self) -> bool {
+        let now = Instant::now();
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.worker.handle_command(now, cmd),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+        for (src, data) in self.rx.datagrams() {
+            self.worker.handle_datagram(now, src, data);
+        }
+        self.rx.clear();
+        self.worker.handle_timeout(now);
+        while let Some(t) = self.worker.poll_transmit() {
+            self.tx.push(t.destination, t.contents);
+        }
+        self.tx.send(&self.socket);
+        while let Some(event) = self.worker.poll_event() {
+            // No receiver (nobody took the events) is fine: the event is dropped.
+            let _ = self.events.send(event);
+        }
+        self.receive();
+        true
+    }
+
+    /// Takes the datagrams waiting on the socket; if there are none, sleeps until one arrives,
+    /// the worker's next timeout or MAX_SLEEP.
+    fn receive(&mut self) {
+        if self.rx.recv(&self.socket) > 0 {
+            return;
+        }
+        let wait = self.worker.poll_timeout().saturating_duration_since(Instant::now()).clamp(MIN_SLEEP, MAX_SLEEP);
+        if udp::wait_readable(&self.socket, wait) {
+            self.rx.recv(&self.socket);
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

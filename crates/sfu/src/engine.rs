@@ -1,0 +1,307 @@
+//! The engine handle: starts one worker thread per UDP port ([`crate::driver`]) and sends each
+//! operation to the worker its id names, awaiting the answer. Cheap to clone; the workers stop
+//! when the last handle is dropped.
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::driver::{Driver, Exit};
+use crate::error::{
+    CallError, ConnectError, ConsumeError, ConsumerError, CreateTransportError, ProduceError, ProducerError, RouterError, StartError,
+    TransportError,
+};
+use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::ortc;
+use crate::rtp_parameters::{DtlsParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use crate::worker::{Command, Worker, WorkerConfig};
+use crate::{ConsumerOptions, Direction, EngineEvent, EngineStats, WebRtcTransportOptions};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub workers: usize,
+    pub listen_ip: IpAddr,
+    pub announced_ip: IpAddr,
+    /// Worker i binds `base_port + i`; 0 binds free ports.
+    pub base_port: u16,
+    pub media_codecs: Vec<RtpCodecCapability>,
+    /// How long a video consumer keeps what it sent, to answer the receiver's NACKs
+    /// ([`EngineConfig::DEFAULT_NACK_HISTORY`]). The largest part of a consumer's memory:
+    /// ~55 KiB per 1 Mbit/s of video at 500 ms.
+    pub nack_history: Duration,
+    /// A WebRTC transport that has heard from its peer and then hears nothing (no STUN consent,
+    /// RTCP or media) for this long is closed, with an [`EngineEvent::TransportClosed`].
+    /// Browsers send consent checks every few seconds even when no media flows.
+    pub idle_timeout: Duration,
+}
+
+impl EngineConfig {
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Enough for two retransmission rounds at 150 ms of round trip (Janus keeps 200 ms at
+    /// least, growing with the round trip; libwebrtc about 1 s).
+    pub const DEFAULT_NACK_HISTORY: Duration = Duration::from_millis(500);
+}
+
+/// A worker's state, as `/health` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Running,
+    Failed,
+}
+
+/// One worker as `/health` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    pub index: usize,
+    pub state: WorkerState,
+    pub routers: usize,
+    pub addr: SocketAddr,
+}
+
+/// Marks its worker failed and says so on the event stream when dropped armed: when the worker
+/// thread ends other than by the engine being dropped (a panic escaping, or faults repeating).
+struct DeathNotice {
+    index: usize,
+    failed: Arc<AtomicBool>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    armed: bool,
+}
+
+impl Drop for DeathNotice {
+    fn drop(&mut self) {
+        if self.armed {
+            self.failed.store(true, Ordering::SeqCst);
+            tracing::error!(worker = self.index, "media worker failed; its routers are gone");
+            let _ = self.events.send(EngineEvent::WorkerDied { worker: self.index });
+        }
+    }
+}
+
+struct WorkerHandle {
+    commands: std_mpsc::Sender<Command>,
+    addr: SocketAddr,
+    routers: AtomicUsize,
+    failed: Arc<AtomicBool>,
+}
+
+/// Handle to the media engine; cheap to clone. Workers stop when the last handle is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    workers: Arc<Vec<WorkerHandle>>,
+    caps: Arc<RtpCapabilities>,
+    /// Taken once by whoever passes engine events on (see [`Engine::take_events`]).
+    events: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>>,
+}
+
+impl Engine {
+    /// Binds one UDP socket per worker and starts the worker threads.
+    pub fn start(config: EngineConfig) -> Result<Engine, StartError> {
+        let caps = Arc::new(ortc::router_rtp_capabilities(&config.media_codecs)?);
+        let mut workers = Vec::new();
+        // Unbounded: a worker never waits on signaling. Events are rare (one per lost transport).
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        for index in 0..config.workers.max(1) {
+            let port = if config.base_port == 0 { 0 } else { config.base_port.saturating_add(index as u16) };
+            let addr = SocketAddr::new(config.listen_ip, port);
+            let socket = UdpSocket::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+            let local = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+            let worker_config = WorkerConfig {
+                index,
+                addr: SocketAddr::new(config.announced_ip, local.port()),
+                caps: caps.clone(),
+                nack_history: config.nack_history,
+                idle_timeout: config.idle_timeout,
+            };
+            let (tx, rx) = std_mpsc::channel();
+            let worker_events = events_tx.clone();
+            let failed = Arc::new(AtomicBool::new(false));
+            let notice = DeathNotice { index, failed: failed.clone(), events: events_tx.clone(), armed: true };
+            std::thread::Builder::new()
+                .name(format!("media-worker-{index}"))
+                .spawn(move || {
+                    let mut notice = notice; // the whole guard moves into the thread
+                    let worker = Worker::new(worker_config, Instant::now());
+                    let exit = Driver::new(worker, socket, rx, worker_events).run();
+                    notice.armed = exit != Exit::EngineDropped;
+                })
+                .map_err(StartError::Spawn)?;
+            tracing::info!(worker = index, %local, "media worker started");
+            workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0), failed });
+        }
+        Ok(Engine { workers: Arc::new(workers), caps, events: Arc::new(std::sync::Mutex::new(Some(events_rx))) })
+    }
+
+    /// The engine's own decisions (transports closed for silence or by their peer). The first
+    /// call gets the stream; later calls get `None`. Without a taker, events are dropped.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<EngineEvent>> {
+        // A poisoned lock only means another taker panicked: the Option is still valid.
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    pub fn rtp_capabilities(&self) -> &RtpCapabilities {
+        &self.caps
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The UDP address each worker listens on.
+    pub fn worker_addrs(&self) -> Vec<SocketAddr> {
+        self.workers.iter().map(|w| w.addr).collect()
+    }
+
+    /// Sends a command to worker `worker` (None or out of range: `not_found`) and awaits its
+    /// answer.
+    async fn call<T, E: From<CallError>>(
+        &self,
+        worker: Option<usize>,
+        not_found: E,
+        make: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Command,
+    ) -> Result<T, E> {
+        let Some(handle) = worker.and_then(|i| self.workers.get(i)) else { return Err(not_found) };
+        if handle.failed.load(Ordering::SeqCst) {
+            return Err(CallError::WorkerGone.into());
+        }
+        let (tx, rx) = oneshot::channel();
+        handle.commands.send(make(tx)).map_err(|_| E::from(CallError::WorkerGone))?;
+        // A reply dropped unanswered: the worker panicked on this command (and closed what it
+        // touched) or stopped altogether.
+        rx.await.map_err(|_| E::from(if handle.failed.load(Ordering::SeqCst) { CallError::WorkerGone } else { CallError::Fault }))?
+    }
+
+    /// Each worker's state, router count and UDP address.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(index, w)| WorkerInfo {
+                index,
+                state: if w.failed.load(Ordering::SeqCst) { WorkerState::Failed } else { WorkerState::Running },
+                routers: w.routers.load(Ordering::Relaxed),
+                addr: w.addr,
+            })
+            .collect()
+    }
+
+    /// Makes a worker panic: on `transport` (which is then closed), or for good (`None`).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn inject_fault(&self, worker: usize, transport: Option<TransportId>) -> Result<(), CallError> {
+        self.call(Some(worker), CallError::WorkerGone, |reply| Command::InjectFault { transport, reply }).await
+    }
+
+    /// A new router on the least loaded running worker.
+    pub async fn create_router(&self) -> Result<RouterId, RouterError> {
+        let (index, handle) = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| !w.failed.load(Ordering::SeqCst))
+            .min_by_key(|(_, w)| w.routers.load(Ordering::Relaxed))
+            .ok_or(RouterError::Call(CallError::WorkerGone))?;
+        let id = self.call(Some(index), RouterError::Call(CallError::WorkerGone), |reply| Command::CreateRouter { reply }).await?;
+        handle.routers.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// Closes a router and everything in it.
+    pub async fn close_router(&self, id: RouterId) -> Result<(), RouterError> {
+        let worker = id.worker();
+        self.call(worker, RouterError::UnknownRouter, |reply| Command::CloseRouter { id, reply }).await?;
+        if let Some(w) = worker.and_then(|i| self.workers.get(i)) {
+            let _ = w.routers.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        Ok(())
+    }
+
+    /// A WebRTC transport; a send transport needs the client's `sendRtpCapabilities`.
+    pub async fn create_webrtc_transport(
+        &self,
+        router: RouterId,
+        direction: Direction,
+        send_caps: Option<RtpCapabilities>,
+    ) -> Result<WebRtcTransportOptions, CreateTransportError> {
+        self.call(router.worker(), CreateTransportError::UnknownRouter, |reply| Command::CreateWebRtcTransport {
+            router,
+            direction,
+            send_caps,
+            reply,
+        })
+        .await
+    }
+
+    /// A plain RTP transport that sends to `remote` (a local recorder such as FFmpeg).
+    pub async fn create_plain_transport(&self, router: RouterId, remote: SocketAddr) -> Result<TransportId, CreateTransportError> {
+        self.call(router.worker(), CreateTransportError::UnknownRouter, |reply| Command::CreatePlainTransport { router, remote, reply })
+            .await
+    }
+
+    /// Asks a video producer for a keyframe now (throttled to one per second).
+    pub async fn request_keyframe(&self, id: ProducerId) -> Result<(), ProducerError> {
+        self.call(id.worker(), ProducerError::UnknownProducer, |reply| Command::RequestKeyframe { id, reply }).await
+    }
+
+    pub async fn connect_transport(&self, id: TransportId, dtls: DtlsParameters) -> Result<(), ConnectError> {
+        self.call(id.worker(), ConnectError::UnknownTransport, |reply| Command::ConnectTransport { id, dtls, reply }).await
+    }
+
+    /// Closes a transport and everything on it (a plain transport's recorder hears RTCP BYE).
+    pub async fn close_transport(&self, id: TransportId) -> Result<(), TransportError> {
+        self.call(id.worker(), TransportError::UnknownTransport, |reply| Command::CloseTransport { id, reply }).await
+    }
+
+    /// A producer of `kind` on a send transport.
+    pub async fn produce(&self, transport: TransportId, kind: MediaKind, params: RtpParameters) -> Result<ProducerId, ProduceError> {
+        self.call(transport.worker(), ProduceError::UnknownTransport, |reply| Command::Produce { transport, kind, params, reply }).await
+    }
+
+    /// A consumer of `producer` on `transport` for a peer with `caps`; starts paused.
+    pub async fn consume(
+        &self,
+        transport: TransportId,
+        producer: ProducerId,
+        caps: RtpCapabilities,
+    ) -> Result<ConsumerOptions, ConsumeError> {
+        if producer.worker() != transport.worker() {
+            return Err(ConsumeError::OtherRouter);
+        }
+        self.call(transport.worker(), ConsumeError::UnknownTransport, |reply| Command::Consume { transport, producer, caps, reply }).await
+    }
+
+    pub async fn resume_consumer(&self, id: ConsumerId) -> Result<(), ConsumerError> {
+        self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: false, reply }).await
+    }
+
+    pub async fn pause_consumer(&self, id: ConsumerId) -> Result<(), ConsumerError> {
+        self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: true, reply }).await
+    }
+
+    pub async fn pause_producer(&self, id: ProducerId) -> Result<(), ProducerError> {
+        self.call(id.worker(), ProducerError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: true, reply }).await
+    }
+
+    pub async fn resume_producer(&self, id: ProducerId) -> Result<(), ProducerError> {
+        self.call(id.worker(), ProducerError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: false, reply }).await
+    }
+
+    pub async fn close_producer(&self, id: ProducerId) -> Result<(), ProducerError> {
+        self.call(id.worker(), ProducerError::UnknownProducer, |reply| Command::CloseProducer { id, reply }).await
+    }
+
+    /// Counters summed over the running workers.
+    pub async fn stats(&self) -> Result<EngineStats, CallError> {
+        let mut total = EngineStats { workers: self.workers.len(), ..Default::default() };
+        for (i, w) in self.workers.iter().enumerate() {
+            if w.failed.load(Ordering::SeqCst) {
+                continue; // its objects are gone; /health lists it as failed
+            }
+            let s = self.call(Some(i), CallError::WorkerGone, |reply| Command::Stats { reply }).await?;
+            total.add(&s);
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,31 @@
+//! What the worker gives its driver to send: datagrams with their destination, in order.
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// One datagram to send from the worker's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// The datagrams a worker produced and not yet handed out, with running totals.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Transmit>,
+    /// Datagrams and bytes ever queued.
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Outbox {
+    pub fn push(&mut self, destination: SocketAddr, contents: Vec<u8>) {
+        self.packets += 1;
+        self.bytes += contents.len() as u64;
+        self.queue.push_back(Transmit { destination, contents });
+    }
+
+    pub fn pop(&mut self) -> Option<Transmit> {
+        self.queue.pop_front()
+    }
+}

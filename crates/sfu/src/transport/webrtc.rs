@@ -1,0 +1,446 @@
+//! WebRtcTransport: one str0m `Rtc` in ICE-lite, RTP mode, with the quirks mediasoup-client
+//! needs (docs/architecture.md, "Transports"): the remote ufrag sniffed from the first STUN
+//! request, and for send transports an Rtc (re)built with the header-extension ids of the first
+//! `produce`, datagrams buffered until then. Time comes in as `now`; nothing here reads a clock.
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::config::DtlsCert;
+use str0m::ice::IceCreds;
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+use super::codecs::{extension_from_uri, str0m_codec};
+use super::fingerprint::remote_fingerprint;
+use crate::error::{ConnectError, CreateTransportError};
+use crate::ids::TransportId;
+use crate::ortc;
+use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters};
+use crate::seq_guard::{Admit, SeqGuard};
+use crate::transmit::Outbox;
+use crate::{Direction, WebRtcTransportOptions};
+
+/// Datagrams kept for a send transport while it waits for its first `produce`.
+const MAX_PENDING: usize = 512;
+/// How long to wait before polling an Rtc again after it reported an error.
+const RETRY_AFTER_ERROR: Duration = Duration::from_millis(50);
+
+/// What [`WebRtcTransport::receive`] did with a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Kept until the first `produce` (send transport not yet thawed).
+    Buffered,
+    /// For the Rtc: pass it through the sequence guard and [`WebRtcTransport::feed`].
+    Ready,
+}
+
+/// What one [`WebRtcTransport::poll`] found.
+pub(crate) struct Polled {
+    /// When the Rtc wants its next timeout.
+    pub next_timeout: Instant,
+    /// False once the peer closed DTLS (or its fingerprint did not match).
+    pub alive: bool,
+}
+
+pub(crate) struct WebRtcTransport {
+    direction: Direction,
+    rtc: Rtc,
+    creds: IceCreds,
+    cert: DtlsCert,
+    candidate_addr: SocketAddr,
+    /// Codecs of the Rtc: the client's (send) or the router's (recv).
+    codecs: RtpCapabilities,
+    ext_ids: Vec<(u8, String)>,
+    remote_fp: Option<str0m::config::Fingerprint>,
+    dtls_active: Option<bool>,
+    /// Send transport before its first produce: datagrams wait in `pending`.
+    frozen: bool,
+    pending: Vec<(SocketAddr, Vec<u8>)>,
+    /// Whether the remote ufrag was taken from a STUN request.
+    sniffed: bool,
+    next_timeout: Instant,
+    /// When a datagram from the peer last arrived (None: never).
+    last_heard: Option<Instant>,
+    /// Give the Rtc an `Input::Timeout` before polling it: str0m only schedules what was written
+    /// through its direct API (RTP, keyframe requests) when time moves forward.
+    needs_tick: bool,
+    next_mid: u32,
+    /// The cname every producer of this transport carries (mediasoup: the first one given).
+    cname_for_producers: Option<String>,
+    /// Sequence guards of the SSRCs produced here (media and RTX), see [`SeqGuard`].
+    guards: Vec<(u32, SeqGuard)>,
+}
+
+impl WebRtcTransport {
+    /// A transport announcing `candidate_addr`. A send transport needs the client's
+    /// `sendRtpCapabilities` (its payload types); a receive transport uses the router's.
+    pub fn new(
+        direction: Direction,
+        router_caps: &RtpCapabilities,
+        send_caps: Option<RtpCapabilities>,
+        candidate_addr: SocketAddr,
+        now: Instant,
+    ) -> Result<WebRtcTransport, CreateTransportError> {
+        let creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| CreateTransportError::Setup("certificate generation failed".into()))?;
+        let (codecs, ext_ids, frozen) = match direction {
+            Direction::Send => {
+                let caps = send_caps.ok_or(CreateTransportError::MissingSendCapabilities)?;
+                ortc::validate_send_capabilities(router_caps, &caps)?;
+                let mut ids: Vec<(u8, String)> = Vec::new();
+                for e in &caps.header_extensions {
+                    if (1..=16).contains(&e.preferred_id)
+                        && extension_from_uri(&e.uri).is_some()
+                        && !ids.iter().any(|(i, u)| *i == e.preferred_id || *u == e.uri)
+                    {
+                        ids.push((e.preferred_id, e.uri.clone()));
+                    }
+                }
+                (caps, ids, true)
+            }
+            Direction::Recv => {
+                // No transport-wide sequence numbers on what we send: the engine estimates no
+                // downlink bandwidth, so str0m's 1,000 send records per transport and the
+                // client's feedback every ~100 ms would be pure cost (the consumer's parameters
+                // still allow the extension; a negotiated extension may go unused).
+                let mut ids: Vec<(u8, String)> = Vec::new();
+                for e in &router_caps.header_extensions {
+                    if e.uri != ortc::URI_TWCC && extension_from_uri(&e.uri).is_some() && !ids.iter().any(|(i, _)| *i == e.preferred_id) {
+                        ids.push((e.preferred_id, e.uri.clone()));
+                    }
+                }
+                (router_caps.clone(), ids, false)
+            }
+        };
+        let mut t = WebRtcTransport {
+            rtc: Rtc::new(now),
+            direction,
+            creds,
+            cert,
+            candidate_addr,
+            codecs,
+            ext_ids,
+            remote_fp: None,
+            dtls_active: None,
+            frozen,
+            pending: Vec::new(),
+            sniffed: false,
+            next_timeout: now,
+            last_heard: None,
+            needs_tick: false,
+            next_mid: 0,
+            cname_for_producers: None,
+            guards: Vec::new(),
+        };
+        t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;
+        Ok(t)
+    }
+
+    /// Builds the Rtc from the current codec table and extension ids.
+    fn build_rtc(&self, now: Instant) -> Result<Rtc, String> {
+        let mut cfg = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .clear_extension_map()
+            .set_dtls_cert(self.cert.clone())
+            .set_local_ice_credentials(self.creds.clone());
+        for (id, uri) in &self.ext_ids {
+            if let Some(ext) = extension_from_uri(uri) {
+                cfg = cfg.set_extension(*id, ext);
+            }
+        }
+        let codec_config = cfg.codec_config();
+        for c in self.codecs.codecs.iter().filter(|c| !c.is_rtx()) {
+            let (Some(pt), Some((codec, fmtp))) = (c.preferred_payload_type, str0m_codec(c)) else { continue };
+            let rtx = self
+                .codecs
+                .codecs
+                .iter()
+                .find(|r| r.is_rtx() && r.parameters.get("apt").and_then(ParamValue::as_i64) == Some(i64::from(pt)))
+                .and_then(|r| r.preferred_payload_type);
+            let freq = if c.clock_rate == 48000 { Frequency::FORTY_EIGHT_KHZ } else { Frequency::NINETY_KHZ };
+            codec_config.add_config(Pt::from(pt), rtx.map(Pt::from), codec, freq, c.channels, fmtp);
+        }
+        let mut rtc = cfg.build(now);
+        let candidate = Candidate::host(self.candidate_addr, "udp").map_err(|e| e.to_string())?;
+        rtc.add_local_candidate(candidate);
+        {
+            let mut api = rtc.direct_api();
+            api.set_ice_lite(true);
+            api.set_ice_controlling(false);
+            if self.direction == Direction::Send {
+                // Without transport-cc feedback the browser's send bitrate never ramps up.
+                api.enable_twcc_feedback();
+            }
+            if let Some(fp) = &self.remote_fp {
+                api.set_remote_fingerprint(fp.clone());
+                api.start_dtls(self.dtls_active.unwrap_or(false)).map_err(|e| format!("DTLS: {e}"))?;
+            }
+        }
+        Ok(rtc)
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    pub fn ufrag(&self) -> &str {
+        &self.creds.ufrag
+    }
+
+    /// What the client needs to build its side (mediasoup's transport options).
+    pub fn options(&mut self, id: TransportId) -> WebRtcTransportOptions {
+        use crate::rtp_parameters::{DtlsFingerprint, IceCandidate, IceParameters};
+        let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
+        let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
+        let ip = self.candidate_addr.ip().to_string();
+        WebRtcTransportOptions {
+            id,
+            ice_parameters: IceParameters {
+                username_fragment: self.creds.ufrag.clone(),
+                password: self.creds.pass.clone(),
+                ice_lite: true,
+            },
+            ice_candidates: vec![IceCandidate {
+                foundation: "udpcandidate".into(),
+                priority: 1_076_302_079,
+                address: ip.clone(),
+                ip,
+                protocol: "udp".into(),
+                port: self.candidate_addr.port(),
+                kind: "host".into(),
+            }],
+            dtls_parameters: DtlsParameters {
+                role: Some(DtlsRole::Auto),
+                fingerprints: vec![DtlsFingerprint { algorithm: algorithm.into(), value: value.into() }],
+            },
+        }
+    }
+
+    /// connectTransport: the client's fingerprint and DTLS role. mediasoup's rule
+    /// (WebRtcTransport::Connect): a client that says `client` makes us the DTLS server;
+    /// `server`, `auto` or no role make us the client (we are ICE-controlled).
+    pub fn connect(&mut self, dtls: &DtlsParameters) -> Result<(), ConnectError> {
+        let fingerprint = remote_fingerprint(dtls)?;
+        if self.remote_fp.is_some() {
+            return Err(ConnectError::AlreadyConnected);
+        }
+        let active = dtls.role != Some(DtlsRole::Client);
+        {
+            let mut api = self.rtc.direct_api();
+            api.set_remote_fingerprint(fingerprint.clone());
+            api.start_dtls(active).map_err(|e| ConnectError::Dtls(e.to_string()))?;
+        }
+        self.remote_fp = Some(fingerprint);
+        self.dtls_active = Some(active);
+        self.needs_tick = true;
+        Ok(())
+    }
+
+    /// ICE-lite answers only once it knows the remote ufrag, and mediasoup-client never sends
+    /// it: it is taken from the first STUN request (after each rebuild).
+    pub fn learn_remote_ufrag(&mut self, remote: &str) {
+        if !self.sniffed && !self.frozen {
+            self.rtc.direct_api().set_remote_ice_credentials(IceCreds { ufrag: remote.to_string(), pass: String::new() });
+            self.sniffed = true;
+        }
+    }
+
+    /// A datagram from the peer arrived: it counts as heard; it is buffered while frozen.
+    pub fn receive(&mut self, now: Instant, src: SocketAddr, data: &[u8]) -> Arrival {
+        self.last_heard = Some(now);
+        if !self.frozen {
+            return Arrival::Ready;
+        }
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push((src, data.to_vec()));
+        }
+        Arrival::Buffered
+    }
+
+    /// Hands one datagram to the Rtc; Err says why str0m refused it (counted as dropped).
+    pub fn feed(&mut self, now: Instant, src: SocketAddr, data: &[u8]) -> Result<(), String> {
+        let receive = Receive::new(Protocol::Udp, src, self.candidate_addr, data).map_err(|e| e.to_string())?;
+        self.rtc.handle_input(Input::Receive(now, receive)).map_err(|e| e.to_string())
+    }
+
+    /// Ticks the Rtc if asked, then takes everything it has to say: datagrams into `out`,
+    /// events into `events`.
+    pub fn poll(&mut self, now: Instant, out: &mut Outbox, events: &mut Vec<Event>) -> Polled {
+        if std::mem::take(&mut self.needs_tick) {
+            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!("timeout: {e}");
+            }
+        }
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    self.next_timeout = at;
+                    break;
+                }
+                Ok(Output::Transmit(tx)) => out.push(tx.destination, tx.contents.into()),
+                Ok(Output::Event(e)) => events.push(e),
+                Err(e) => {
+                    tracing::debug!("poll_output: {e}");
+                    self.next_timeout = now + RETRY_AFTER_ERROR;
+                    break;
+                }
+            }
+        }
+        Polled { next_timeout: self.next_timeout, alive: self.rtc.is_alive() }
+    }
+
+    /// When the Rtc wants its next timeout.
+    pub fn next_timeout(&self) -> Instant {
+        self.next_timeout
+    }
+
+    /// Marks the Rtc for a tick if its timeout has come; whether it has.
+    pub fn tick_if_due(&mut self, now: Instant) -> bool {
+        let due = self.next_timeout <= now;
+        self.needs_tick |= due;
+        due
+    }
+
+    /// Whether the peer was heard once and then nothing for `idle`. A transport never
+    /// contacted is not silent: mediasoup-client connects a receive transport only with its
+    /// first consumer, which may come much later.
+    pub fn silent(&self, now: Instant, idle: Duration) -> bool {
+        self.last_heard.is_some_and(|at| now.saturating_duration_since(at) > idle)
+    }
+
+    /// First produce on a send transport: rebuild the Rtc with the producer's real extension ids
+    /// (Chrome numbers them by media section order, not as sendRtpCapabilities said) and unfreeze.
+    /// Returns the buffered datagrams to replay.
+    pub fn thaw(&mut self, now: Instant, produce_exts: &[RtpHeaderExtensionParameters]) -> Result<Vec<(SocketAddr, Vec<u8>)>, String> {
+        if !self.frozen {
+            return Ok(Vec::new());
+        }
+        let mut plan: Vec<(u8, String)> = produce_exts
+            .iter()
+            .filter(|e| (1..=16).contains(&e.id) && extension_from_uri(&e.uri).is_some())
+            .map(|e| (e.id, e.uri.clone()))
+            .collect();
+        // Other URIs keep their capability id if free, else take the highest free id.
+        for (id, uri) in &self.ext_ids {
+            if plan.iter().any(|(_, u)| u == uri) {
+                continue;
+            }
+            let free = |i: &u8| !plan.iter().any(|(x, _)| x == i);
+            let chosen = if free(id) { Some(*id) } else { (1..=14u8).rev().find(free) };
+            if let Some(i) = chosen {
+                plan.push((i, uri.clone()));
+            }
+        }
+        plan.sort();
+        let mut old = self.ext_ids.clone();
+        old.sort();
+        if plan != old {
+            tracing::debug!(?old, new = ?plan, "rebuilding send transport with produce's extension ids");
+            self.ext_ids = plan;
+            self.rtc = self.build_rtc(now)?;
+            self.next_timeout = now;
+        }
+        self.frozen = false;
+        self.sniffed = false;
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Whether the Rtc knows payload type `pt` (send transports: from sendRtpCapabilities).
+    pub fn knows_pt(&self, pt: u8) -> bool {
+        self.codecs.codecs.iter().any(|c| c.preferred_payload_type == Some(pt) && (c.is_rtx() || str0m_codec(c).is_some()))
+    }
+
+    /// The cname of this transport's producers: the first one given, or a random one.
+    pub fn cname_for_producers(&mut self, given: Option<&String>) -> String {
+        self.cname_for_producers.get_or_insert_with(|| given.cloned().unwrap_or_else(|| random_token(8))).clone()
+    }
+
+    /// The mid of the next consumer ("0", "1", ...).
+    pub fn allocate_mid(&mut self) -> String {
+        let mid = self.next_mid.to_string();
+        self.next_mid += 1;
+        mid
+    }
+
+    /// A producer's incoming stream (media and RTX SSRC), guarded by a [`SeqGuard`] each.
+    pub fn expect_incoming(&mut self, mid: &str, kind: MediaKind, ssrc: u32, rtx: Option<u32>) {
+        let mut api = self.rtc.direct_api();
+        api.declare_media(mid.into(), str_kind(kind));
+        api.expect_stream_rx(Ssrc::from(ssrc), rtx.map(Ssrc::from), mid.into(), None);
+        for s in std::iter::once(ssrc).chain(rtx) {
+            if !self.guards.iter().any(|(g, _)| *g == s) {
+                self.guards.push((s, SeqGuard::default()));
+            }
+        }
+    }
+
+    /// A consumer's outgoing stream; `rtx_cache` = (packets, age, share of the bitrate) kept to
+    /// answer NACKs (none: nothing is kept).
+    pub fn declare_outgoing(&mut self, mid: Mid, kind: MediaKind, ssrc: u32, rtx: Option<u32>, rtx_cache: Option<(usize, Duration, f32)>) {
+        let mut api = self.rtc.direct_api();
+        api.declare_media(mid, str_kind(kind));
+        let tx = api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), mid, None);
+        if let Some((packets, age, ratio)) = rtx_cache {
+            tx.set_rtx_cache(packets, age, Some(ratio));
+        }
+    }
+
+    /// Queues one RTP packet on an outgoing stream; false if the stream is unknown.
+    pub fn write_rtp(&mut self, ssrc: u32, packet: RtpWrite) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else { return false };
+        tx.write_rtp(packet);
+        self.needs_tick = true;
+        true
+    }
+
+    /// Sends a PLI for an incoming stream; false if the stream is unknown.
+    pub fn request_keyframe(&mut self, ssrc: u32) -> bool {
+        self.needs_tick = true;
+        match self.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
+            Some(rx) => {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The guard's verdict on an RTP packet of `ssrc`; SSRCs not produced here pass (str0m
+    /// drops what it cannot map).
+    pub fn admit(&mut self, ssrc: u32, seq: u16, data: &[u8], kept_away: &mut u64) -> Admit {
+        match self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
+            Some((_, guard)) => guard.admit(seq, data, kept_away),
+            None => Admit::Pass,
+        }
+    }
+
+    /// str0m accepted a packet of `ssrc` with sequence number `seq`.
+    pub fn accepted(&mut self, ssrc: u32, seq: u16) {
+        if let Some((_, guard)) = self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
+            guard.accepted(seq);
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.rtc.is_connected()
+    }
+}
+
+fn str_kind(kind: MediaKind) -> StrMediaKind {
+    match kind {
+        MediaKind::Audio => StrMediaKind::Audio,
+        MediaKind::Video => StrMediaKind::Video,
+    }
+}
+
+pub(crate) fn random_token(len: usize) -> String {
+    (0..len).map(|_| fastrand::alphanumeric()).collect()
+}

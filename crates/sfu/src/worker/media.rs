@@ -1,0 +1,283 @@
+//! The packet path: demultiplexing datagrams to transports, the sequence guard, polling the
+//! Rtcs, forwarding producer packets to consumers, keyframe requests, timeouts and liveness.
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::ice::StunMessage;
+use str0m::media::Pt;
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::Event;
+
+use super::{Worker, LIVENESS_EVERY};
+use crate::consumer::PlainRtp;
+use crate::ids::Key;
+use crate::rtp_parameters::MediaKind;
+use crate::seq_guard::{rtp_ssrc_seq, Admit};
+use crate::transport::plain::rtcp_empty_rr;
+use crate::transport::webrtc::Arrival;
+use crate::CloseReason;
+
+/// Flush rounds per flush: forwarding can make more transports dirty, but not forever.
+const MAX_FLUSH_ROUNDS: usize = 16;
+
+impl Worker {
+    /// udp_mux: find the transport by STUN username on first contact, then by source address.
+    /// The transport is polled at once; the consumers it forwards to are polled at the flush.
+    pub(super) fn on_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += data.len() as u64;
+        self.current = None;
+        let Some(key) = self.stun_target(src, data).or_else(|| self.by_addr.get(&src).copied()) else {
+            self.stats.datagrams_dropped += 1;
+            return;
+        };
+        self.current = Some(key);
+        let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
+        if t.receive(now, src, data) == Arrival::Buffered {
+            return;
+        }
+        let rtp = rtp_ssrc_seq(data);
+        if let Some((ssrc, seq)) = rtp {
+            match t.admit(ssrc, seq, data, &mut self.stats.rtp_guarded) {
+                Admit::Pass => {}
+                Admit::Held | Admit::Drop => return,
+                Admit::Release(held) => {
+                    for (held_seq, bytes) in held {
+                        self.feed(key, now, src, &bytes, Some((ssrc, held_seq)));
+                    }
+                }
+            }
+        }
+        self.feed(key, now, src, data, rtp);
+    }
+
+    /// Hands one datagram to its transport's str0m and polls it; tells the sequence guard when
+    /// an RTP packet came out (str0m authenticated it).
+    fn feed(&mut self, key: Key, now: Instant, src: SocketAddr, data: &[u8], rtp: Option<(u32, u16)>) {
+        let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
+        if let Err(e) = t.feed(now, src, data) {
+            self.stats.datagrams_dropped += 1;
+            tracing::debug!("input from {src}: {e}");
+        }
+        // In RTP mode str0m holds one received packet until the next poll_output: poll before
+        // the next datagram or a burst of packets overwrites itself (tests/bursts.rs).
+        self.rtp_delivered = false;
+        self.poll(key, now);
+        if let (true, Some((ssrc, seq))) = (self.rtp_delivered, rtp) {
+            if let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) {
+                t.accepted(ssrc, seq);
+            }
+        }
+    }
+
+    /// The transport a STUN binding request is for (by our ufrag), remembering its source address.
+    fn stun_target(&mut self, src: SocketAddr, data: &[u8]) -> Option<Key> {
+        if data.len() < 20 || data[0] >= 2 {
+            return None;
+        }
+        let msg = StunMessage::parse(data).ok()?;
+        if !msg.is_binding_request() {
+            return None;
+        }
+        let (local, remote) = msg.split_username()?;
+        let key = *self.by_ufrag.get(local)?;
+        self.transports.get_mut(&key)?.webrtc_mut()?.learn_remote_ufrag(remote);
+        self.by_addr.insert(src, key);
+        Some(key)
+    }
+
+    /// Marks every transport whose str0m timeout has passed for a tick and a poll. The scan runs
+    /// only once the earliest deadline known has come, not on every datagram.
+    pub(super) fn fire_timeouts(&mut self, now: Instant) {
+        if now < self.next_due {
+            return;
+        }
+        // Polls move the deadlines of the transports ticked now into `next_due` again.
+        let mut next = now + LIVENESS_EVERY;
+        for (&key, t) in self.transports.iter_mut() {
+            let Some(t) = t.webrtc_mut() else { continue };
+            if t.tick_if_due(now) {
+                self.dirty.push(key);
+            } else {
+                next = next.min(t.next_timeout());
+            }
+        }
+        self.next_due = next;
+    }
+
+    /// Polls every transport marked dirty until none is left.
+    pub(super) fn flush(&mut self, now: Instant) {
+        for _round in 0..MAX_FLUSH_ROUNDS {
+            if self.dirty.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut self.dirty, &mut self.polling);
+            self.polling.sort_unstable();
+            self.polling.dedup();
+            for i in 0..self.polling.len() {
+                let key = self.polling[i];
+                self.poll(key, now);
+            }
+            self.polling.clear();
+        }
+    }
+
+    fn poll(&mut self, key: Key, now: Instant) {
+        self.current = Some(key);
+        let Worker { transports, out, next_due, dead, rtc_events, .. } = self;
+        let Some(t) = transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
+        let polled = t.poll(now, out, rtc_events);
+        *next_due = (*next_due).min(polled.next_timeout);
+        if !polled.alive {
+            dead.push((key, CloseReason::PeerClosed));
+        }
+        let mut events = std::mem::take(rtc_events);
+        for e in events.drain(..) {
+            self.on_rtc_event(key, e, now);
+        }
+        self.rtc_events = events;
+    }
+
+    fn on_rtc_event(&mut self, tkey: Key, event: Event, now: Instant) {
+        match event {
+            Event::RtpPacket(p) => {
+                self.rtp_delivered = true;
+                self.forward(tkey, p, now)
+            }
+            Event::KeyframeRequest(r) => {
+                let producer = self.transports.get(&tkey).and_then(|t| {
+                    t.consumers().iter().filter_map(|c| self.consumers.get(c)).find(|c| c.mid() == r.mid).map(|c| c.producer())
+                });
+                if let Some(p) = producer {
+                    self.request_keyframe_key(p, false, now);
+                }
+            }
+            Event::Connected => {
+                let Some(t) = self.transports.get(&tkey) else { return };
+                tracing::debug!(transport = %t.id(), "DTLS connected");
+                let producers: Vec<Key> = t
+                    .consumers()
+                    .iter()
+                    .filter_map(|c| self.consumers.get(c))
+                    .filter(|c| !c.is_paused() && c.kind() == MediaKind::Video)
+                    .map(|c| c.producer())
+                    .collect();
+                for p in producers {
+                    self.request_keyframe_key(p, true, now);
+                }
+            }
+            Event::IceConnectionStateChange(state) => {
+                if let Some(t) = self.transports.get(&tkey) {
+                    tracing::debug!(transport = %t.id(), ?state, "ICE state");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Fan-out of one producer packet to its consumers (SSRC, PT and sequence rewritten). The
+    /// consumers' Rtcs only queue it: their transports are polled by the flush.
+    fn forward(&mut self, tkey: Key, packet: RtpPacket, now: Instant) {
+        let Worker { transports, producers, consumers, stats, dirty, out, current, .. } = self;
+        let Some(t) = transports.get(&tkey) else { return };
+        let ssrc = *packet.header.ssrc;
+        let Some(pkey) = t.producers().iter().copied().find(|p| producers.get(p).is_some_and(|p| p.ssrc() == ssrc)) else {
+            return;
+        };
+        let Some(producer) = producers.get(&pkey) else { return };
+        if producer.is_paused() {
+            return;
+        }
+        let Some(router_pt) = producer.router_pt(*packet.header.payload_type) else { return };
+        let video = producer.kind() == MediaKind::Video;
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let seq = *packet.seq_no;
+        let mut want_keyframe = false;
+        for ckey in producer.consumers() {
+            let Some(c) = consumers.get_mut(ckey) else { continue };
+            if !c.wants(router_pt) {
+                continue;
+            }
+            let Some(transport) = transports.get_mut(&c.transport()) else { continue };
+            *current = Some(c.transport()); // a panic in its str0m closes that transport
+            if let Some(p) = transport.plain() {
+                let h = &packet.header;
+                match c.plain_rtp(router_pt, seq, h.timestamp, h.marker, &packet.payload) {
+                    PlainRtp::WantKeyframe => want_keyframe = true,
+                    PlainRtp::Skip => {}
+                    PlainRtp::Datagram(d) => {
+                        stats.rtp_forwarded += 1;
+                        out.push(p.rtp_addr(), d);
+                    }
+                }
+                continue;
+            }
+            let Some(t) = transport.webrtc_mut() else { continue };
+            if !t.is_connected() {
+                continue; // do not burn sequence numbers before SRTP is up
+            }
+            let Some(out_seq) = c.next_seq(seq, packet.payload.is_empty()) else { continue };
+            // str0m keeps the payload (for retransmissions), so each consumer needs its own copy.
+            let write =
+                RtpWrite::new(Pt::from(router_pt), out_seq.into(), packet.header.timestamp, packet.timestamp, packet.payload.clone())
+                    .marker(packet.header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(video);
+            if t.write_rtp(c.ssrc(), write) {
+                stats.rtp_forwarded += 1;
+                dirty.push(c.transport());
+            }
+        }
+        *current = Some(tkey);
+        if want_keyframe {
+            self.request_keyframe_key(pkey, false, now);
+        }
+    }
+
+    /// Sends the producer a PLI unless throttled (see [`crate::producer::KEYFRAME_THROTTLE`]).
+    pub(super) fn request_keyframe_key(&mut self, key: Key, force: bool, now: Instant) {
+        let Some(p) = self.producers.get_mut(&key) else { return };
+        if !p.take_keyframe_request(now, force) {
+            return;
+        }
+        let (ssrc, tkey) = (p.ssrc(), p.transport());
+        if let Some(t) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
+            if t.request_keyframe(ssrc) {
+                self.stats.keyframe_requests += 1;
+            }
+            self.dirty.push(tkey);
+        }
+    }
+
+    /// Marks for closing the transports that heard from their peer once and then nothing for
+    /// the idle timeout; keeps plain transports' recorders hearing from us.
+    pub(super) fn find_silent(&mut self, now: Instant) {
+        if now < self.next_liveness {
+            return;
+        }
+        self.next_liveness = now + LIVENESS_EVERY;
+        self.keep_plain_alive();
+        let idle = self.config.idle_timeout;
+        for (&key, t) in &self.transports {
+            if t.webrtc().is_some_and(|t| t.silent(now, idle)) {
+                self.dead.push((key, CloseReason::Silent));
+            }
+        }
+    }
+
+    /// An empty RTCP receiver report to each plain transport's RTCP port, every liveness tick: a
+    /// recorder (FFmpeg) then hears from us while its producer is paused, and silence means the
+    /// server is gone, which ends its file after its read timeout.
+    fn keep_plain_alive(&mut self) {
+        for t in self.transports.values() {
+            let Some(plain) = t.plain() else { continue };
+            let Some(ssrc) = t.consumers().iter().find_map(|c| self.consumers.get(c)).map(|c| c.ssrc()) else { continue };
+            self.out.push(plain.rtcp_addr(), rtcp_empty_rr(ssrc));
+        }
+    }
+}
