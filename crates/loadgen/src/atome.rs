@@ -123,7 +123,7 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
                 api.declare_stream_tx(Ssrc::from(ssrc), rtx, m, None);
                 sources.push(Source::new(spec, m, Pt::from(pt)));
             }
-            let (rtc, socket, _) = t.into_parts();
+            let (rtc, socket, _) = t.into_parts().ok_or("a UDP client has a socket")?;
             setup.publishers.push(tokio::spawn(media::run(rtc, socket, sources, joined_at, ctl.clone())));
             setup.keep.push(Box::new(ws.keep_alive())); // answers the server's pings
         }
@@ -139,7 +139,7 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
                 expect_consumer(&mut t, &c["consumerOptions"])?;
                 consumers.push(c["consumerOptions"]["id"].clone());
             }
-            let (rtc, socket, _) = t.into_parts();
+            let (rtc, socket, _) = t.into_parts().ok_or("a UDP client has a socket")?;
             setup.subscribers.push(tokio::spawn(media::run(rtc, socket, Vec::new(), joined_at, ctl.clone())));
             for id in consumers {
                 request(&mut ws, "resumeConsumer", json!({"consumer_id": id}), "consumerResumed").await?;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connected_pair, engine, run, transport_id};
+use common::udp::{connected_pair, engine, run, transport_id};
 use sfu::rtp_parameters::MediaKind;
 use sfu::{CallError, CloseReason, EngineEvent, ErrorCode, WorkerState};
 

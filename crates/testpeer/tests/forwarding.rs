@@ -1,34 +1,34 @@
-//! Two peers through the engine over real UDP: A publishes audio and video, B consumes both.
+//! Two peers through the engine in memory on a simulated clock: A publishes audio and video, B consumes both.
 mod common;
 
 use std::time::Duration;
 
-use common::{engine, run, Publisher, Subscriber};
+use common::{run, sim, Publisher, Subscriber};
 use sfu::rtp_parameters::MediaKind;
 
-async fn publish_and_receive(first: MediaKind) {
-    let engine = engine();
-    let router = engine.create_router().await.unwrap();
-    let mut a = Publisher::new(&engine, &router).await;
+fn publish_and_receive(first: MediaKind) {
+    let mut sim = sim();
+    let router = sim.worker.create_router();
+    let mut a = Publisher::new(&mut sim, &router);
     let second = if first == MediaKind::Audio { MediaKind::Video } else { MediaKind::Audio };
-    let p1 = a.produce(&engine, first).await;
-    let p2 = a.produce(&engine, second).await;
-    let mut b = Subscriber::new(&engine, &router).await;
-    let c1 = b.consume(&engine, &p1).await.unwrap();
-    let c2 = b.consume(&engine, &p2).await.unwrap();
+    let p1 = a.produce(&mut sim, first);
+    let p2 = a.produce(&mut sim, second);
+    let mut b = Subscriber::new(&mut sim, &router);
+    let c1 = b.consume(&mut sim, &p1).unwrap();
+    let c2 = b.consume(&mut sim, &p2).unwrap();
 
     // Media flows for ~3 s once connected.
-    let connected = run(&mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected);
+    let connected = run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected);
     assert!(connected, "both transports connect (ICE-lite + DTLS)");
-    run(&mut [&mut a], &mut [&mut b], Duration::from_secs(3), |_, _| false);
+    run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(3), |_, _| false);
     // B asks for a keyframe: it must reach A.
     let video_ssrc = b.consumers.iter().find(|c| c.2 == MediaKind::Video).unwrap().1;
     let before = a.keyframe_requests;
     assert!(testpeer::request_keyframe(&mut b.transport, video_ssrc));
-    let pli = run(&mut [&mut a], &mut [&mut b], Duration::from_secs(5), |p, _| p[0].keyframe_requests > before);
+    let pli = run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(5), |p, _| p[0].keyframe_requests > before);
     assert!(pli, "B's PLI reaches A");
     // Let the last packets arrive.
-    run(&mut [&mut a], &mut [&mut b], Duration::from_millis(300), |_, _| false);
+    run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_millis(300), |_, _| false);
 
     for (kind, options) in [
         (MediaKind::Video, if first == MediaKind::Video { &c1 } else { &c2 }),
@@ -64,20 +64,20 @@ async fn publish_and_receive(first: MediaKind) {
         assert!(got.iter().all(|p| p.transport_cc.is_none()), "{kind:?}: no transport-cc stamped downstream");
     }
     assert!(a.bwe_events > 0, "A gets transport-cc feedback (bandwidth estimates), {first:?} produced first");
-    let stats = engine.stats().await.unwrap();
+    let stats = sim.worker.stats();
     assert!(stats.keyframe_requests >= 1);
     assert_eq!((stats.routers, stats.transports, stats.producers, stats.consumers), (1, 2, 2, 2));
-    engine.close_router(router).await.unwrap();
-    let stats = engine.stats().await.unwrap();
+    sim.worker.close_router(&router).unwrap();
+    let stats = sim.worker.stats();
     assert_eq!((stats.routers, stats.transports, stats.producers, stats.consumers), (0, 0, 0, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn video_first_then_audio() {
-    publish_and_receive(MediaKind::Video).await;
+#[test]
+fn video_first_then_audio() {
+    publish_and_receive(MediaKind::Video);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audio_first_then_video() {
-    publish_and_receive(MediaKind::Audio).await;
+#[test]
+fn audio_first_then_video() {
+    publish_and_receive(MediaKind::Audio);
 }

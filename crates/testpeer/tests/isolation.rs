@@ -1,29 +1,27 @@
-//! Three rooms at once on two workers: media never crosses rooms.
+//! Three rooms at once on one worker: media never crosses rooms (tests/udp.rs: on two workers).
 mod common;
 
 use std::time::Duration;
 
-use common::{engine, run, Publisher, Subscriber};
+use common::{run, sim, Publisher, Subscriber};
 use sfu::rtp_parameters::MediaKind;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_rooms_two_workers_no_crossing() {
-    let engine = engine();
+#[test]
+fn three_rooms_on_one_worker_no_crossing() {
+    let mut sim = sim();
     let mut rooms = Vec::new();
     for _ in 0..3 {
-        let router = engine.create_router().await.unwrap();
-        let mut publisher = Publisher::new(&engine, &router).await;
-        let producer = publisher.produce(&engine, MediaKind::Video).await;
-        let mut subscriber = Subscriber::new(&engine, &router).await;
-        subscriber.consume(&engine, &producer).await.unwrap();
+        let router = sim.worker.create_router();
+        let mut publisher = Publisher::new(&mut sim, &router);
+        let producer = publisher.produce(&mut sim, MediaKind::Video);
+        let mut subscriber = Subscriber::new(&mut sim, &router);
+        subscriber.consume(&mut sim, &producer).unwrap();
         rooms.push((router, publisher, subscriber, producer));
     }
-    let workers: std::collections::HashSet<_> = rooms.iter().map(|r| r.0.worker()).collect();
-    assert_eq!(workers.len(), 2, "routers are spread over both workers");
-    // Consuming a producer of another room is refused (same worker or not).
+    // Consuming a producer of another room is refused.
     for i in 0..3 {
         let other = rooms[(i + 1) % 3].3.clone();
-        let err = rooms[i].2.consume(&engine, &other).await.unwrap_err();
+        let err = rooms[i].2.consume(&mut sim, &other).unwrap_err();
         assert!(matches!(err, sfu::ConsumeError::OtherRouter), "{err}");
     }
     let (mut p0, mut p1, mut p2);
@@ -37,7 +35,7 @@ async fn three_rooms_two_workers_no_crossing() {
         (p1, s1) = (r1.1, r1.2);
         (p2, s2) = (r2.1, r2.2);
     }
-    run(&mut [&mut p0, &mut p1, &mut p2], &mut [&mut s0, &mut s1, &mut s2], Duration::from_secs(10), |_, s| {
+    run(&mut sim, &mut [&mut p0, &mut p1, &mut p2], &mut [&mut s0, &mut s1, &mut s2], Duration::from_secs(10), |_, s| {
         s.iter().all(|s| s.received(MediaKind::Video).len() > 30)
     });
     for (p, s) in [(&p0, &s0), (&p1, &s1), (&p2, &s2)] {

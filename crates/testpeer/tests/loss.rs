@@ -3,18 +3,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connected_pair, engine, run};
+use common::{connected_pair, run, sim};
 use sfu::rtp_parameters::MediaKind;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nack_and_rtx_recover_lost_packets() {
-    let engine = engine();
-    let (mut a, mut b) = connected_pair(&engine, MediaKind::Video).await;
+#[test]
+fn nack_and_rtx_recover_lost_packets() {
+    let mut sim = sim();
+    let (mut a, mut b) = connected_pair(&mut sim, MediaKind::Video);
     a.transport.drop_pct = 5;
-    run(&mut [&mut a], &mut [&mut b], Duration::from_secs(8), |_, _| false);
+    run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(8), |_, _| false);
     a.transport.drop_pct = 0;
     // Time for the last retransmissions.
-    run(&mut [&mut a], &mut [&mut b], Duration::from_millis(500), |_, _| false);
+    run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_millis(500), |_, _| false);
 
     let sent = a.sent(MediaKind::Video);
     let got: std::collections::HashSet<Vec<u8>> = b.received(MediaKind::Video).iter().map(|p| p.payload.clone()).collect();

@@ -126,6 +126,11 @@ impl Worker {
         self.config.index
     }
 
+    /// The router capabilities every router of this worker has.
+    pub fn rtp_capabilities(&self) -> &RtpCapabilities {
+        &self.config.caps
+    }
+
     /// The announced address (what clients send to).
     pub fn addr(&self) -> SocketAddr {
         self.config.addr

@@ -1,34 +1,26 @@
-//! In-process engine on loopback with two worker threads, and Chrome-like peers.
+//! One worker in memory on a simulated clock ([`testpeer::sim::Sim`]) and Chrome-like peers:
+//! the engine's behaviour without sockets or the wall clock. `udp` has the same peers over real
+//! UDP against the engine's threads.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+pub mod udp;
+
+use std::time::Duration;
 
 use serde_json::Value;
 use sfu::rtp_parameters::MediaKind;
-use sfu::{Direction, Engine, EngineConfig, ProducerId, RouterId, TransportId};
+use sfu::{Direction, EngineConfig, ProducerId, RouterId, TransportId};
 use str0m::Event;
-use testpeer::{expect_consumer, produce_parameters, send_rtp_capabilities, ClientTransport, Inbox, Track};
+use testpeer::sim::Sim;
+use testpeer::{expect_consumer, produce_parameters, ClientTransport, Inbox, Track};
 
 /// The engine's id of a transport the client knows by its string.
 pub fn transport_id(id: &str) -> TransportId {
     serde_json::from_value(Value::String(id.to_string())).expect("a transport id")
 }
 
-pub fn engine() -> Engine {
-    engine_with_idle_timeout(EngineConfig::DEFAULT_IDLE_TIMEOUT)
-}
-
-pub fn engine_with_idle_timeout(idle_timeout: Duration) -> Engine {
-    Engine::start(EngineConfig {
-        workers: 2,
-        listen_ip: "127.0.0.1".parse().unwrap(),
-        announced_ip: "127.0.0.1".parse().unwrap(),
-        base_port: 0,
-        media_codecs: sfu::ortc::default_media_codecs(),
-        nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
-        idle_timeout,
-    })
-    .expect("engine starts")
+pub fn sim() -> Sim {
+    Sim::new(EngineConfig::DEFAULT_IDLE_TIMEOUT)
 }
 
 /// A publishing peer: one send transport with its tracks.
@@ -41,37 +33,31 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub async fn new(engine: &Engine, router: &RouterId) -> Publisher {
-        Self::with_bwe(engine, router, true).await
+    pub fn new(sim: &mut Sim, router: &RouterId) -> Publisher {
+        Self::with_bwe(sim, router, true)
     }
 
     /// `bwe: false` turns off the client's bandwidth estimation and pacer: packets leave in bursts.
-    pub async fn with_bwe(engine: &Engine, router: &RouterId, bwe: bool) -> Publisher {
-        let caps = send_rtp_capabilities(engine.rtp_capabilities());
-        let options = engine.create_webrtc_transport(router.clone(), Direction::Send, Some(caps)).await.unwrap();
-        let options = serde_json::to_value(&options).unwrap();
-        let (transport, dtls) = ClientTransport::with_bwe(&options, true, bwe).unwrap();
-        let tid = serde_json::from_value(options["id"].clone()).unwrap();
-        engine.connect_transport(tid, serde_json::from_value(dtls).unwrap()).await.unwrap();
+    pub fn with_bwe(sim: &mut Sim, router: &RouterId, bwe: bool) -> Publisher {
+        let transport = sim.client(router, Direction::Send, bwe);
         Publisher { transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false }
     }
 
-    pub async fn produce(&mut self, engine: &Engine, kind: MediaKind) -> ProducerId {
+    pub fn produce(&mut self, sim: &mut Sim, kind: MediaKind) -> ProducerId {
         let mid = self.tracks.len().to_string();
         let track = Track::new(kind, &mid);
         let params = produce_parameters(kind, &mid, track.ssrc);
-        let tid = transport_id(&self.transport.id);
-        let pid = engine.produce(tid, kind, params).await.expect("produce");
+        let pid = sim.worker.produce(sim.now, &transport_id(&self.transport.id), kind, params).expect("produce");
         track.declare(&mut self.transport);
         self.tracks.push((track, pid.clone()));
         pid
     }
 
-    pub fn pump(&mut self) {
+    pub fn pump(&mut self, now: std::time::Instant) {
         for (track, _) in &mut self.tracks {
-            track.tick(&mut self.transport);
+            track.tick_at(&mut self.transport, now);
         }
-        for e in self.transport.pump() {
+        for e in self.transport.pump_at(now) {
             match e {
                 Event::KeyframeRequest(_) => self.keyframe_requests += 1,
                 Event::EgressBitrateEstimate(_) => self.bwe_events += 1,
@@ -95,28 +81,25 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub async fn new(engine: &Engine, router: &RouterId) -> Subscriber {
-        let options = engine.create_webrtc_transport(router.clone(), Direction::Recv, None).await.unwrap();
-        let options = serde_json::to_value(&options).unwrap();
-        let (transport, dtls) = ClientTransport::new(&options, false).unwrap();
-        let tid = serde_json::from_value(options["id"].clone()).unwrap();
-        engine.connect_transport(tid, serde_json::from_value(dtls).unwrap()).await.unwrap();
+    pub fn new(sim: &mut Sim, router: &RouterId) -> Subscriber {
+        let transport = sim.client(router, Direction::Recv, false);
         Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new() }
     }
 
-    pub async fn consume(&mut self, engine: &Engine, producer: &ProducerId) -> Result<Value, sfu::ConsumeError> {
-        let tid = transport_id(&self.transport.id);
-        let options = engine.consume(tid, producer.clone(), engine.rtp_capabilities().clone()).await?;
+    /// Consumes `producer` and resumes the consumer (as mediasoup-client's app does).
+    pub fn consume(&mut self, sim: &mut Sim, producer: &ProducerId) -> Result<Value, sfu::ConsumeError> {
+        let caps = sim.rtp_capabilities();
+        let options = sim.worker.consume(&transport_id(&self.transport.id), producer, &caps)?;
         let cid = options.id.clone();
         let options = serde_json::to_value(&options).unwrap();
         let (ssrc, kind) = expect_consumer(&mut self.transport, &options).unwrap();
-        engine.resume_consumer(cid).await.unwrap();
+        sim.worker.set_consumer_paused(sim.now, &cid, false).unwrap();
         self.consumers.push((options.clone(), ssrc, kind));
         Ok(options)
     }
 
-    pub fn pump(&mut self) {
-        let events = self.transport.pump();
+    pub fn pump(&mut self, now: std::time::Instant) {
+        let events = self.transport.pump_at(now);
         self.inbox.take_events(events);
     }
 
@@ -126,37 +109,42 @@ impl Subscriber {
     }
 }
 
-/// Pumps the peers for `dur`, or until `done` says so.
+/// Runs the peers and the worker for `dur` of simulated time, or until `done` says so.
 pub fn run(
+    sim: &mut Sim,
     pubs: &mut [&mut Publisher],
     subs: &mut [&mut Subscriber],
     dur: Duration,
     mut done: impl FnMut(&[&mut Publisher], &[&mut Subscriber]) -> bool,
 ) -> bool {
-    let end = Instant::now() + dur;
-    while Instant::now() < end {
+    let end = sim.now + dur;
+    while sim.now < end {
         for p in pubs.iter_mut() {
-            p.pump();
+            p.pump(sim.now);
         }
         for s in subs.iter_mut() {
-            s.pump();
+            s.pump(sim.now);
+        }
+        {
+            let mut clients: Vec<&mut ClientTransport> =
+                pubs.iter_mut().map(|p| &mut p.transport).chain(subs.iter_mut().map(|s| &mut s.transport)).collect();
+            sim.step(&mut clients);
         }
         if done(pubs, subs) {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(1));
     }
     false
 }
 
 /// A router with A publishing one `kind` track and B consuming it, both connected.
-pub async fn connected_pair(engine: &Engine, kind: MediaKind) -> (Publisher, Subscriber) {
-    let router = engine.create_router().await.unwrap();
-    let mut a = Publisher::new(engine, &router).await;
-    let p = a.produce(engine, kind).await;
-    let mut b = Subscriber::new(engine, &router).await;
-    b.consume(engine, &p).await.unwrap();
-    let connected = run(&mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected);
+pub fn connected_pair(sim: &mut Sim, kind: MediaKind) -> (Publisher, Subscriber) {
+    let router = sim.worker.create_router();
+    let mut a = Publisher::new(sim, &router);
+    let p = a.produce(sim, kind);
+    let mut b = Subscriber::new(sim, &router);
+    b.consume(sim, &p).unwrap();
+    let connected = run(sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected);
     assert!(connected, "both transports connect");
     (a, b)
 }

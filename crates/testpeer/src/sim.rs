@@ -1,0 +1,89 @@
+//! One media worker and its clients in memory, on a simulated clock: no sockets, no sleeping,
+//! faster than real time and independent of the machine's load. Each [`Sim::step`] hands the
+//! clients' datagrams to the worker, lets the worker's time move, hands its datagrams to the
+//! clients, and advances the clock by [`STEP`] (the one-way delay of the simulated network).
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sfu::ortc::{default_media_codecs, router_rtp_capabilities};
+use sfu::rtp_parameters::RtpCapabilities;
+use sfu::worker::{Worker, WorkerConfig};
+use sfu::{Direction, EngineConfig, EngineEvent, RouterId};
+
+use crate::ClientTransport;
+
+/// Simulated time per step.
+pub const STEP: Duration = Duration::from_millis(1);
+
+pub struct Sim {
+    /// The simulated clock.
+    pub now: Instant,
+    pub worker: Worker,
+    /// What the worker decided on its own, in order.
+    pub events: Vec<EngineEvent>,
+    /// Datagrams the worker sent to no client of the simulation.
+    pub undelivered: u64,
+    next_client: u32,
+}
+
+impl Sim {
+    /// A worker with the engine's default codecs, NACK history and `idle_timeout`.
+    pub fn new(idle_timeout: Duration) -> Sim {
+        // The default codecs are a constant the engine's own tests check.
+        let caps = router_rtp_capabilities(&default_media_codecs()).expect("default codecs");
+        let now = Instant::now();
+        let config = WorkerConfig {
+            index: 0,
+            addr: "198.18.0.1:40000".parse().expect("a literal address"),
+            caps: Arc::new(caps),
+            nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
+            idle_timeout,
+        };
+        Sim { now, worker: Worker::new(config, now), events: Vec::new(), undelivered: 0, next_client: 0 }
+    }
+
+    pub fn rtp_capabilities(&self) -> RtpCapabilities {
+        self.worker.rtp_capabilities().clone()
+    }
+
+    /// A WebRTC transport on `router` and its in-memory client (connected with
+    /// `connectTransport`); `bwe` turns the client's bandwidth estimation and pacer on.
+    pub fn client(&mut self, router: &RouterId, direction: Direction, bwe: bool) -> ClientTransport {
+        let send = direction == Direction::Send;
+        let caps = send.then(|| crate::send_rtp_capabilities(&self.rtp_capabilities()));
+        let options = self.worker.create_webrtc_transport(self.now, router, direction, caps).expect("transport");
+        let options = serde_json::to_value(&options).expect("options serialise");
+        self.next_client += 1;
+        let local = SocketAddr::from(([198, 18, (self.next_client >> 8) as u8 + 1, self.next_client as u8], 50000));
+        let (client, dtls) = ClientTransport::in_memory(&options, send, bwe, local, self.now).expect("client");
+        let id = serde_json::from_value(options["id"].clone()).expect("a transport id");
+        self.worker.connect_transport(&id, &serde_json::from_value(dtls).expect("dtls parameters")).expect("connect");
+        client
+    }
+
+    /// One step: clients -> worker, the worker's timeouts, worker -> clients, events; then the
+    /// clock moves by [`STEP`]. Clients are pumped by their owners before each step.
+    pub fn step(&mut self, clients: &mut [&mut ClientTransport]) {
+        let server = self.worker.addr();
+        for c in clients.iter_mut() {
+            let from = c.local();
+            for (to, data) in c.take_outgoing() {
+                if to == server {
+                    self.worker.handle_datagram(self.now, from, &data);
+                }
+            }
+        }
+        self.worker.handle_timeout(self.now);
+        while let Some(t) = self.worker.poll_transmit() {
+            match clients.iter_mut().find(|c| c.local() == t.destination) {
+                Some(c) => c.deliver(server, t.contents),
+                None => self.undelivered += 1,
+            }
+        }
+        while let Some(e) = self.worker.poll_event() {
+            self.events.push(e);
+        }
+        self.now += STEP;
+    }
+}
