@@ -444,3 +444,7 @@ fn str_kind(kind: MediaKind) -> StrMediaKind {
 pub(crate) fn random_token(len: usize) -> String {
     (0..len).map(|_| fastrand::alphanumeric()).collect()
 }
+
+#[cfg(test)]
+#[path = "webrtc_tests.rs"]
+mod tests;
