@@ -10,6 +10,9 @@ mod consumer;
 mod driver;
 mod engine;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod ortc;
 mod producer;

@@ -24,6 +24,11 @@ impl Router {
         self.transports.retain(|k| *k != key);
     }
 
+    #[cfg(feature = "fuzzing")]
+    pub fn transports_len(&self) -> usize {
+        self.transports.len()
+    }
+
     /// The router's transports, handed over when it closes.
     pub fn into_transports(self) -> Vec<Key> {
         self.transports

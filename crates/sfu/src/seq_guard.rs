@@ -94,6 +94,13 @@ impl SeqGuard {
     }
 }
 
+impl SeqGuard {
+    /// How many datagrams are held back now (at most [`CONFIRM`] - 1).
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+}
+
 /// The SSRC and sequence number of an RTP datagram (not RTCP, not STUN or DTLS), from its clear
 /// header (RFC 3550 section 5.1; RTCP packet types 192..=223 by RFC 5761 section 4).
 pub fn rtp_ssrc_seq(data: &[u8]) -> Option<(u32, u16)> {

@@ -29,3 +29,11 @@ impl Outbox {
         self.queue.pop_front()
     }
 }
+
+#[cfg(feature = "fuzzing")]
+impl Outbox {
+    /// Datagrams queued and not yet handed out.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+}

@@ -3,6 +3,8 @@
 //! specifics only through [`Transport::webrtc_mut`] / [`Transport::plain`].
 pub(crate) mod codecs;
 mod fingerprint;
+#[cfg(feature = "fuzzing")]
+pub(crate) use fingerprint::remote_fingerprint;
 pub(crate) mod plain;
 pub(crate) mod webrtc;
 

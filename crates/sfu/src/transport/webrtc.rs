@@ -434,6 +434,31 @@ impl WebRtcTransport {
     }
 }
 
+#[cfg(feature = "fuzzing")]
+impl WebRtcTransport {
+    /// Replaces the SRTP keys DTLS gave (str0m's test export): a fuzzer then encrypts what it
+    /// sends as this transport's peer.
+    pub fn set_srtp_keys(&mut self, material: &[u8], profile: str0m::crypto::dtls::SrtpProfile, active: bool) {
+        let material = str0m::crypto::dtls::KeyingMaterial::new(material);
+        self.rtc._set_srtp_keys(material, profile, active);
+    }
+
+    /// Datagrams buffered until the first produce.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Datagrams held by the sequence guards.
+    pub fn held_len(&self) -> usize {
+        self.guards.iter().map(|(_, g)| g.held_len()).sum()
+    }
+
+    /// SSRCs with a sequence guard.
+    pub fn guards_len(&self) -> usize {
+        self.guards.len()
+    }
+}
+
 fn str_kind(kind: MediaKind) -> StrMediaKind {
     match kind {
         MediaKind::Audio => StrMediaKind::Audio,

@@ -72,14 +72,8 @@ impl Worker {
 
     /// The transport a STUN binding request is for (by our ufrag), remembering its source address.
     fn stun_target(&mut self, src: SocketAddr, data: &[u8]) -> Option<Key> {
-        if data.len() < 20 || data[0] >= 2 {
-            return None;
-        }
-        let msg = StunMessage::parse(data).ok()?;
-        if !msg.is_binding_request() {
-            return None;
-        }
-        let (local, remote) = msg.split_username()?;
+        let msg = binding_request(data)?;
+        let (local, remote) = ufrags(&msg)?;
         let key = *self.by_ufrag.get(local)?;
         self.transports.get_mut(&key)?.webrtc_mut()?.learn_remote_ufrag(remote);
         self.by_addr.insert(src, key);
@@ -280,4 +274,25 @@ impl Worker {
             self.out.push(plain.rtcp_addr(), rtcp_empty_rr(ssrc));
         }
     }
+}
+
+/// A STUN binding request; None for anything else (other STUN messages, RTP, RTCP, DTLS,
+/// garbage); never panics.
+fn binding_request(data: &[u8]) -> Option<StunMessage<'_>> {
+    if data.len() < 20 || data[0] >= 2 {
+        return None;
+    }
+    StunMessage::parse(data).ok().filter(|m| m.is_binding_request())
+}
+
+/// The ufrags (ours, the peer's) of a binding request: its USERNAME `local:remote`.
+fn ufrags<'a>(msg: &StunMessage<'a>) -> Option<(&'a str, &'a str)> {
+    // As str0m's `split_username`, which borrows from the message: an empty remote part is none.
+    msg.username()?.split_once(':').filter(|(_, remote)| !remote.is_empty())
+}
+
+/// The ufrags (ours, the peer's) of a STUN binding request, as the demux reads them.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn binding_request_ufrags(data: &[u8]) -> Option<(&str, &str)> {
+    ufrags(&binding_request(data)?)
 }

@@ -11,6 +11,8 @@
 //! it in memory on a simulated clock. Objects are addressed by [`Key`] inside the worker; public
 //! ids are resolved once per operation. Packet path: docs/architecture.md.
 mod command;
+#[cfg(feature = "fuzzing")]
+mod fuzzing;
 mod media;
 mod ops;
 
@@ -22,6 +24,10 @@ use std::time::{Duration, Instant};
 use str0m::Event;
 
 pub use command::Command;
+#[cfg(feature = "fuzzing")]
+pub use fuzzing::Footprint;
+#[cfg(feature = "fuzzing")]
+pub(crate) use media::binding_request_ufrags;
 
 use crate::consumer::Consumer;
 use crate::ids::{ConsumerId, FastMap, Key, ProducerId, RouterId, TransportId};
