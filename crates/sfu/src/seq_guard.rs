@@ -25,7 +25,7 @@ pub const AHEAD: i16 = 100;
 /// Packets close to each other that make a jump real.
 pub const CONFIRM: usize = 3;
 /// Packets of a jump must lie this close to its first one.
-const CLOSE: i16 = 32;
+const CLOSE: u16 = 32;
 /// Ordinary packets after which an unconfirmed jump is forgotten.
 pub const STALE_AFTER: u32 = 8;
 
@@ -72,7 +72,8 @@ impl SeqGuard {
             *kept_away += 1;
             return Admit::Drop;
         }
-        let joins = self.held.first().is_some_and(|(first, _)| (seq.wrapping_sub(*first) as i16).abs() <= CLOSE);
+        // unsigned_abs: 32,768 apart is as far as it gets (abs would overflow there).
+        let joins = self.held.first().is_some_and(|(first, _)| (seq.wrapping_sub(*first) as i16).unsigned_abs() <= CLOSE);
         if !joins {
             *kept_away += self.held.len() as u64;
             self.held.clear();
@@ -189,6 +190,20 @@ mod tests {
         assert_eq!(g.admit(5002, b"z", &mut forgotten), Admit::Held);
         assert!(matches!(g.admit(5003, b"z", &mut forgotten), Admit::Release(h) if h.len() == 2));
         assert_eq!(forgotten, 1);
+    }
+
+    #[test]
+    fn a_packet_half_the_number_space_away_does_not_join_a_jump() {
+        // fuzz/regressions/headers/seq-guard-half-space: 32,768 apart overflowed `abs` (a
+        // panic with overflow checks, "close" without them).
+        let mut g = SeqGuard::default();
+        let mut kept = 0;
+        g.accepted(100);
+        assert_eq!(g.admit(5000, b"a", &mut kept), Admit::Held);
+        g.accepted(30000); // the stream moved on while 5000 was held
+        assert_eq!(g.admit(5000 + 32768, b"b", &mut kept), Admit::Held, "starts a hold of its own");
+        assert_eq!(kept, 1, "the first hold is given up");
+        assert_eq!(g.held_len(), 1);
     }
 
     #[test]
