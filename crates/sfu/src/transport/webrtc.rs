@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::config::DtlsCert;
-use str0m::ice::IceCreds;
+use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
@@ -24,6 +24,9 @@ use crate::{Direction, WebRtcTransportOptions};
 
 /// Datagrams kept for a send transport while it waits for its first `produce`.
 const MAX_PENDING: usize = 512;
+/// Peer addresses a transport accepts datagrams from (its ICE candidates as they reach us: a
+/// browser has a few); beyond, the least recently confirmed one is forgotten.
+pub(crate) const MAX_PEER_ADDRS: usize = 8;
 /// How long to wait before polling an Rtc again after it reported an error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(50);
 
@@ -71,6 +74,8 @@ pub(crate) struct WebRtcTransport {
     cname_for_producers: Option<String>,
     /// Sequence guards of the SSRCs produced here (media and RTX), see [`SeqGuard`].
     guards: Vec<(u32, SeqGuard)>,
+    /// The addresses the worker maps to this transport, least recently confirmed first.
+    peer_addrs: Vec<SocketAddr>,
 }
 
 impl WebRtcTransport {
@@ -136,6 +141,7 @@ impl WebRtcTransport {
             next_mid: 0,
             cname_for_producers: None,
             guards: Vec::new(),
+            peer_addrs: Vec::new(),
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;
         Ok(t)
@@ -241,6 +247,26 @@ impl WebRtcTransport {
         self.dtls_active = Some(active);
         self.needs_tick = true;
         Ok(())
+    }
+
+    /// Whether a STUN message carries a MESSAGE-INTEGRITY made with this transport's ICE
+    /// password (what only its peer can make; str0m checks it again when it handles it).
+    pub fn stun_authentic(&self, msg: &StunMessage) -> bool {
+        let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
+        msg.verify(self.creds.pass.as_bytes(), |key, parts| hmac.sha1_hmac(key, parts))
+    }
+
+    /// The peer confirmed `src` (an authentic binding request came from it). Returns the
+    /// address forgotten to make room, if any (see [`MAX_PEER_ADDRS`]).
+    pub fn confirm_addr(&mut self, src: SocketAddr) -> Option<SocketAddr> {
+        self.peer_addrs.retain(|a| *a != src);
+        self.peer_addrs.push(src);
+        (self.peer_addrs.len() > MAX_PEER_ADDRS).then(|| self.peer_addrs.remove(0))
+    }
+
+    /// The worker maps `src` to another transport now.
+    pub fn forget_addr(&mut self, src: SocketAddr) {
+        self.peer_addrs.retain(|a| *a != src);
     }
 
     /// ICE-lite answers only once it knows the remote ufrag, and mediasoup-client never sends

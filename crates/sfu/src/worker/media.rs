@@ -70,13 +70,31 @@ impl Worker {
         }
     }
 
-    /// The transport a STUN binding request is for (by our ufrag), remembering its source address.
+    /// The transport a STUN binding request is for (by our ufrag), remembering its source
+    /// address. Only a request signed with that transport's ICE password counts (the ufrag
+    /// travels in clear), and a transport keeps at most `MAX_PEER_ADDRS` addresses: what anyone
+    /// sends cannot grow `by_addr`, nor keep a transport alive from addresses of its own.
     fn stun_target(&mut self, src: SocketAddr, data: &[u8]) -> Option<Key> {
         let msg = binding_request(data)?;
         let (local, remote) = ufrags(&msg)?;
         let key = *self.by_ufrag.get(local)?;
-        self.transports.get_mut(&key)?.webrtc_mut()?.learn_remote_ufrag(remote);
-        self.by_addr.insert(src, key);
+        let t = self.transports.get_mut(&key)?.webrtc_mut()?;
+        if !t.stun_authentic(&msg) {
+            return None;
+        }
+        t.learn_remote_ufrag(remote);
+        let forgotten = t.confirm_addr(src);
+        if let Some(old) = self.by_addr.insert(src, key).filter(|old| *old != key) {
+            // The address moved to another transport (a peer's NAT reused it).
+            if let Some(t) = self.transports.get_mut(&old).and_then(|t| t.webrtc_mut()) {
+                t.forget_addr(src);
+            }
+        }
+        if let Some(addr) = forgotten {
+            if self.by_addr.get(&addr) == Some(&key) {
+                self.by_addr.remove(&addr);
+            }
+        }
         Some(key)
     }
 

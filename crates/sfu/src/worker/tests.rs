@@ -1,6 +1,7 @@
 //! The worker alone, in memory: objects, their ids and errors, what closing cascades to, and
 //! what a plain transport sends. End-to-end media through a worker (str0m peers on a simulated
 //! clock) is tested in crates/testpeer/tests.
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -146,9 +147,9 @@ fn a_transport_heard_once_then_silent_is_closed_and_said_so() {
     let router = w.create_router();
     let recv = w.create_webrtc_transport(now, &router, Direction::Recv, None).unwrap();
     let never = w.create_webrtc_transport(now, &router, Direction::Recv, None).unwrap();
-    // A STUN binding request naming our ufrag: the transport has heard from its peer.
+    // A STUN binding request naming our ufrag, signed: the transport has heard from its peer.
     let peer = "198.18.0.2:6000".parse().unwrap();
-    let stun = stun_binding_request(&format!("{}:peer", recv.ice_parameters.username_fragment));
+    let stun = stun_binding_request(&format!("{}:peer", recv.ice_parameters.username_fragment), &recv.ice_parameters.password);
     w.handle_datagram(now, peer, &stun);
     let mut t = now;
     let mut closed = None;
@@ -168,22 +169,53 @@ fn a_transport_heard_once_then_silent_is_closed_and_said_so() {
     assert_eq!(w.stats().transports, 1, "{} never contacted is kept", never.id);
 }
 
-/// A STUN binding request (RFC 5389) with USERNAME, PRIORITY and a MESSAGE-INTEGRITY of
-/// zeros: enough for the worker's demux (str0m then refuses its integrity, which is fine here).
-fn stun_binding_request(username: &str) -> Vec<u8> {
+/// A STUN binding request (RFC 5389) with USERNAME, PRIORITY and a MESSAGE-INTEGRITY made with
+/// `password` (no FINGERPRINT).
+fn stun_binding_request(username: &str, password: &str) -> Vec<u8> {
     let name = username.as_bytes();
-    let mut attrs = Vec::new();
-    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
-    attrs.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    attrs.extend_from_slice(name);
-    attrs.resize(4 + name.len().div_ceil(4) * 4, 0);
-    attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x1e, 0xff]); // PRIORITY
-    attrs.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]); // MESSAGE-INTEGRITY
-    attrs.extend_from_slice(&[0; 20]);
-    let mut m = vec![0x00, 0x01];
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    let mut m = vec![0x00, 0x01, 0, 0];
     m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
     m.extend_from_slice(&[7; 12]);
-    m.extend_from_slice(&attrs);
+    m.extend_from_slice(&0x0006u16.to_be_bytes());
+    m.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    m.extend_from_slice(name);
+    m.resize(20 + 4 + name.len().div_ceil(4) * 4, 0);
+    m.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x1e, 0xff]); // PRIORITY
+                                                                            // The length covers MESSAGE-INTEGRITY while it is computed (RFC 5389 15.4).
+    let len = (m.len() - 20 + 24) as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider.sha1_hmac(password.as_bytes(), &[&m]);
+    m.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
+    m.extend_from_slice(&hmac);
     m
+}
+
+#[test]
+fn only_signed_binding_requests_teach_the_demux_an_address_and_few_of_them() {
+    // fuzz/regressions/datagram/stun-spoofed-addresses: binding requests naming a transport's
+    // ufrag (which travels in clear) with any MESSAGE-INTEGRITY grew `by_addr` without bound,
+    // and every address so learned counted as the peer being heard.
+    let now = Instant::now();
+    let mut w = worker(now);
+    let router = w.create_router();
+    let t = w.create_webrtc_transport(now, &router, Direction::Recv, None).unwrap();
+    let username = format!("{}:peer", t.ice_parameters.username_fragment);
+    let forged = stun_binding_request(&username, "not the password");
+    for port in 1000..1100 {
+        w.handle_datagram(now, SocketAddr::from(([198, 51, 100, 1], port)), &forged);
+    }
+    assert_eq!(w.by_addr.len(), 0, "unsigned requests teach nothing");
+    assert_eq!(w.stats().datagrams_dropped, 100);
+    let signed = stun_binding_request(&username, &t.ice_parameters.password);
+    let addr = |port| SocketAddr::from(([198, 51, 100, 2], port));
+    for port in 1000..1100 {
+        w.handle_datagram(now, addr(port), &signed);
+    }
+    assert_eq!(w.by_addr.len(), crate::transport::webrtc::MAX_PEER_ADDRS, "even the peer gets a few");
+    assert!(w.by_addr.contains_key(&addr(1099)) && !w.by_addr.contains_key(&addr(1000)), "the oldest is forgotten");
+    w.handle_datagram(now, addr(1092), &signed); // confirmed again: now the most recent
+    w.handle_datagram(now, addr(2000), &signed);
+    assert!(w.by_addr.contains_key(&addr(1092)) && !w.by_addr.contains_key(&addr(1093)));
+    w.close_transport(&t.id).unwrap();
+    assert!(w.by_addr.is_empty());
 }
