@@ -164,7 +164,7 @@ fn view(c: &RtpCodecParameters) -> CodecView<'_> {
 pub fn producer_plan(router: &RtpCapabilities, kind: MediaKind, params: &RtpParameters) -> Result<ProducerPlan, OrtcError> {
     validate_rtp_parameters(kind, params)?;
     let mut mapping = Vec::new();
-    let mut consumable_codecs = Vec::new();
+    let mut consumable_codecs: Vec<RtpCodecParameters> = Vec::new();
     for codec in params.codecs.iter().filter(|c| !c.is_rtx()) {
         let Some(cap) = router.codecs.iter().filter(|r| !r.is_rtx()).find(|r| codecs_match(view(codec), r.view(), true)) else {
             return Err(OrtcError::UnsupportedCodec(format!("{} (payloadType {})", codec.mime_type, codec.payload_type)));
@@ -184,6 +184,12 @@ pub fn producer_plan(router: &RtpCapabilities, kind: MediaKind, params: &RtpPara
             }
         }
         mapping.push(PtMapping { client_pt: codec.payload_type, router_pt, rtx: false });
+        // Two of the producer's codecs on one router codec (two Opus entries, say): both are
+        // forwarded, but consumers are offered the router codec once, with the first one's
+        // parameters (a payload type twice would make the consumer's parameters invalid).
+        if consumable_codecs.iter().any(|c| c.payload_type == router_pt) {
+            continue;
+        }
         consumable_codecs.push(RtpCodecParameters {
             mime_type: cap.mime_type.clone(),
             payload_type: router_pt,
@@ -265,6 +271,25 @@ pub(crate) mod tests {
 
     fn plan(kind: MediaKind, p: &RtpParameters) -> Result<ProducerPlan, OrtcError> {
         producer_plan(&caps(), kind, p)
+    }
+
+    #[test]
+    fn two_codecs_on_one_router_codec_are_offered_to_consumers_once() {
+        // fuzz/regressions/ortc/duplicate-router-codec: two Opus entries (other fmtp) both
+        // mapped to the router's Opus, and every consumer was offered payload type 100 twice.
+        let mut params = client_params(MediaKind::Audio);
+        let mut second = params.codecs[0].clone();
+        second.payload_type = 109;
+        second.parameters.insert("stereo".into(), ParamValue::Number(1));
+        params.codecs.push(second);
+        let plan = producer_plan(&caps(), MediaKind::Audio, &params).unwrap();
+        let mapped: Vec<(u8, u8)> = plan.mapping.iter().map(|m| (m.client_pt, m.router_pt)).collect();
+        assert_eq!(mapped, vec![(params.codecs[0].payload_type, 100), (109, 100)], "both are forwarded");
+        assert_eq!(plan.media_pts(), vec![100], "offered once");
+        assert!(!plan.consumable_codecs[0].parameters.contains_key("stereo"), "with the first one's parameters");
+        let mut consumer = super::super::consumer_rtp_parameters(&plan, MediaKind::Audio, &caps(), 1, None).unwrap();
+        consumer.mid = Some("0".into());
+        validate_rtp_parameters(MediaKind::Audio, &consumer).expect("a consumer's parameters are valid parameters");
     }
 
     #[test]
