@@ -75,7 +75,10 @@ run() {
     local dirs=("corpus/$t" "seeds/$t")
     [[ -d regressions/$t ]] && dirs+=("regressions/$t")
     local start=$SECONDS status=0
-    cargo +nightly fuzz run "${FLAGS[@]}" "$t" "${dirs[@]}" -- -print_final_stats=1 -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" "$@" >"$log" 2>&1 || status=$?
+    # -jobs only when asked: with it libFuzzer runs the target in a child logging to fuzz-<n>.log.
+    local jobs=()
+    [[ ${FUZZ_JOBS:-1} -gt 1 ]] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+    cargo +nightly fuzz run "${FLAGS[@]}" "$t" "${dirs[@]}" -- -print_final_stats=1 ${jobs[@]+"${jobs[@]}"} "$@" >"$log" 2>&1 || status=$?
     local last
     last=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
     echo "fuzz: $t: ${last:-no status line} ($((SECONDS - start)) s)"

@@ -2,6 +2,18 @@
 //! thread: how a crash is read, and how the committed regressions run outside libFuzzer.
 //!
 //!     cargo run --release --example replay -- <ortc|datagram|headers> <file or directory>...
+//!
+//! `ATOME_FUZZ_PASSES=n` runs the list n times (one long-lived datagram world, as in a fuzzing
+//! run); any single allocation over 128 MB prints its backtrace and aborts, and the resident
+//! memory is watched after each input (a report above 400 MB).
+#[global_allocator]
+static GUARD: atome_fuzz::guard::Guard = atome_fuzz::guard::Guard;
+
+fn rss_mb() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    (statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096) >> 20
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let target = args.next().expect("a target: ortc, datagram or headers");
@@ -15,8 +27,14 @@ fn main() {
             files.push(path);
         }
     }
+    let passes: usize = std::env::var("ATOME_FUZZ_PASSES").ok().and_then(|p| p.parse().ok()).unwrap_or(1);
+    let files: Vec<_> = std::iter::repeat_n(files, passes).flatten().collect();
     let t = std::time::Instant::now();
-    for f in &files {
+    for (n, f) in files.iter().enumerate() {
+        if rss_mb() > 400 {
+            eprintln!("resident memory {} MB before input {n} ({})", rss_mb(), f.display());
+            std::process::exit(3);
+        }
         let data = std::fs::read(f).expect("a readable input");
         if std::env::var_os("ATOME_FUZZ_DEBUG").is_some() {
             eprintln!("{}", f.display());

@@ -12,13 +12,15 @@
 //! 5. RTCP the engine writes (empty RR, BYE): well-formed compound RTCP for any SSRC list.
 //! 6. RTP the engine writes (plain consumers): read back by `rtp_ssrc_seq` and by str0m.
 //! 7. H264 profile-level-id: parse, print, parse again gives the same.
+//! 8. The transport-cc number the worker reads from the clear RTP header (for `TwccGuard`): the
+//!    same as str0m's own parser reads, with the id given by the first byte.
 use sfu::seq_guard::rtp_ssrc_seq;
 
 pub use crate::public_headers::{profile_level_id, rtp_header, seq_guard, seq_rewriter};
 
 pub fn run(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else { return };
-    match which % 8 {
+    match which % 9 {
         0 => rtp_header(rest),
         1 => seq_guard(rest),
         2 => seq_rewriter(rest),
@@ -26,7 +28,10 @@ pub fn run(data: &[u8]) {
         4 => stun(rest),
         5 => rtcp_built(rest),
         6 => rtp_built(rest),
-        _ => profile_level_id(rest),
+        7 => profile_level_id(rest),
+        _ => {
+            transport_cc(rest);
+        }
     }
 }
 
@@ -97,4 +102,15 @@ fn rtp_built(data: &[u8]) {
     let header = str0m::rtp::RtpHeader::_parse(&packet, &exts).expect("str0m reads the header the engine wrote");
     assert_eq!((*header.ssrc, header.sequence_number, header.timestamp, header.marker), (ssrc, seq, ts, marker));
     assert_eq!((*header.payload_type, header.header_len), (pt, 12));
+}
+
+fn transport_cc(data: &[u8]) -> Option<()> {
+    let (&id, packet) = data.split_first()?;
+    let id = 1 + id % 14;
+    let ours = sfu::seq_guard::transport_cc(packet, id);
+    let mut exts = str0m::rtp::ExtensionMap::empty();
+    exts.set(id, str0m::rtp::Extension::TransportSequenceNumber);
+    let theirs = str0m::rtp::RtpHeader::_parse(packet, &exts).and_then(|h| h.ext_vals.transport_cc);
+    assert_eq!(ours, theirs, "the guard reads transport-cc as str0m does (id {id})");
+    Some(())
 }

@@ -4,6 +4,7 @@
 //! [`headers::run`]; `tests/regressions.rs` replays the committed crash inputs through them.
 pub mod datagram;
 pub mod dtls;
+pub mod guard;
 pub mod headers;
 pub mod ortc;
 pub mod public_headers;

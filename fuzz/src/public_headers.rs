@@ -9,7 +9,7 @@ use sfu::seq_guard::{rtp_ssrc_seq, Admit, SeqGuard, CONFIRM};
 /// Runs an input of the headers target if its function is one of this file's; false otherwise.
 pub fn run(data: &[u8]) -> bool {
     let Some((&which, rest)) = data.split_first() else { return true };
-    match which % 8 {
+    match which % 9 {
         0 => rtp_header(rest),
         1 => seq_guard(rest),
         2 => seq_rewriter(rest),

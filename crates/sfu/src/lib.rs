@@ -97,7 +97,8 @@ pub struct EngineStats {
     pub rtp_forwarded: u64,
     pub keyframe_requests: u64,
     pub datagrams_dropped: u64,
-    /// RTP packets kept from str0m by the sequence guard (far behind, or a jump never confirmed).
+    /// RTP packets kept from str0m by the sequence guard (far behind, or a jump never confirmed)
+    /// or the transport-cc guard (a number str0m would extend below zero).
     pub rtp_guarded: u64,
 }
 

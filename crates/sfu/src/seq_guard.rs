@@ -102,6 +102,103 @@ impl SeqGuard {
     }
 }
 
+/// Keeps transport-wide sequence numbers that str0m would extend below zero away from it.
+///
+/// str0m (0.25: `extend_u16` in `Session::handle_rtp`) extends each 16-bit transport-cc number
+/// against the highest one it recorded. While that is below 32,768, a number more than 32,768
+/// above it is taken for one behind zero and extended to nearly 2^64; the next transport-cc
+/// feedback report (every 50 ms) then lists every number in between, one chunk per 8,192
+/// (`TwccRecvRegister::build_interims`), until memory runs out: one authenticated RTP packet from
+/// a peer took the server down. Such packets are dropped here: a sender counting up from a small
+/// number never sends one. The highest number only moves on packets str0m accepted
+/// ([`TwccGuard::accepted`]); str0m's own highest is never below it, so nothing dropped here
+/// would have been safe and nothing passed can wrap.
+#[derive(Debug, Default)]
+pub struct TwccGuard {
+    /// Highest extended transport-cc number of a packet str0m accepted.
+    max: Option<u64>,
+}
+
+const HALF: u64 = 1 << 15;
+
+impl TwccGuard {
+    /// Whether a packet carrying transport-cc number `seq` may go to str0m.
+    pub fn admit(&self, seq: u16) -> bool {
+        let max = self.max.unwrap_or(0);
+        max >= HALF || u64::from(seq) <= max + HALF
+    }
+
+    /// str0m accepted a packet carrying transport-cc number `seq`.
+    pub fn accepted(&mut self, seq: u16) {
+        let ext = extend_u16(self.max, seq);
+        self.max = Some(self.max.map_or(ext, |m| m.max(ext)));
+    }
+}
+
+/// str0m's extension of a 16-bit sequence number against the highest extended one so far, except
+/// that it stops at zero instead of wrapping to nearly 2^64.
+fn extend_u16(prev: Option<u64>, seq: u16) -> u64 {
+    let seq = u64::from(seq);
+    let Some(prev) = prev else { return seq };
+    let (roc, prev_seq) = (prev >> 16, prev & 0xffff);
+    let roc = if prev_seq < HALF {
+        if seq > HALF + prev_seq {
+            roc.saturating_sub(1)
+        } else {
+            roc
+        }
+    } else if prev_seq > seq + HALF {
+        roc + 1
+    } else {
+        roc
+    };
+    roc << 16 | seq
+}
+
+/// The transport-cc number (header extension `id`) of an RTP datagram, read from its clear
+/// header as str0m reads it (`RtpHeader::parse`, `ExtensionMap::parse`): a version-2 header with
+/// its CSRCs, a one-byte (0xBEDE) or two-byte (0x100x) extension block that fits; zero bytes are
+/// padding, id 15 ends a one-byte block, an element that does not fit ends the block, and every
+/// element with the id and two bytes or more sets the value (the last one wins).
+pub fn transport_cc(data: &[u8], id: u8) -> Option<u16> {
+    if data.len() < 12 || data[0] >> 6 != 2 || data[0] & 0x10 == 0 {
+        return None;
+    }
+    let rest = data.get(12 + 4 * usize::from(data[0] & 0x0f)..)?;
+    let (head, rest) = (rest.get(..4)?, &rest[4..]);
+    let profile = u16::from_be_bytes([head[0], head[1]]);
+    let one_byte = match profile {
+        0xbede => true,
+        p if p & 0xfff0 == 0x1000 => false,
+        _ => return None,
+    };
+    let mut block = rest.get(..4 * usize::from(u16::from_be_bytes([head[2], head[3]])))?;
+    let mut value = None;
+    while let Some(&first) = block.first() {
+        if first == 0 {
+            block = &block[1..];
+            continue;
+        }
+        let (element, len) = if one_byte {
+            if first >> 4 == 15 {
+                break;
+            }
+            block = &block[1..];
+            (first >> 4, usize::from(first & 0x0f) + 1)
+        } else {
+            let Some(&len) = block.get(1) else { break };
+            block = &block[2..];
+            (first, usize::from(len))
+        };
+        let Some(body) = block.get(..len) else { break };
+        if element == id && len >= 2 {
+            value = Some(u16::from_be_bytes([body[0], body[1]]));
+        }
+        block = &block[len..];
+    }
+    value
+}
+
 /// The SSRC and sequence number of an RTP datagram (not RTCP, not STUN or DTLS), from its clear
 /// header (RFC 3550 section 5.1; RTCP packet types 192..=223 by RFC 5761 section 4).
 pub fn rtp_ssrc_seq(data: &[u8]) -> Option<(u32, u16)> {
@@ -204,6 +301,58 @@ mod tests {
         assert_eq!(g.admit(5000 + 32768, b"b", &mut kept), Admit::Held, "starts a hold of its own");
         assert_eq!(kept, 1, "the first hold is given up");
         assert_eq!(g.held_len(), 1);
+    }
+
+    /// An RTP header (PT 111, seq 1, SSRC 7) with a one-byte extension block holding `elements`.
+    fn with_extensions(elements: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x90, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0xbe, 0xde];
+        let words = elements.len().div_ceil(4);
+        p.extend_from_slice(&(words as u16).to_be_bytes());
+        p.extend_from_slice(elements);
+        p.resize(16 + 4 * words, 0);
+        p.extend_from_slice(b"payload");
+        p
+    }
+
+    #[test]
+    fn transport_cc_numbers_are_read_as_str0m_reads_them() {
+        assert_eq!(transport_cc(&with_extensions(&[0x41, 0x12, 0x34]), 4), Some(0x1234));
+        assert_eq!(transport_cc(&with_extensions(&[0x41, 0x12, 0x34]), 5), None, "another id");
+        assert_eq!(transport_cc(&with_extensions(&[0, 0, 0x90, 1, 0x41, 0, 9]), 4), Some(9), "after padding and a mid");
+        assert_eq!(transport_cc(&with_extensions(&[0x41, 0, 1, 0x41, 0, 2]), 4), Some(2), "the last one wins");
+        assert_eq!(transport_cc(&with_extensions(&[0xf0, 0x41, 0, 1]), 4), None, "id 15 ends the block");
+        assert_eq!(transport_cc(&with_extensions(&[0x40, 7]), 4), None, "one byte is not enough");
+        assert_eq!(transport_cc(&with_extensions(&[0x43, 0, 5, 0, 0]), 4), Some(5), "longer is read from its start");
+        let mut two_byte = vec![0x90, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0x10, 0x07, 0, 1, 4, 2, 0xab, 0xcd];
+        assert_eq!(transport_cc(&two_byte, 4), Some(0xabcd));
+        two_byte[15] = 2; // the block claims more than there is
+        assert_eq!(transport_cc(&two_byte, 4), None);
+        let mut no_x = with_extensions(&[0x41, 0, 1]);
+        no_x[0] = 0x80;
+        assert_eq!(transport_cc(&no_x, 4), None);
+        assert_eq!(transport_cc(&[0x90; 15], 4), None);
+    }
+
+    #[test]
+    fn a_transport_cc_number_str0m_would_extend_below_zero_is_kept_away() {
+        // fuzz/regressions/datagram/twcc-below-zero: str0m extended such a number to nearly 2^64
+        // and its next feedback report grew without bound.
+        let mut g = TwccGuard::default();
+        assert!(g.admit(1) && g.admit(32_768) && !g.admit(32_769), "before any: as if the highest were 0");
+        for seq in 1..=300 {
+            assert!(g.admit(seq));
+            g.accepted(seq);
+        }
+        assert!(g.admit(300 + 32_768));
+        assert!(!g.admit(301 + 32_768), "behind zero for str0m");
+        assert!(g.admit(299) && g.admit(5000), "late and ahead are fine");
+        for seq in (300..=40_000).step_by(1000) {
+            g.accepted(seq);
+        }
+        assert!(g.admit(65_000) && g.admit(3), "past 32,768 nothing wraps below zero any more");
+        g.accepted(65_535);
+        g.accepted(3);
+        assert_eq!(g.max, Some(65_536 + 3), "wraps forward as str0m does");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
 use crate::ortc;
 use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters};
-use crate::seq_guard::{Admit, SeqGuard};
+use crate::seq_guard::{transport_cc, Admit, SeqGuard, TwccGuard};
 use crate::transmit::Outbox;
 use crate::{Direction, WebRtcTransportOptions};
 
@@ -74,6 +74,8 @@ pub(crate) struct WebRtcTransport {
     cname_for_producers: Option<String>,
     /// Sequence guards of the SSRCs produced here (media and RTX), see [`SeqGuard`].
     guards: Vec<(u32, SeqGuard)>,
+    /// The transport-cc numbers str0m records, see [`TwccGuard`] (made again with the Rtc).
+    twcc: TwccGuard,
     /// The addresses the worker maps to this transport, least recently confirmed first.
     peer_addrs: Vec<SocketAddr>,
 }
@@ -141,6 +143,7 @@ impl WebRtcTransport {
             next_mid: 0,
             cname_for_producers: None,
             guards: Vec::new(),
+            twcc: TwccGuard::default(),
             peer_addrs: Vec::new(),
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;
@@ -371,6 +374,7 @@ impl WebRtcTransport {
             tracing::debug!(?old, new = ?plan, "rebuilding send transport with produce's extension ids");
             self.ext_ids = plan;
             self.rtc = self.build_rtc(now)?;
+            self.twcc = TwccGuard::default();
             self.next_timeout = now;
         }
         self.frozen = false;
@@ -448,11 +452,25 @@ impl WebRtcTransport {
         }
     }
 
-    /// str0m accepted a packet of `ssrc` with sequence number `seq`.
-    pub fn accepted(&mut self, ssrc: u32, seq: u16) {
+    /// str0m accepted an RTP packet of `ssrc` with sequence number `seq` (its datagram `data`).
+    pub fn accepted(&mut self, ssrc: u32, seq: u16, data: &[u8]) {
         if let Some((_, guard)) = self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
             guard.accepted(seq);
         }
+        if let Some(v) = self.twcc_id().and_then(|id| transport_cc(data, id)) {
+            self.twcc.accepted(v);
+        }
+    }
+
+    /// The header-extension id str0m reads transport-cc numbers under (send transports).
+    fn twcc_id(&self) -> Option<u8> {
+        self.ext_ids.iter().find(|(_, uri)| uri == ortc::URI_TWCC).map(|(id, _)| *id)
+    }
+
+    /// Whether an RTP datagram's transport-cc number, if it has one, may go to str0m (see
+    /// [`TwccGuard`]).
+    pub fn twcc_admit(&self, data: &[u8]) -> bool {
+        self.twcc_id().and_then(|id| transport_cc(data, id)).is_none_or(|v| self.twcc.admit(v))
     }
 
     pub fn is_connected(&self) -> bool {

@@ -38,6 +38,10 @@ impl Worker {
         }
         let rtp = rtp_ssrc_seq(data);
         if let Some((ssrc, seq)) = rtp {
+            if !t.twcc_admit(data) {
+                self.stats.rtp_guarded += 1;
+                return;
+            }
             match t.admit(ssrc, seq, data, &mut self.stats.rtp_guarded) {
                 Admit::Pass => {}
                 Admit::Held | Admit::Drop => return,
@@ -51,8 +55,8 @@ impl Worker {
         self.feed(key, now, src, data, rtp);
     }
 
-    /// Hands one datagram to its transport's str0m and polls it; tells the sequence guard when
-    /// an RTP packet came out (str0m authenticated it).
+    /// Hands one datagram to its transport's str0m and polls it; tells the sequence and
+    /// transport-cc guards when an RTP packet came out (str0m authenticated it).
     fn feed(&mut self, key: Key, now: Instant, src: SocketAddr, data: &[u8], rtp: Option<(u32, u16)>) {
         let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
         if let Err(e) = t.feed(now, src, data) {
@@ -65,7 +69,7 @@ impl Worker {
         self.poll(key, now);
         if let (true, Some((ssrc, seq))) = (self.rtp_delivered, rtp) {
             if let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) {
-                t.accepted(ssrc, seq);
+                t.accepted(ssrc, seq, data);
             }
         }
     }

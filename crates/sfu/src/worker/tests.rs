@@ -219,3 +219,32 @@ fn only_signed_binding_requests_teach_the_demux_an_address_and_few_of_them() {
     w.close_transport(&t.id).unwrap();
     assert!(w.by_addr.is_empty());
 }
+
+#[test]
+fn a_transport_cc_number_str0m_would_extend_below_zero_never_reaches_it() {
+    // fuzz/regressions/datagram/twcc-below-zero: str0m extended such a number to nearly 2^64 and
+    // its next transport-cc feedback report grew until memory ran out. The guard reads the clear
+    // header, before str0m authenticates anything, so plain RTP shows it.
+    let now = Instant::now();
+    let mut w = worker(now);
+    let router = w.create_router();
+    let options = w.create_webrtc_transport(now, &router, Direction::Send, Some((*w.config.caps).clone())).unwrap();
+    let mut params = opus_parameters(4444);
+    params.header_extensions = serde_json::from_value(serde_json::json!([{"uri": crate::ortc::URI_TWCC, "id": 4}])).unwrap();
+    w.produce(now, &options.id, MediaKind::Audio, params).unwrap();
+    let peer = SocketAddr::from(([198, 18, 0, 2], 6000));
+    let stun = stun_binding_request(&format!("{}:peer", options.ice_parameters.username_fragment), &options.ice_parameters.password);
+    w.handle_datagram(now, peer, &stun);
+    let rtp = |twcc: u16| {
+        let mut p = vec![0x90, 100, 0, 1, 0, 0, 0, 0];
+        p.extend_from_slice(&4444u32.to_be_bytes());
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x41]);
+        p.extend_from_slice(&twcc.to_be_bytes());
+        p.extend_from_slice(&[0, 0xfc, 1, 2, 3]);
+        p
+    };
+    w.handle_datagram(now, peer, &rtp(40_000));
+    assert_eq!(w.stats().rtp_guarded, 1, "kept from str0m");
+    w.handle_datagram(now, peer, &rtp(7));
+    assert_eq!(w.stats().rtp_guarded, 1, "an ordinary number goes to str0m (which refuses it unencrypted)");
+}
