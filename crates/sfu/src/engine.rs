@@ -16,7 +16,7 @@ use crate::error::{
 };
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::ortc;
-use crate::rtp_parameters::{DtlsParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
 use crate::worker::{Command, Worker, WorkerConfig};
 use crate::{ConsumerOptions, Direction, EngineEvent, EngineStats, WebRtcTransportOptions};
 
@@ -252,6 +252,11 @@ impl Engine {
     /// Closes a transport and everything on it (a plain transport's recorder hears RTCP BYE).
     pub async fn close_transport(&self, id: TransportId) -> Result<(), TransportError> {
         self.call(id.worker(), TransportError::UnknownTransport, |reply| Command::CloseTransport { id, reply }).await
+    }
+
+    /// restartIce: new ICE parameters for a WebRTC transport (the client restarts ICE with them).
+    pub async fn restart_ice(&self, id: TransportId) -> Result<IceParameters, TransportError> {
+        self.call(id.worker(), TransportError::UnknownTransport, |reply| Command::RestartIce { id, reply }).await
     }
 
     /// A producer of `kind` on a send transport.

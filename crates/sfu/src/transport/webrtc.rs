@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::config::DtlsCert;
-use str0m::ice::IceCreds;
+use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
@@ -17,7 +17,9 @@ use super::fingerprint::remote_fingerprint;
 use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
 use crate::ortc;
-use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters};
+use crate::rtp_parameters::{
+    DtlsParameters, DtlsRole, IceParameters, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters,
+};
 use crate::seq_guard::{Admit, SeqGuard};
 use crate::transmit::Outbox;
 use crate::{Direction, WebRtcTransportOptions};
@@ -58,8 +60,8 @@ pub(crate) struct WebRtcTransport {
     /// Send transport before its first produce: datagrams wait in `pending`.
     frozen: bool,
     pending: Vec<(SocketAddr, Vec<u8>)>,
-    /// Whether the remote ufrag was taken from a STUN request.
-    sniffed: bool,
+    /// The client's ufrag, taken from its STUN requests (mediasoup-client never signals it).
+    remote_ufrag: Option<String>,
     next_timeout: Instant,
     /// When a datagram from the peer last arrived (None: never).
     last_heard: Option<Instant>,
@@ -129,7 +131,7 @@ impl WebRtcTransport {
             dtls_active: None,
             frozen,
             pending: Vec::new(),
-            sniffed: false,
+            remote_ufrag: None,
             next_timeout: now,
             last_heard: None,
             needs_tick: false,
@@ -196,7 +198,7 @@ impl WebRtcTransport {
 
     /// What the client needs to build its side (mediasoup's transport options).
     pub fn options(&mut self, id: TransportId) -> WebRtcTransportOptions {
-        use crate::rtp_parameters::{DtlsFingerprint, IceCandidate, IceParameters};
+        use crate::rtp_parameters::{DtlsFingerprint, IceCandidate};
         let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
         let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
         let ip = self.candidate_addr.ip().to_string();
@@ -244,12 +246,35 @@ impl WebRtcTransport {
     }
 
     /// ICE-lite answers only once it knows the remote ufrag, and mediasoup-client never sends
-    /// it: it is taken from the first STUN request (after each rebuild).
-    pub fn learn_remote_ufrag(&mut self, remote: &str) {
-        if !self.sniffed && !self.frozen {
-            self.rtc.direct_api().set_remote_ice_credentials(IceCreds { ufrag: remote.to_string(), pass: String::new() });
-            self.sniffed = true;
+    /// it: it is taken from the first STUN request (after each rebuild). A request with another
+    /// client ufrag is the client restarting ICE (RTCPeerConnection.restartIce): its ufrag is
+    /// taken once the request proves it knows our password (MESSAGE-INTEGRITY, RFC 8445 7.3), so
+    /// nobody else can move the transport to a ufrag of theirs.
+    pub fn learn_remote_ufrag(&mut self, request: &StunMessage<'_>, remote: &str) {
+        if self.frozen || self.remote_ufrag.as_deref() == Some(remote) {
+            return;
         }
+        if self.remote_ufrag.is_some() {
+            let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
+            if !request.verify(self.creds.pass.as_bytes(), |key, parts| hmac.sha1_hmac(key, parts)) {
+                return;
+            }
+            tracing::debug!("the client restarted ICE (new ufrag)");
+        }
+        self.rtc.direct_api().set_remote_ice_credentials(IceCreds { ufrag: remote.to_string(), pass: String::new() });
+        self.remote_ufrag = Some(remote.to_string());
+    }
+
+    /// restartIce (mediasoup's WebRtcTransport.restartIce): new local ufrag and password; the
+    /// client then restarts ICE with them. Returns the new parameters.
+    pub fn restart_ice(&mut self) -> IceParameters {
+        self.creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
+        self.rtc.direct_api().set_local_ice_credentials(self.creds.clone());
+        self.ice_parameters()
+    }
+
+    fn ice_parameters(&self) -> IceParameters {
+        IceParameters { username_fragment: self.creds.ufrag.clone(), password: self.creds.pass.clone(), ice_lite: true }
     }
 
     /// A datagram from the peer arrived: it counts as heard; it is buffered while frozen.
@@ -348,7 +373,7 @@ impl WebRtcTransport {
             self.next_timeout = now;
         }
         self.frozen = false;
-        self.sniffed = false;
+        self.remote_ufrag = None;
         Ok(std::mem::take(&mut self.pending))
     }
 

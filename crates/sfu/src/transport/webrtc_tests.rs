@@ -92,3 +92,51 @@ fn a_send_transport_needs_capabilities_the_router_can_take() {
     let e = WebRtcTransport::new(Direction::Send, &caps, Some(foreign), addr(), now).err().unwrap();
     assert_eq!(e.code(), "invalid_parameters", "{e}");
 }
+
+/// A binding request "local:remote" with PRIORITY and a MESSAGE-INTEGRITY keyed by `pass`
+/// (RFC 5389 15.4); `pass: None` leaves the integrity zeroed (a forgery).
+fn binding_request(username: &str, pass: Option<&str>) -> Vec<u8> {
+    let name = username.as_bytes();
+    let mut attrs = vec![0x00, 0x06];
+    attrs.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    attrs.extend_from_slice(name);
+    attrs.resize(4 + name.len().div_ceil(4) * 4, 0);
+    attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x1e, 0xff]);
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&((attrs.len() + 24) as u16).to_be_bytes());
+    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
+    m.extend_from_slice(&[7; 12]);
+    m.extend_from_slice(&attrs);
+    let mac = match pass {
+        Some(p) => str0m::crypto::from_feature_flags().sha1_hmac_provider.sha1_hmac(p.as_bytes(), &[&m]),
+        None => [0; 20],
+    };
+    m.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]);
+    m.extend_from_slice(&mac);
+    m
+}
+
+#[test]
+fn a_new_client_ufrag_is_taken_only_with_our_password() {
+    let mut t = WebRtcTransport::new(Direction::Recv, &router_caps(), None, addr(), Instant::now()).unwrap();
+    let ours = t.ufrag().to_string();
+    let learn = |t: &mut WebRtcTransport, remote: &str, pass: Option<&str>| {
+        let bytes = binding_request(&format!("{ours}:{remote}"), pass);
+        let msg = StunMessage::parse(&bytes).unwrap();
+        t.learn_remote_ufrag(&msg, remote);
+    };
+    learn(&mut t, "first", None);
+    assert_eq!(t.remote_ufrag.as_deref(), Some("first"), "the first ufrag is taken (str0m checks the request itself)");
+    learn(&mut t, "forged", None);
+    assert_eq!(t.remote_ufrag.as_deref(), Some("first"), "a request without our password moves nothing");
+    learn(&mut t, "wrongpass", Some("not-our-password"));
+    assert_eq!(t.remote_ufrag.as_deref(), Some("first"));
+    let pass = t.creds.pass.clone();
+    learn(&mut t, "restarted", Some(&pass));
+    assert_eq!(t.remote_ufrag.as_deref(), Some("restarted"), "the client restarted ICE");
+    // restartIce on our side: new credentials; the client's next ufrag needs the new password.
+    let new = t.restart_ice();
+    assert_ne!(new.username_fragment, ours);
+    assert_eq!(t.ufrag(), new.username_fragment);
+    assert_ne!(new.password, pass);
+}

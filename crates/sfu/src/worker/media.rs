@@ -81,7 +81,7 @@ impl Worker {
         }
         let (local, remote) = msg.split_username()?;
         let key = *self.by_ufrag.get(local)?;
-        self.transports.get_mut(&key)?.webrtc_mut()?.learn_remote_ufrag(remote);
+        self.transports.get_mut(&key)?.webrtc_mut()?.learn_remote_ufrag(&msg, remote);
         self.by_addr.insert(src, key);
         Some(key)
     }

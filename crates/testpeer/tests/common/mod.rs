@@ -78,12 +78,14 @@ pub struct Subscriber {
     pub inbox: Inbox,
     /// (consumer options JSON, consumer ssrc, kind)
     pub consumers: Vec<(Value, u32, MediaKind)>,
+    /// The client's ICE connection states, in order.
+    pub ice_states: Vec<str0m::IceConnectionState>,
 }
 
 impl Subscriber {
     pub fn new(sim: &mut Sim, router: &RouterId) -> Subscriber {
         let transport = sim.client(router, Direction::Recv, false);
-        Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new() }
+        Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new(), ice_states: Vec::new() }
     }
 
     /// Consumes `producer` and resumes the consumer (as mediasoup-client's app does).
@@ -100,7 +102,11 @@ impl Subscriber {
 
     pub fn pump(&mut self, now: std::time::Instant) {
         let events = self.transport.pump_at(now);
-        self.inbox.take_events(events);
+        for e in self.inbox.take_events(events) {
+            if let Event::IceConnectionStateChange(s) = e {
+                self.ice_states.push(s);
+            }
+        }
     }
 
     pub fn received(&self, kind: MediaKind) -> Vec<&testpeer::Received> {
