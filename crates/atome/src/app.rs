@@ -81,6 +81,7 @@ impl App {
             media_codecs: sfu::ortc::default_media_codecs(),
             nack_history: Duration::from_millis(config.nack_history_ms.into()),
             idle_timeout: Duration::from_secs(config.rtc_idle_seconds.into()),
+            tcp: config.rtc_tcp,
         })
         .map_err(|e| AppError::Media(e.to_string()))?;
         let caps = serde_json::to_value(engine.rtp_capabilities()).map_err(|e| AppError::Media(e.to_string()))?;

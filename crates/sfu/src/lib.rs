@@ -17,6 +17,7 @@ mod router;
 pub mod rtp_parameters;
 pub mod seq;
 pub mod seq_guard;
+mod tcp;
 mod transmit;
 mod transport;
 mod udp;
@@ -31,7 +32,7 @@ pub use error::{
 };
 pub use ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use rtp_parameters::{DtlsParameters, IceCandidate, IceParameters, MediaKind, RtpParameters};
-pub use transmit::Transmit;
+pub use transmit::{Protocol, Transmit};
 
 /// What the engine decides on its own, for the signaling layer to pass on.
 #[derive(Debug, Clone, PartialEq, Eq)]

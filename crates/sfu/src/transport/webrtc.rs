@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use str0m::config::DtlsCert;
 use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
@@ -18,7 +18,7 @@ use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
 use crate::ortc;
 use crate::rtp_parameters::{
-    DtlsParameters, DtlsRole, IceParameters, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters,
+    DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters,
 };
 use crate::seq_guard::{Admit, SeqGuard};
 use crate::transmit::Outbox;
@@ -52,6 +52,8 @@ pub(crate) struct WebRtcTransport {
     creds: IceCreds,
     cert: DtlsCert,
     candidate_addr: SocketAddr,
+    /// Whether a passive ICE-TCP candidate is offered on the same address (RFC 6544).
+    tcp: bool,
     /// Codecs of the Rtc: the client's (send) or the router's (recv).
     codecs: RtpCapabilities,
     ext_ids: Vec<(u8, String)>,
@@ -59,7 +61,7 @@ pub(crate) struct WebRtcTransport {
     dtls_active: Option<bool>,
     /// Send transport before its first produce: datagrams wait in `pending`.
     frozen: bool,
-    pending: Vec<(SocketAddr, Vec<u8>)>,
+    pending: Vec<(Protocol, SocketAddr, Vec<u8>)>,
     /// The client's ufrag, taken from its STUN requests (mediasoup-client never signals it).
     remote_ufrag: Option<String>,
     next_timeout: Instant,
@@ -76,13 +78,15 @@ pub(crate) struct WebRtcTransport {
 }
 
 impl WebRtcTransport {
-    /// A transport announcing `candidate_addr`. A send transport needs the client's
-    /// `sendRtpCapabilities` (its payload types); a receive transport uses the router's.
+    /// A transport announcing `candidate_addr` (UDP, and TCP passive if `tcp`). A send transport
+    /// needs the client's `sendRtpCapabilities` (its payload types); a receive transport uses
+    /// the router's.
     pub fn new(
         direction: Direction,
         router_caps: &RtpCapabilities,
         send_caps: Option<RtpCapabilities>,
         candidate_addr: SocketAddr,
+        tcp: bool,
         now: Instant,
     ) -> Result<WebRtcTransport, CreateTransportError> {
         let creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
@@ -125,6 +129,7 @@ impl WebRtcTransport {
             creds,
             cert,
             candidate_addr,
+            tcp,
             codecs,
             ext_ids,
             remote_fp: None,
@@ -172,6 +177,10 @@ impl WebRtcTransport {
         let mut rtc = cfg.build(now);
         let candidate = Candidate::host(self.candidate_addr, "udp").map_err(|e| e.to_string())?;
         rtc.add_local_candidate(candidate);
+        if self.tcp {
+            let passive = Candidate::builder().tcp().host(self.candidate_addr).tcptype(TcpType::Passive).build();
+            rtc.add_local_candidate(passive.map_err(|e| e.to_string())?);
+        }
         {
             let mut api = rtc.direct_api();
             api.set_ice_lite(true);
@@ -198,10 +207,9 @@ impl WebRtcTransport {
 
     /// What the client needs to build its side (mediasoup's transport options).
     pub fn options(&mut self, id: TransportId) -> WebRtcTransportOptions {
-        use crate::rtp_parameters::{DtlsFingerprint, IceCandidate};
+        use crate::rtp_parameters::DtlsFingerprint;
         let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
         let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
-        let ip = self.candidate_addr.ip().to_string();
         WebRtcTransportOptions {
             id,
             ice_parameters: IceParameters {
@@ -209,15 +217,7 @@ impl WebRtcTransport {
                 password: self.creds.pass.clone(),
                 ice_lite: true,
             },
-            ice_candidates: vec![IceCandidate {
-                foundation: "udpcandidate".into(),
-                priority: 1_076_302_079,
-                address: ip.clone(),
-                ip,
-                protocol: "udp".into(),
-                port: self.candidate_addr.port(),
-                kind: "host".into(),
-            }],
+            ice_candidates: self.ice_candidates(),
             dtls_parameters: DtlsParameters {
                 role: Some(DtlsRole::Auto),
                 fingerprints: vec![DtlsFingerprint { algorithm: algorithm.into(), value: value.into() }],
@@ -273,25 +273,46 @@ impl WebRtcTransport {
         self.ice_parameters()
     }
 
+    /// The host candidates: UDP, then TCP passive with a lower priority (mediasoup's values).
+    fn ice_candidates(&self) -> Vec<IceCandidate> {
+        let ip = self.candidate_addr.ip().to_string();
+        let candidate = |protocol: &str, priority: u32, tcp_type: Option<&str>| IceCandidate {
+            foundation: format!("{protocol}candidate"),
+            priority,
+            address: ip.clone(),
+            ip: ip.clone(),
+            protocol: protocol.into(),
+            port: self.candidate_addr.port(),
+            kind: "host".into(),
+            tcp_type: tcp_type.map(String::from),
+        };
+        let mut candidates = vec![candidate("udp", 1_076_302_079, None)];
+        if self.tcp {
+            candidates.push(candidate("tcp", 1_076_276_479, Some("passive")));
+        }
+        candidates
+    }
+
     fn ice_parameters(&self) -> IceParameters {
         IceParameters { username_fragment: self.creds.ufrag.clone(), password: self.creds.pass.clone(), ice_lite: true }
     }
 
     /// A datagram from the peer arrived: it counts as heard; it is buffered while frozen.
-    pub fn receive(&mut self, now: Instant, src: SocketAddr, data: &[u8]) -> Arrival {
+    pub fn receive(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) -> Arrival {
         self.last_heard = Some(now);
         if !self.frozen {
             return Arrival::Ready;
         }
         if self.pending.len() < MAX_PENDING {
-            self.pending.push((src, data.to_vec()));
+            self.pending.push((proto, src, data.to_vec()));
         }
         Arrival::Buffered
     }
 
-    /// Hands one datagram to the Rtc; Err says why str0m refused it (counted as dropped).
-    pub fn feed(&mut self, now: Instant, src: SocketAddr, data: &[u8]) -> Result<(), String> {
-        let receive = Receive::new(Protocol::Udp, src, self.candidate_addr, data).map_err(|e| e.to_string())?;
+    /// Hands one datagram (or ICE-TCP frame) to the Rtc; Err says why str0m refused it (counted
+    /// as dropped).
+    pub fn feed(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) -> Result<(), String> {
+        let receive = Receive::new(proto, src, self.candidate_addr, data).map_err(|e| e.to_string())?;
         self.rtc.handle_input(Input::Receive(now, receive)).map_err(|e| e.to_string())
     }
 
@@ -309,7 +330,7 @@ impl WebRtcTransport {
                     self.next_timeout = at;
                     break;
                 }
-                Ok(Output::Transmit(tx)) => out.push(tx.destination, tx.contents.into()),
+                Ok(Output::Transmit(tx)) => out.push_via(tx.proto, tx.destination, tx.contents.into()),
                 Ok(Output::Event(e)) => events.push(e),
                 Err(e) => {
                     tracing::debug!("poll_output: {e}");
@@ -343,7 +364,11 @@ impl WebRtcTransport {
     /// First produce on a send transport: rebuild the Rtc with the producer's real extension ids
     /// (Chrome numbers them by media section order, not as sendRtpCapabilities said) and unfreeze.
     /// Returns the buffered datagrams to replay.
-    pub fn thaw(&mut self, now: Instant, produce_exts: &[RtpHeaderExtensionParameters]) -> Result<Vec<(SocketAddr, Vec<u8>)>, String> {
+    pub fn thaw(
+        &mut self,
+        now: Instant,
+        produce_exts: &[RtpHeaderExtensionParameters],
+    ) -> Result<Vec<(Protocol, SocketAddr, Vec<u8>)>, String> {
         if !self.frozen {
             return Ok(Vec::new());
         }

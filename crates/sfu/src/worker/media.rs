@@ -13,6 +13,7 @@ use crate::consumer::PlainRtp;
 use crate::ids::Key;
 use crate::rtp_parameters::MediaKind;
 use crate::seq_guard::{rtp_ssrc_seq, Admit};
+use crate::transmit::Protocol;
 use crate::transport::plain::rtcp_empty_rr;
 use crate::transport::webrtc::Arrival;
 use crate::CloseReason;
@@ -23,17 +24,17 @@ const MAX_FLUSH_ROUNDS: usize = 16;
 impl Worker {
     /// udp_mux: find the transport by STUN username on first contact, then by source address.
     /// The transport is polled at once; the consumers it forwards to are polled at the flush.
-    pub(super) fn on_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+    pub(super) fn on_datagram(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
         self.current = None;
-        let Some(key) = self.stun_target(src, data).or_else(|| self.by_addr.get(&src).copied()) else {
+        let Some(key) = self.stun_target(proto, src, data).or_else(|| self.by_addr.get(&(src, proto)).copied()) else {
             self.stats.datagrams_dropped += 1;
             return;
         };
         self.current = Some(key);
         let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
-        if t.receive(now, src, data) == Arrival::Buffered {
+        if t.receive(now, proto, src, data) == Arrival::Buffered {
             return;
         }
         let rtp = rtp_ssrc_seq(data);
@@ -43,19 +44,19 @@ impl Worker {
                 Admit::Held | Admit::Drop => return,
                 Admit::Release(held) => {
                     for (held_seq, bytes) in held {
-                        self.feed(key, now, src, &bytes, Some((ssrc, held_seq)));
+                        self.feed(key, now, proto, src, &bytes, Some((ssrc, held_seq)));
                     }
                 }
             }
         }
-        self.feed(key, now, src, data, rtp);
+        self.feed(key, now, proto, src, data, rtp);
     }
 
     /// Hands one datagram to its transport's str0m and polls it; tells the sequence guard when
     /// an RTP packet came out (str0m authenticated it).
-    fn feed(&mut self, key: Key, now: Instant, src: SocketAddr, data: &[u8], rtp: Option<(u32, u16)>) {
+    fn feed(&mut self, key: Key, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8], rtp: Option<(u32, u16)>) {
         let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
-        if let Err(e) = t.feed(now, src, data) {
+        if let Err(e) = t.feed(now, proto, src, data) {
             self.stats.datagrams_dropped += 1;
             tracing::debug!("input from {src}: {e}");
         }
@@ -71,7 +72,7 @@ impl Worker {
     }
 
     /// The transport a STUN binding request is for (by our ufrag), remembering its source address.
-    fn stun_target(&mut self, src: SocketAddr, data: &[u8]) -> Option<Key> {
+    fn stun_target(&mut self, proto: Protocol, src: SocketAddr, data: &[u8]) -> Option<Key> {
         if data.len() < 20 || data[0] >= 2 {
             return None;
         }
@@ -82,7 +83,7 @@ impl Worker {
         let (local, remote) = msg.split_username()?;
         let key = *self.by_ufrag.get(local)?;
         self.transports.get_mut(&key)?.webrtc_mut()?.learn_remote_ufrag(&msg, remote);
-        self.by_addr.insert(src, key);
+        self.by_addr.insert((src, proto), key);
         Some(key)
     }
 

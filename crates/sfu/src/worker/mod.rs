@@ -28,7 +28,7 @@ use crate::ids::{ConsumerId, FastMap, Key, ProducerId, RouterId, TransportId};
 use crate::producer::Producer;
 use crate::router::Router;
 use crate::rtp_parameters::RtpCapabilities;
-use crate::transmit::{Outbox, Transmit};
+use crate::transmit::{Outbox, Protocol, Transmit};
 use crate::transport::Transport;
 use crate::{CloseReason, EngineEvent, EngineStats};
 
@@ -48,6 +48,8 @@ pub struct WorkerConfig {
     pub nack_history: Duration,
     /// A WebRTC transport heard once and then silent this long is closed.
     pub idle_timeout: Duration,
+    /// Offer a passive ICE-TCP candidate on the same port (the driver must listen on it).
+    pub tcp: bool,
 }
 
 pub struct Worker {
@@ -60,7 +62,7 @@ pub struct Worker {
     consumers: FastMap<Key, Consumer>,
     by_ufrag: HashMap<String, Key>,
     /// Only filled from STUN requests carrying one of our ufrags, so peers cannot flood it.
-    by_addr: FastMap<SocketAddr, Key>,
+    by_addr: FastMap<(SocketAddr, Protocol), Key>,
     /// Traffic counters (objects are counted when asked, see [`Worker::stats`]).
     stats: EngineStats,
     /// The time of the last input.
@@ -136,10 +138,15 @@ impl Worker {
         self.config.addr
     }
 
-    /// A datagram arrived from `from` at `now`. What it causes is taken with the polls.
+    /// A UDP datagram arrived from `from` at `now`. What it causes is taken with the polls.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_receive(now, Protocol::Udp, from, data);
+    }
+
+    /// A datagram (UDP) or an ICE-TCP frame (RFC 4571, without its length) arrived from `from`.
+    pub fn handle_receive(&mut self, now: Instant, proto: Protocol, from: SocketAddr, data: &[u8]) {
         self.advance(now);
-        self.on_datagram(now, from, data);
+        self.on_datagram(now, proto, from, data);
         self.current = None;
     }
 

@@ -52,7 +52,7 @@ impl Worker {
     ) -> Result<WebRtcTransportOptions, CreateTransportError> {
         self.advance(now);
         let router = self.router_key(router).ok_or(CreateTransportError::UnknownRouter)?;
-        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, self.config.addr, now)?;
+        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, self.config.addr, self.config.tcp, now)?;
         let key = self.next_key();
         let id = TransportId::new(self.config.index, key);
         let options = t.options(id.clone());
@@ -135,8 +135,8 @@ impl Worker {
         transport.add_producer(key);
         self.next_due = now;
         self.producers.insert(key, Producer::new(id.clone(), tkey, router, kind, cname, plan));
-        for (src, data) in replay {
-            self.on_datagram(now, src, &data);
+        for (proto, src, data) in replay {
+            self.on_datagram(now, proto, src, &data);
         }
         Ok(id)
     }

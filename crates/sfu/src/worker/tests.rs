@@ -18,6 +18,7 @@ fn worker(now: Instant) -> Worker {
         caps,
         nack_history: Duration::from_millis(500),
         idle_timeout: Duration::from_secs(2),
+        tcp: true,
     };
     Worker::new(config, now)
 }
