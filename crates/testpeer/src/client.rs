@@ -101,7 +101,13 @@ impl ClientTransport {
             .ok_or(format!("no {protocol} candidate"))?;
         let server: SocketAddr =
             format!("{}:{}", cand["address"].as_str().ok_or("address")?, cand["port"]).parse().map_err(|e| format!("candidate: {e}"))?;
-        let fp = &options["dtlsParameters"]["fingerprints"][0];
+        // The server may list several algorithms in any order (mediasoup lists five, its order
+        // changing from worker to worker): take one str0m can verify.
+        let fps = options["dtlsParameters"]["fingerprints"].as_array().ok_or("dtlsParameters.fingerprints")?;
+        let fp = ["sha-256", "sha-1"]
+            .iter()
+            .find_map(|alg| fps.iter().find(|f| f["algorithm"].as_str().is_some_and(|a| a.eq_ignore_ascii_case(alg))))
+            .ok_or("no sha-256 or sha-1 fingerprint")?;
         let fingerprint: Fingerprint = format!("{} {}", fp["algorithm"].as_str().unwrap_or(""), fp["value"].as_str().unwrap_or(""))
             .parse()
             .map_err(|_| "fingerprint".to_string())?;
