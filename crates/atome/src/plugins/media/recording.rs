@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -17,9 +18,10 @@ use serde_json::{json, Value};
 use sfu::{ProducerId, RouterId};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-use super::Media;
+use super::events::{Happened, RoomEvent};
+use super::{Media, MediaInner};
 use crate::db::{new_id, now_ms, Db};
 use crate::http::{ok, ApiError, ApiJson, ApiPath, ApiResult, AuthUser};
 use crate::plugins::rooms::visible_room;
@@ -180,13 +182,31 @@ impl Media {
     pub async fn recording_producer_added(&self, room_id: &str, router: &RouterId, producer: &ProducerId, kind: &str, peer_user_id: &str) {
         let mut active = self.0.recordings.active.lock().await;
         for (recording_id, rec) in active.iter_mut() {
-            if rec.room_id != room_id || rec.mode != Mode::PerProducer {
+            if rec.room_id != room_id || rec.mode != Mode::PerProducer || rec.files.iter().any(|f| &f.producer == producer) {
                 continue;
             }
             match self.start_file(recording_id, rec, producer.clone(), kind.to_string(), peer_user_id.to_string(), router.clone()).await {
                 Ok(f) => rec.files.push(f),
                 Err(e) => tracing::warn!(%recording_id, "cannot record new producer: {e}"),
             }
+        }
+    }
+}
+
+/// Starts and stops recorders as producers come and go in the calls.
+pub async fn follow_rooms(media: Weak<MediaInner>, mut events: mpsc::UnboundedReceiver<RoomEvent>) {
+    let mut routers: HashMap<Arc<str>, RouterId> = HashMap::new();
+    while let Some(RoomEvent { room_id, what }) = events.recv().await {
+        let Some(media) = media.upgrade().map(Media) else { return };
+        match what {
+            Happened::Opened { router } => drop(routers.insert(room_id, router)),
+            Happened::ProducerAdded { producer, kind, peer_user_id } => {
+                if let Some(router) = routers.get(&room_id) {
+                    media.recording_producer_added(&room_id, router, &producer, kind.as_str(), &peer_user_id).await;
+                }
+            }
+            Happened::ProducerClosed { producer } => media.recording_producer_closed(&producer).await,
+            Happened::Closed => drop(routers.remove(&room_id)),
         }
     }
 }
@@ -233,7 +253,7 @@ impl FileJob {
         &self,
         mut stopped: oneshot::Receiver<()>,
     ) -> Result<(PathBuf, String, u64, &'static str, Option<i64>), (String, Option<PathBuf>)> {
-        let engine = &self.media.0.engine;
+        let engine = self.media.engine();
         let config = &self.media.0.core.config;
         let (subdir, ext, mime) = if self.kind == "video" { ("video", "webm", "video/webm") } else { ("audio", "ogg", "audio/ogg") };
         let dir = config.data_dir.join("users").join(&self.owner_user_id).join("media").join(subdir).join("recordings");
@@ -502,17 +522,14 @@ pub async fn start(
         });
     }
     // What to record, from the call in progress.
-    let (router, producers) = {
-        let rooms = media.0.rooms.lock().await;
-        let call =
-            rooms.get(&room.room_id).ok_or_else(|| ApiError::conflict("no_call", "nobody is in this room's call: nothing to record"))?;
-        let producers: Vec<(ProducerId, String, String)> = call
-            .peers
-            .values()
-            .flat_map(|peer| peer.producers.iter().map(|(id, kind)| (id.clone(), kind.clone(), peer.user_id.clone())))
-            .collect();
-        (call.router.clone(), producers)
-    };
+    let call = media
+        .0
+        .calls
+        .get(&room.room_id)
+        .ok_or_else(|| ApiError::conflict("no_call", "nobody is in this room's call: nothing to record"))?;
+    let router = call.router().clone();
+    let producers: Vec<(ProducerId, String, String)> =
+        call.producers().await.into_iter().map(|p| (p.producer_id, p.kind.as_str().to_string(), p.peer_user_id)).collect();
     let producers = match (body.mode, body.producer_id) {
         (Mode::SingleProducer, None) => {
             return Err(ApiError::bad_request("invalid_body", "singleProducer needs a producer_id"));
