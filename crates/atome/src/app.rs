@@ -61,6 +61,7 @@ impl App {
     /// Opens the database, starts the plugins and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate().map_err(AppError::Config)?;
+        Identity::check_config(&config).map_err(AppError::Config)?;
         create_data_dir(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let secret = ServerSecret::load_or_create(&config.secret_path())?;
         let db = db::open(&config.data_dir).await?;

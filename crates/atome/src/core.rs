@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::plugins::identity::tokens::{random_hex, sha256_hex};
+use crate::secret::{random_hex, sha256_hex};
 
 #[derive(Clone)]
 pub struct Core(Arc<CoreInner>);

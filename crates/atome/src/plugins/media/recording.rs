@@ -23,7 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::events::{Happened, RoomEvent};
 use super::{Media, MediaInner};
 use crate::db::{new_id, now_ms, Db};
-use crate::http::{ok, ApiError, ApiJson, ApiPath, ApiResult, AuthUser};
+use crate::http::{ok, ApiError, ApiJson, ApiPath, ApiResult};
+use crate::plugins::identity::AuthUser;
 use crate::plugins::rooms::visible_room;
 
 /// How long FFmpeg may take to open its RTP port, and to finish its file after SIGINT.

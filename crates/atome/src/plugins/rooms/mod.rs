@@ -13,9 +13,9 @@ use sfu::rtp_parameters::RtpCapabilities;
 
 use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
-use crate::http::{ok, ApiError, ApiJson, ApiPath, ApiResult, AuthUser, ClientIp};
+use crate::http::{ok, ApiError, ApiJson, ApiPath, ApiResult, ClientIp};
 use crate::plugins::contacts::are_connected;
-use crate::plugins::identity::{find_by_id, find_by_phone, phone, User};
+use crate::plugins::identity::{find_by_id, find_by_phone, phone, AuthUser, User};
 use crate::plugins::Plugin;
 use crate::ratelimit::KeyedLimit;
 
