@@ -65,18 +65,9 @@ impl App {
         create_data_dir(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let secret = ServerSecret::load_or_create(&config.secret_path())?;
         let db = db::open(&config.data_dir).await?;
-        match crate::plugins::media::recording::reap_leftover_ffmpeg(&config.data_dir) {
-            0 => {}
-            n => tracing::warn!(n, "FFmpeg processes of an earlier run were stopped"),
-        }
-        match crate::plugins::media::recording::mark_interrupted(&db).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(n, "recordings interrupted by the last stop marked failed (partial files kept)"),
-            Err(e) => tracing::error!("cannot mark interrupted recordings: {e}"),
-        }
         let core = Core::new(config, db);
 
-        let media = Media::start(core.clone()).map_err(|e| AppError::Media(e.to_string()))?;
+        let media = Media::start(core.clone()).await.map_err(|e| AppError::Media(e.to_string()))?;
         let engine = media.engine().clone();
         let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
         let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone(), Arc::new(media.clone())));

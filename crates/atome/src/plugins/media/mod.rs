@@ -17,7 +17,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -45,8 +45,7 @@ pub struct MediaInner {
     /// room_id -> the call in progress.
     calls: Directory,
     next_peer: AtomicU64,
-    recordings: recording::Recordings,
-    ffmpeg_ok: bool,
+    recorder: recording::Recorder,
 }
 
 /// What every call and session of the plugin uses: immutable, or counters that are each
@@ -69,8 +68,11 @@ impl axum::extract::FromRef<Media> for Core {
 }
 
 impl Media {
-    /// Starts the media engine (one worker thread per configured core) and the plugin.
-    pub fn start(core: Core) -> Result<Media, sfu::EngineError> {
+    /// Starts the media engine (one worker thread per configured core), the recording
+    /// component and the plugin.
+    pub async fn start(core: Core) -> Result<Media, sfu::EngineError> {
+        // FFmpeg processes left by a previous run hold ports the engine may want.
+        recording::Recorder::clean_up_after_last_run(&core).await;
         let config = &core.config;
         let engine = sfu::Engine::start(sfu::EngineConfig {
             workers: config.worker_count(),
@@ -81,30 +83,25 @@ impl Media {
             nack_history: Duration::from_millis(config.nack_history_ms.into()),
             idle_timeout: Duration::from_secs(config.rtc_idle_seconds.into()),
         })?;
-        let ffmpeg_ok = recording::ffmpeg_available(&config.ffmpeg);
-        if !ffmpeg_ok {
-            tracing::warn!(ffmpeg = %config.ffmpeg.display(), "FFmpeg cannot run: recording is unavailable");
-        }
-        let (to_recording, room_events) = tokio::sync::mpsc::unbounded_channel();
+        let (to_recorder, room_events) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = recording::Recorder::start(core.clone(), engine.clone(), room_events);
         let shared = Shared {
             engine: engine.clone(),
             limits: config.limits.clone(),
             usage: usage::Usage::default(),
-            events: RoomEvents::new(vec![to_recording]),
+            events: RoomEvents::new(vec![to_recorder]),
             peers: AtomicUsize::new(0),
         };
         let media = Media(Arc::new(MediaInner {
-            recordings: recording::Recordings::default(),
-            ffmpeg_ok,
             core,
             shared: Arc::new(shared),
             calls: Directory::default(),
             next_peer: AtomicU64::new(1),
+            recorder,
         }));
         if let Some(events) = engine.take_events() {
             tokio::spawn(directory::watch_engine(Arc::downgrade(&media.0), events));
         }
-        tokio::spawn(recording::follow_rooms(Arc::downgrade(&media.0), room_events));
         Ok(media)
     }
 
@@ -126,10 +123,8 @@ impl Plugin for Media {
         Router::new()
             .route("/ws", get(ws))
             .route("/health", get(health))
-            .route("/rooms/{room_id}/record/start", post(recording::start))
-            .route("/rooms/{room_id}/record/stop", post(recording::stop))
-            .route("/rooms/{room_id}/recordings", get(recording::list))
             .with_state(self.clone())
+            .merge(recording::routes(self.0.recorder.clone()))
     }
 }
 

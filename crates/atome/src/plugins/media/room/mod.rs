@@ -74,9 +74,6 @@ enum Command {
     Participants {
         reply: oneshot::Sender<Vec<Participant>>,
     },
-    Producers {
-        reply: oneshot::Sender<Vec<ProducerInfo>>,
-    },
     Engine(sfu::EngineEvent),
 }
 
@@ -88,7 +85,6 @@ impl Command {
             Command::Leave { reply, .. } => drop(reply.send(false)),
             Command::Request { reply, .. } => drop(reply.send(Err(SignalError::room_closed()))),
             Command::Participants { reply } => drop(reply.send(Vec::new())),
-            Command::Producers { reply } => drop(reply.send(Vec::new())),
             Command::Engine(_) => {}
         }
     }
@@ -154,11 +150,6 @@ impl RoomHandle {
     /// Who is in the call (once per user, in joining order).
     pub async fn participants(&self) -> Vec<Participant> {
         self.ask(|reply| Command::Participants { reply }).await.unwrap_or_default()
-    }
-
-    /// Every producer in the call.
-    pub async fn producers(&self) -> Vec<ProducerInfo> {
-        self.ask(|reply| Command::Producers { reply }).await.unwrap_or_default()
     }
 
     /// An engine event for the room to act on if it concerns it.
@@ -231,7 +222,6 @@ impl Room {
                 }
                 Command::Request { peer, msg, reply } => drop(reply.send(self.request(peer, msg).await)),
                 Command::Participants { reply } => drop(reply.send(self.participants())),
-                Command::Producers { reply } => drop(reply.send(self.peers.values().flat_map(Peer::producer_infos).collect())),
                 Command::Engine(sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason }) => {
                     self.transport_lost(transport, producers, consumers, reason)
                 }
