@@ -264,7 +264,44 @@ function wire(transport) {
   transport.on('connect', ({ dtlsParameters }, ok, fail) => {
     request('connectTransport', { transport_id: transport.id, dtlsParameters }).then(() => ok(), fail);
   });
+  transport.on('connectionstatechange', (connectionState) => {
+    if (connectionState === 'disconnected' || connectionState === 'failed') restartIce(transport);
+  });
 }
+
+// How long an ICE restart may take before the call is joined again from scratch.
+const ICE_RESTART_GRACE_MS = 10000;
+
+// The network changed or the media path broke: new ICE parameters from the server, then
+// RTCPeerConnection.restartIce(). If the transport is not connected again soon, rejoin.
+async function restartIce(transport) {
+  if (transport.closed || transport.restarting) return;
+  transport.restarting = true;
+  try {
+    const r = await request('restartIce', { transport_id: transport.id });
+    await transport.restartIce({ iceParameters: r.iceParameters });
+  } catch (e) {
+    console.warn('ICE restart failed', e);
+  }
+  setTimeout(() => {
+    transport.restarting = false;
+    if (!transport.closed && transport.connectionState !== 'connected' && transport === currentTransport(transport)) {
+      showError('Media connection lost: reconnecting...');
+      state.ws?.close(); // onSocketClosed joins the call again
+    }
+  }, ICE_RESTART_GRACE_MS);
+}
+
+function currentTransport(transport) {
+  return [state.sendTransport, state.recvTransport].find((t) => t === transport);
+}
+
+// A new network (Wi-Fi to mobile, a cable plugged in): restart ICE on both transports.
+function onNetworkChange() {
+  for (const t of [state.sendTransport, state.recvTransport]) if (t) restartIce(t);
+}
+window.addEventListener('online', onNetworkChange);
+navigator.connection?.addEventListener?.('change', onNetworkChange);
 
 async function join(roomId) {
   if (!roomId) throw new Error('Create or choose a room first.');

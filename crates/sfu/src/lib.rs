@@ -39,7 +39,13 @@ pub use transmit::{Protocol, Transmit};
 pub enum EngineEvent {
     /// A transport was closed because its peer closed it (DTLS close) or went silent; its
     /// producers and consumers (listed) are closed too, and every consumer of those producers.
-    TransportClosed { transport: TransportId, producers: Vec<ProducerId>, consumers: Vec<ConsumerId>, reason: CloseReason },
+    TransportClosed {
+        router: RouterId,
+        transport: TransportId,
+        producers: Vec<ProducerId>,
+        consumers: Vec<ConsumerId>,
+        reason: CloseReason,
+    },
     /// A worker stopped for good (its faults repeated past recovery): every router on it and
     /// everything in them is gone, and no new router is placed on it.
     WorkerDied { worker: usize },

@@ -15,7 +15,7 @@ fn a_publisher_and_a_subscriber_over_tcp_only() {
     let mut sim = sim();
     let router = sim.worker.create_router();
     let transport = sim.tcp_client(&router, Direction::Send);
-    let mut a = Publisher { transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false };
+    let mut a = Publisher { router: router.clone(), transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false };
     let p = a.produce(&mut sim, MediaKind::Video);
     let transport = sim.tcp_client(&router, Direction::Recv);
     let mut b = Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new(), ice_states: Vec::new() };

@@ -256,10 +256,13 @@ impl Worker {
             self.current = Some(key);
             tracing::info!(transport = %t.id(), ?reason, "transport lost; closing it");
             let transport = t.id().clone();
+            // A transport is always in a router's list while it lives (closing a router closes
+            // its transports first).
+            let Some(router) = self.routers.get(&t.router()).map(|r| r.id().clone()) else { continue };
             let producers = t.producers().iter().filter_map(|p| self.producers.get(p)).map(|p| p.id().clone()).collect();
             let consumers = t.consumers().iter().filter_map(|c| self.consumers.get(c)).map(|c| c.id().clone()).collect();
             self.close_transport_key(key);
-            self.events.push_back(EngineEvent::TransportClosed { transport, producers, consumers, reason });
+            self.events.push_back(EngineEvent::TransportClosed { router, transport, producers, consumers, reason });
         }
     }
 }

@@ -162,7 +162,7 @@ fn a_transport_heard_once_then_silent_is_closed_and_said_so() {
     let (event, at) = closed.expect("closed for silence");
     assert_eq!(
         event,
-        EngineEvent::TransportClosed { transport: recv.id, producers: vec![], consumers: vec![], reason: CloseReason::Silent }
+        EngineEvent::TransportClosed { router, transport: recv.id, producers: vec![], consumers: vec![], reason: CloseReason::Silent }
     );
     let waited = at - now;
     assert!(waited > Duration::from_secs(2) && waited <= Duration::from_millis(2600), "after {waited:?}");

@@ -25,6 +25,7 @@ pub fn sim() -> Sim {
 
 /// A publishing peer: one send transport with its tracks.
 pub struct Publisher {
+    pub router: RouterId,
     pub transport: ClientTransport,
     pub tracks: Vec<(Track, ProducerId)>,
     pub keyframe_requests: u32,
@@ -40,7 +41,7 @@ impl Publisher {
     /// `bwe: false` turns off the client's bandwidth estimation and pacer: packets leave in bursts.
     pub fn with_bwe(sim: &mut Sim, router: &RouterId, bwe: bool) -> Publisher {
         let transport = sim.client(router, Direction::Send, bwe);
-        Publisher { transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false }
+        Publisher { router: router.clone(), transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false }
     }
 
     pub fn produce(&mut self, sim: &mut Sim, kind: MediaKind) -> ProducerId {

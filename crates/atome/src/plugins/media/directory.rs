@@ -43,9 +43,14 @@ impl Directory {
         Ok(room.clone())
     }
 
-    /// Calls whose router lives on `worker`.
-    fn on_worker(&self, worker: Option<usize>) -> Vec<RoomHandle> {
-        self.lock().values().filter(|room| worker.is_some() && room.router().worker() == worker).cloned().collect()
+    /// The calls an engine event concerns: the one on its router, or every call on a worker.
+    fn concerned(&self, event: &sfu::EngineEvent) -> Vec<RoomHandle> {
+        let rooms = self.lock();
+        let on = |room: &&RoomHandle| match event {
+            sfu::EngineEvent::TransportClosed { router, .. } => room.router() == router,
+            sfu::EngineEvent::WorkerDied { worker } => room.router().worker() == Some(*worker),
+        };
+        rooms.values().filter(on).cloned().collect()
     }
 
     /// Calls in progress.
@@ -54,18 +59,13 @@ impl Directory {
     }
 }
 
-/// Passes the engine's own decisions on to the calls until the engine stops. An event names a
-/// transport or a worker, not a router: it goes to the calls whose router is on that worker (a
-/// few), and the call that owns the transport acts. Holds the plugin weakly: the engine (and so
-/// this stream) ends when the plugin is dropped.
+/// Passes the engine's own decisions on to the calls until the engine stops: a lost transport
+/// to the call on its router, a failed worker to every call on it. Holds the plugin weakly: the
+/// engine (and so this stream) ends when the plugin is dropped.
 pub async fn watch_engine(media: Weak<MediaInner>, mut events: tokio::sync::mpsc::UnboundedReceiver<sfu::EngineEvent>) {
     while let Some(event) = events.recv().await {
         let Some(media) = media.upgrade() else { return };
-        let worker = match &event {
-            sfu::EngineEvent::TransportClosed { transport, .. } => transport.worker(),
-            sfu::EngineEvent::WorkerDied { worker } => Some(*worker),
-        };
-        for room in media.calls.on_worker(worker) {
+        for room in media.calls.concerned(&event) {
             room.engine_event(event.clone()).await;
         }
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sfu::rtp_parameters::{DtlsParameters, MediaKind, RtpCapabilities, RtpParameters};
+use sfu::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpParameters};
 use sfu::{ConsumerId, ConsumerOptions, ProducerId, TransportId, WebRtcTransportOptions};
 
 use crate::plugins::identity::UserView;
@@ -81,6 +81,11 @@ pub enum ClientMessage {
     LeaveRoom {
         #[serde(default)]
         room_id: Option<String>,
+    },
+    /// New ICE parameters for one of the peer's transports (mediasoup's
+    /// `WebRtcTransport.restartIce()`); the client passes them to `transport.restartIce()`.
+    RestartIce {
+        transport_id: TransportId,
     },
     Ping,
 }
@@ -259,6 +264,17 @@ pub enum ServerMessage {
         room_id: String,
         reason: &'static str,
     },
+    IceRestarted {
+        transport_id: TransportId,
+        #[serde(rename = "iceParameters")]
+        ice_parameters: IceParameters,
+    },
+    /// This socket's place in the room went to a newer session of the same user (a reload, a
+    /// second tab); the socket is closed after it.
+    SessionReplaced {
+        room_id: String,
+        reason: &'static str,
+    },
 }
 
 impl ServerMessage {
@@ -355,5 +371,10 @@ mod tests {
         assert_eq!(v, json!({"type": "participantJoined", "peer_user_id": "u", "display_name": "U"}));
         let v: Value = serde_json::from_str(&ServerMessage::RoomClosed { room_id: "r".into(), reason: "why" }.render(None)).unwrap();
         assert_eq!(v, json!({"type": "roomClosed", "room_id": "r", "reason": "why"}));
+        let note = ServerMessage::SessionReplaced { room_id: "r".into(), reason: "new_session" };
+        let v: Value = serde_json::from_str(&note.render(None)).unwrap();
+        assert_eq!(v, json!({"type": "sessionReplaced", "room_id": "r", "reason": "new_session"}));
+        let m = parse(r#"{"type":"restartIce","requestId":1,"transport_id":"w0-t1-a"}"#);
+        assert!(matches!(m.msg, Ok(ClientMessage::RestartIce { .. })));
     }
 }

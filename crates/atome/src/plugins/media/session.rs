@@ -9,7 +9,7 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sfu::rtp_parameters::RtpCapabilities;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::error::SignalError;
 use super::messages::{self, ClientMessage, ServerMessage};
@@ -34,6 +34,8 @@ pub struct Session {
     tx: mpsc::Sender<String>,
     user: Option<User>,
     joined: Option<Joined>,
+    /// Fires when a newer session of the same user takes this one's place in its room.
+    replaced: Option<oneshot::Receiver<()>>,
     messages: DefaultDirectRateLimiter,
     transports: DefaultDirectRateLimiter,
 }
@@ -65,21 +67,21 @@ pub async fn run(socket: WebSocket, media: Media) {
     let mut session = Session::new(media, tx);
     let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
     loop {
-        let next = if session.user.is_none() {
-            match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    session.send(&ServerMessage::Error { code: "auth_timeout", error: "authenticate first".into() }).await;
-                    break;
-                }
+        let authenticated = session.user.is_some();
+        let next = tokio::select! {
+            // A newer session of this user took our place in the room: it was told, we close.
+            () = replaced(&mut session.replaced) => break,
+            next = next_frame(&mut stream, authenticated, deadline, idle) => next,
+        };
+        let next = match next {
+            Ok(next) => next,
+            Err(Silence::AuthTimeout) => {
+                session.send(&ServerMessage::Error { code: "auth_timeout", error: "authenticate first".into() }).await;
+                break;
             }
-        } else {
-            match tokio::time::timeout(idle, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    tracing::info!(peer = session.peer_id, "signaling socket silent for {idle:?}; closing it");
-                    break;
-                }
+            Err(Silence::Idle) => {
+                tracing::info!(peer = session.peer_id, "signaling socket silent for {idle:?}; closing it");
+                break;
             }
         };
         let text = match next {
@@ -111,6 +113,40 @@ pub async fn run(socket: WebSocket, media: Media) {
     let _ = writer.await;
 }
 
+/// Why no frame came.
+enum Silence {
+    /// Not authenticated within [`AUTH_TIMEOUT`].
+    AuthTimeout,
+    /// Nothing for the idle period once authenticated.
+    Idle,
+}
+
+/// The next frame: before authentication until `deadline`, after it within `idle`.
+async fn next_frame(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    authenticated: bool,
+    deadline: tokio::time::Instant,
+    idle: Duration,
+) -> Result<Option<Result<Message, axum::Error>>, Silence> {
+    if authenticated {
+        tokio::time::timeout(idle, stream.next()).await.map_err(|_| Silence::Idle)
+    } else {
+        tokio::time::timeout_at(deadline, stream.next()).await.map_err(|_| Silence::AuthTimeout)
+    }
+}
+
+/// Resolves when the room says a newer session replaced this one; never otherwise (a room that
+/// ended or that this peer left drops its end: that is not a replacement).
+async fn replaced(signal: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(rx) = signal {
+        if rx.await.is_ok() {
+            return;
+        }
+        *signal = None;
+    }
+    std::future::pending().await
+}
+
 impl Session {
     fn new(media: Media, tx: mpsc::Sender<String>) -> Session {
         let limits = &media.0.core.config.limits;
@@ -122,6 +158,7 @@ impl Session {
             tx,
             user: None,
             joined: None,
+            replaced: None,
             messages: RateLimiter::direct(Quota::per_second(per_second).allow_burst(per_second.saturating_mul(TWO))),
             transports: RateLimiter::direct(Quota::per_minute(per_minute)),
         }
@@ -160,6 +197,9 @@ impl Session {
             ClientMessage::Auth { .. } => Err(SignalError::refuse("already_authenticated", "this socket is authenticated")),
             ClientMessage::Ping => Ok(ServerMessage::Pong),
             ClientMessage::JoinRoom { room_id, join_token, rtp_capabilities } => self.join(room_id, &join_token, rtp_capabilities).await,
+            ClientMessage::LeaveRoom { room_id: Some(other) } if self.joined.as_ref().is_none_or(|j| j.room_id != other) => {
+                Err(SignalError::refuse("not_in_room", format!("not in room {other}")))
+            }
             ClientMessage::LeaveRoom { room_id } => match self.leave().await {
                 Some(left) => Ok(ServerMessage::RoomLeft { room_id: left }),
                 None => Err(SignalError::refuse("not_in_room", format!("not in room {}", room_id.unwrap_or_default()))),
@@ -214,12 +254,14 @@ impl Session {
         if !self.media.0.core.join_tokens.check(join_token, &user_id, &room_id) {
             return Err(SignalError::refuse("invalid_join_token", "join token invalid, expired or for another room"));
         }
-        let mut member = Member { user_id, display_name, tx: self.tx.clone(), rtp_capabilities };
+        let (replaced, replaced_rx) = oneshot::channel();
+        let mut member = Member { user_id, display_name, tx: self.tx.clone(), rtp_capabilities, replaced };
         for _ in 0..JOIN_TRIES {
             let room = self.media.0.calls.open(&room_id, &self.media.0.shared).await?;
             match room.join(self.peer_id, member).await {
                 Ok(welcome) => {
                     self.joined = Some(Joined { room_id: room_id.clone(), room });
+                    self.replaced = Some(replaced_rx);
                     return Ok(ServerMessage::RoomJoined {
                         room_id,
                         rtp_capabilities: self.media.engine().rtp_capabilities().clone(),
@@ -237,6 +279,7 @@ impl Session {
 
     /// Leaves the current call, closing everything this peer owns; returns the room left.
     async fn leave(&mut self) -> Option<String> {
+        self.replaced = None;
         let joined = self.joined.take()?;
         joined.room.leave(self.peer_id).await.then_some(joined.room_id)
     }

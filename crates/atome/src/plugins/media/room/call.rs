@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sfu::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
 use sfu::{ConsumerId, ProducerId, RouterId, TransportId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Command, Member, PeerId, Reply, Welcome};
 use crate::plugins::media::error::SignalError;
@@ -16,6 +16,17 @@ use crate::plugins::media::events::Happened;
 use crate::plugins::media::messages::{ClientMessage, Direction, PeerInfo, ProducerInfo, ServerMessage};
 use crate::plugins::media::Shared;
 use crate::plugins::rooms::Participant;
+
+/// Why a peer leaves the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Departure {
+    /// It left, or its socket closed: the others hear `participantLeft`.
+    Left,
+    /// A newer session of the same user took its place (a reload, a second tab): it hears
+    /// `sessionReplaced` and its socket is closed; the others hear no `participantLeft` for a
+    /// user who is still there (only `producerClosed` as the media moves).
+    Replaced,
+}
 
 /// Why a call ended: what is left to release depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +51,7 @@ struct Peer {
     display_name: String,
     tx: mpsc::Sender<String>,
     rtp_capabilities: RtpCapabilities,
+    replaced: Option<oneshot::Sender<()>>,
     transports: HashMap<TransportId, Direction>,
     producers: HashMap<ProducerId, MediaKind>,
     consumers: HashMap<ConsumerId, Consuming>,
@@ -47,12 +59,13 @@ struct Peer {
 
 impl Peer {
     fn new(member: Member) -> Peer {
-        let Member { user_id, display_name, tx, rtp_capabilities } = member;
+        let Member { user_id, display_name, tx, rtp_capabilities, replaced } = member;
         Peer {
             user_id,
             display_name,
             tx,
             rtp_capabilities,
+            replaced: Some(replaced),
             transports: HashMap::new(),
             producers: HashMap::new(),
             consumers: HashMap::new(),
@@ -83,9 +96,12 @@ impl Room {
         let end = loop {
             let Some(command) = commands.recv().await else { break End::Abandoned };
             match command {
-                Command::Join { peer, member, reply } => drop(reply.send(Ok(self.join(peer, member)))),
+                Command::Join { peer, member, reply } => {
+                    let welcome = self.join(peer, member).await;
+                    drop(reply.send(Ok(welcome)))
+                }
                 Command::Leave { peer, reply } => {
-                    let was_in = self.leave(peer).await;
+                    let was_in = self.leave(peer, Departure::Left).await;
                     if self.peers.is_empty() {
                         self.close(&mut commands);
                         self.close_router().await;
@@ -96,7 +112,7 @@ impl Room {
                 }
                 Command::Request { peer, msg, reply } => drop(reply.send(self.request(peer, msg).await)),
                 Command::Participants { reply } => drop(reply.send(self.participants())),
-                Command::Engine(sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason }) => {
+                Command::Engine(sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason, .. }) => {
                     self.transport_lost(transport, producers, consumers, reason)
                 }
                 Command::Engine(sfu::EngineEvent::WorkerDied { worker }) if self.router.worker() == Some(worker) => {
@@ -152,10 +168,16 @@ impl Room {
         }
     }
 
-    fn join(&mut self, peer: PeerId, member: Member) -> Welcome {
+    /// Adds a peer; an older session of the same user in this call leaves in its favour (one
+    /// live session per user and room).
+    async fn join(&mut self, peer: PeerId, member: Member) -> Welcome {
         if !self.opened {
             self.opened = true;
             self.publish(Happened::Opened { router: self.router.clone() });
+        }
+        let older: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.user_id == member.user_id).map(|(id, _)| *id).collect();
+        for id in &older {
+            self.leave(*id, Departure::Replaced).await;
         }
         let welcome = Welcome {
             existing_producers: self.peers.values().flat_map(Peer::producer_infos).collect(),
@@ -166,28 +188,39 @@ impl Room {
                 .collect(),
         };
         let info = PeerInfo { peer_user_id: member.user_id.clone(), display_name: member.display_name.clone() };
-        tracing::info!(room_id = %self.id, user_id = %info.peer_user_id, peer, "peer joined");
-        self.notify_all(Some(peer), &ServerMessage::ParticipantJoined(info));
+        tracing::info!(room_id = %self.id, user_id = %info.peer_user_id, peer, replacing = ?older, "peer joined");
+        if older.is_empty() {
+            self.notify_all(Some(peer), &ServerMessage::ParticipantJoined(info));
+        }
         self.peers.insert(peer, Peer::new(member));
         self.shared.peers.fetch_add(1, Ordering::Relaxed);
         welcome
     }
 
     /// Removes `id`, closing everything it owns; false if it was not here.
-    async fn leave(&mut self, id: PeerId) -> bool {
-        let Some(peer) = self.peers.remove(&id) else { return false };
+    async fn leave(&mut self, id: PeerId, why: Departure) -> bool {
+        let Some(mut peer) = self.peers.remove(&id) else { return false };
         self.shared.peers.fetch_sub(1, Ordering::Relaxed);
         for producer in peer.producers.keys() {
             self.producer_closed(producer, Some(id));
         }
-        self.notify_all(Some(id), &ServerMessage::ParticipantLeft { peer_user_id: peer.user_id.clone() });
+        match why {
+            Departure::Left => self.notify_all(Some(id), &ServerMessage::ParticipantLeft { peer_user_id: peer.user_id.clone() }),
+            Departure::Replaced => {
+                let note = ServerMessage::SessionReplaced { room_id: self.id.to_string(), reason: "new_session" };
+                let _ = peer.tx.try_send(note.render(None));
+                if let Some(replaced) = peer.replaced.take() {
+                    let _ = replaced.send(()); // the session closes its socket
+                }
+            }
+        }
         self.shared.usage.release_transports(&peer.user_id, peer.transports.len());
         for transport in peer.transports.keys() {
             if let Err(e) = self.shared.engine.close_transport(transport.clone()).await {
                 tracing::debug!(%transport, "close transport on leave: {e}");
             }
         }
-        tracing::info!(room_id = %self.id, user_id = %peer.user_id, peer = id, "peer left");
+        tracing::info!(room_id = %self.id, user_id = %peer.user_id, peer = id, ?why, "peer left");
         true
     }
 
@@ -272,6 +305,11 @@ impl Room {
                 engine.resume_producer(producer_id.clone()).await?;
                 self.notify_all(Some(peer), &ServerMessage::ProducerResumed { producer_id: producer_id.clone() });
                 Ok(ServerMessage::ProducerResumed { producer_id })
+            }
+            ClientMessage::RestartIce { transport_id } => {
+                self.own_transport(peer, &transport_id, None)?;
+                let ice_parameters = engine.restart_ice(transport_id.clone()).await?;
+                Ok(ServerMessage::IceRestarted { transport_id, ice_parameters })
             }
             ClientMessage::CloseProducer { producer_id } => {
                 self.own_producer(peer, &producer_id)?;

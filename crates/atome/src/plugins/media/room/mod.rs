@@ -31,6 +31,8 @@ pub struct Member {
     pub tx: mpsc::Sender<String>,
     /// The device's receive capabilities, for its consumers.
     pub rtp_capabilities: RtpCapabilities,
+    /// Fired when a newer session of the same user takes this one's place in the room.
+    pub replaced: oneshot::Sender<()>,
 }
 
 /// What a newcomer learns.
