@@ -1,4 +1,4 @@
-//! WebSocket signaling messages (PROTOCOL.md), both ways, as types. Room and transport ids are
+//! WebSocket signaling messages (docs/protocol.md), both ways, as types. Room and transport ids are
 //! snake_case fields; mediasoup objects keep their camelCase names and are the engine's own types,
 //! read from the client's text in one pass and written back as they are.
 use std::fmt;
