@@ -23,7 +23,7 @@ mod transport;
 mod udp;
 pub mod worker;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use engine::{Engine, EngineConfig, WorkerInfo, WorkerState};
 pub use error::{
@@ -61,7 +61,9 @@ pub enum CloseReason {
     Fault,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// A WebRTC transport's one direction: `send` (client to server: produce) or `recv` (server to
+/// client: consume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Send,

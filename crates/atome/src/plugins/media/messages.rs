@@ -11,21 +11,7 @@ use sfu::{ConsumerId, ConsumerOptions, ProducerId, TransportId, WebRtcTransportO
 
 use crate::plugins::identity::UserView;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Send,
-    Recv,
-}
-
-impl From<Direction> for sfu::Direction {
-    fn from(d: Direction) -> sfu::Direction {
-        match d {
-            Direction::Send => sfu::Direction::Send,
-            Direction::Recv => sfu::Direction::Recv,
-        }
-    }
-}
+pub use sfu::Direction;
 
 /// What a client may send. Unknown fields are ignored (`appData` among them).
 #[derive(Debug, Deserialize)]

@@ -364,7 +364,7 @@ impl Room {
         if !self.shared.usage.take_transport(&me.user_id, max) {
             return Err(SignalError::refuse("too_many_transports", format!("at most {max} open transports per user, over all sockets")));
         }
-        let options = match self.shared.engine.create_webrtc_transport(self.router.clone(), direction.into(), send_caps).await {
+        let options = match self.shared.engine.create_webrtc_transport(self.router.clone(), direction, send_caps).await {
             Ok(options) => options,
             Err(e) => {
                 self.shared.usage.release_transports(&me.user_id, 1);
