@@ -198,12 +198,13 @@ os_firewall() {
   local rules
   rules=$(
     cat <<EOF
-# Atome: HTTPS/WSS and the WebRTC UDP ports (one per media worker).
+# Atome: HTTPS/WSS and the WebRTC ports (one per media worker: UDP, and TCP for ICE-TCP).
 table inet atome {
   chain input {
     type filter hook input priority 0; policy accept;
     tcp dport $PORT accept
     udp dport $RTC_PORT-$last accept
+    tcp dport $RTC_PORT-$last accept
   }
 }
 EOF

@@ -143,6 +143,7 @@ impl Session {
             caps: Arc::new(caps),
             nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
             idle_timeout: EngineConfig::DEFAULT_IDLE_TIMEOUT,
+            tcp: false,
         };
         Session {
             now,

@@ -121,6 +121,7 @@ impl World {
             caps: Arc::new(caps),
             nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
             idle_timeout: EngineConfig::DEFAULT_IDLE_TIMEOUT,
+            tcp: false,
         };
         let mut worker = Worker::new(config, now);
         let router = worker.create_router();
@@ -293,7 +294,7 @@ impl World {
         }
         let server = self.worker.addr();
         for peer in [&mut self.publisher, &mut self.subscriber] {
-            for (to, data) in peer.client.take_outgoing() {
+            for (_, to, data) in peer.client.take_outgoing() {
                 if to == server {
                     self.worker.handle_datagram(now, peer.addr, &data);
                     if self.capture {
@@ -312,9 +313,9 @@ impl World {
         let server = self.worker.addr();
         while let Some(t) = self.worker.poll_transmit() {
             if t.destination == self.publisher.addr {
-                self.publisher.client.deliver(server, t.contents);
+                self.publisher.client.deliver(t.proto, server, t.contents);
             } else if t.destination == self.subscriber.addr {
-                self.subscriber.client.deliver(server, t.contents);
+                self.subscriber.client.deliver(t.proto, server, t.contents);
             }
         }
         while let Some(e) = self.worker.poll_event() {

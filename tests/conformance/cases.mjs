@@ -206,7 +206,7 @@ export const CASES = [
   ]),
   { name: 'issue11/10-send-caps-empty', about: 'createTransport send with rtpCapabilities {}',
     steps: [join('A'), { by: 'A', msg: { type: 'createTransport', direction: 'send', rtpCapabilities: {} }, deliberate: {
-      code: 'invalid_parameters', reason: 'the reference ignores createTransport capabilities; ours builds the send transport from them (DESIGN.md: the PT table is fixed at createTransport), so capabilities without codecs are refused there, not at produce' } }] },
+      code: 'invalid_parameters', reason: 'the reference ignores createTransport capabilities; ours builds the send transport from them (docs/architecture.md: the PT table is fixed at createTransport), so capabilities without codecs are refused there, not at produce' } }] },
   { name: 'transport/bad-direction', about: 'direction is neither send nor recv',
     steps: [join('A'), { by: 'A', msg: { type: 'createTransport', direction: 'sideways' }, refuse: 'invalid_message' }] },
 
@@ -341,11 +341,11 @@ export const CASES = [
   // Directions and consume edge cases.
   { name: 'produce/on-recv-transport', about: 'produce on a transport created with direction recv',
     steps: [join('A'), recvTransport('A', 'recv'), produce('audio', opusParams({ minptime: 10, useinbandfec: 1 }), { deliberate: {
-      code: 'wrong_direction', reason: 'our transports have one direction (PROTOCOL.md createTransport); the reference, like mediasoup, lets any WebRtcTransport produce and consume' } }, 'recv')] },
+      code: 'wrong_direction', reason: 'our transports have one direction (docs/protocol.md createTransport); the reference, like mediasoup, lets any WebRtcTransport produce and consume' } }, 'recv')] },
   { name: 'consume/on-send-transport', about: 'consume on a transport created with direction send',
     steps: [join('A'), sendTransport(), produce('audio', opusParams({ minptime: 10, useinbandfec: 1 }), { as: 'p' }),
       join('B'), sendTransport('B', 'bsend'), consume('p', { deliberate: {
-        code: 'wrong_direction', reason: 'our transports have one direction (PROTOCOL.md createTransport); mediasoup has none' } }, 'bsend')] },
+        code: 'wrong_direction', reason: 'our transports have one direction (docs/protocol.md createTransport); mediasoup has none' } }, 'bsend')] },
   { name: 'consume/unknown-producer', about: 'producer_id that names no producer (a transport id)',
     steps: [join('A'), join('B'), recvTransport(), { by: 'B', msg: { type: 'consume', transport_id: '$recv.transportOptions.id', producer_id: '$recv.transportOptions.id' }, refuse: 'not_found' }] },
   call('consume/audio-without-audio-codecs', 'the consumer has no audio codec',
@@ -382,9 +382,9 @@ const PATHS = [
   { path: 'rtpCapabilities.codecs[*].parameters.x-google-start-bitrate',
     reason: "a parameter of the reference's router configuration (server.mjs MEDIA_CODECS), not of mediasoup's ORTC rules (it only reaches Chrome's start bitrate through mediasoup-client's SDP answer)" },
   { path: 'consumerOptions.type',
-    reason: "an extra of the reference server (mediasoup's consumer.type): not in PROTOCOL.md's consumerCreated, and mediasoup-client's transport.consume does not take it" },
+    reason: "an extra of the reference server (mediasoup's consumer.type): not in docs/protocol.md's consumerCreated, and mediasoup-client's transport.consume does not take it" },
   { path: 'consumerOptions.producerPaused',
-    reason: "an extra of the reference server, not in PROTOCOL.md's consumerCreated: adding it is a protocol decision, not an ORTC answer" },
+    reason: "an extra of the reference server, not in docs/protocol.md's consumerCreated: adding it is a protocol decision, not an ORTC answer" },
   { path: 'transportOptions.dtlsParameters.fingerprints',
     reason: "mediasoup lists its certificate's fingerprint in five algorithms (sha-1 to sha-512); str0m gives sha-256, which every browser verifies" },
   { path: `rtpCapabilities.headerExtensions[video ${URI.playoutDelay}]`,

@@ -24,7 +24,8 @@ async function startServer() {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atome-conformance-'));
   const log = fs.openSync(path.join(dataDir, 'server.log'), 'a');
-  const proc = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '1', '--dev-auth'],
+  // ICE-TCP off, as the reference runs (enableTcp: false): transportOptions list the UDP candidate only.
+  const proc = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '1', '--dev-auth', '--rtc-tcp=false'],
     { stdio: ['ignore', log, log] });
   const base = `http://127.0.0.1:${port}`;
   await waitUntilUp(`${base}/health`);

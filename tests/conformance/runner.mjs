@@ -1,4 +1,4 @@
-// Runs conformance cases (cases.mjs) against a server speaking PROTOCOL.md, ours or the mediasoup
+// Runs conformance cases (cases.mjs) against a server speaking docs/protocol.md, ours or the mediasoup
 // reference, and returns each step's answer, normalized so that both servers' answers compare:
 //   {ok: true, type, body}   accepted; body = the reply fields in KEEP (or the step's `keep`)
 //   {ok: false, type, code, error}   refused ({type: "error"} or "authError")

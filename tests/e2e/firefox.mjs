@@ -15,15 +15,24 @@ export function geckodriverPath() {
   return candidates.find((p) => p && fs.existsSync(p));
 }
 
-/** Starts geckodriver; `newContext()` opens a fresh Firefox (its own profile) per user. */
-export async function launchFirefox() {
+/**
+ * Starts geckodriver; `newContext()` opens a fresh Firefox (its own profile) per user. With
+ * `netns` (netns.mjs), geckodriver and so Firefox run inside that namespace, geckodriver listening
+ * on the namespace's address (Marionette stays on the namespace's own loopback); `server`'s
+ * address is then a secure context for Firefox (getUserMedia needs one).
+ */
+export async function launchFirefox({ netns, server } = {}) {
   const port = await freePort();
-  const proc = spawn(geckodriverPath(), ['--port', String(port), '--log', 'error'], { stdio: 'ignore' });
-  const base = `http://127.0.0.1:${port}`;
+  const host = netns ? netns.nsIp : '127.0.0.1';
+  const args = ['--host', host, '--port', String(port), '--log', 'error'];
+  const proc = netns
+    ? spawn('ip', ['netns', 'exec', netns.name, geckodriverPath(), ...args], { stdio: 'ignore' })
+    : spawn(geckodriverPath(), args, { stdio: 'ignore' });
+  const base = `http://${host}:${port}`;
   await waitUntilUp(`${base}/status`);
   return {
     newContext: async () => {
-      const page = await FirefoxPage.open(base);
+      const page = await FirefoxPage.open(base, server && new URL(server.base).hostname);
       return { newPage: async () => page, close: () => page.close() };
     },
     close: async () => proc.kill('SIGTERM'),
@@ -31,7 +40,7 @@ export async function launchFirefox() {
 }
 
 class FirefoxPage {
-  static async open(base) {
+  static async open(base, secureHost) {
     const caps = {
       browserName: 'firefox',
       'moz:firefoxOptions': {
@@ -43,6 +52,7 @@ class FirefoxPage {
           'media.autoplay.default': 0,
           'media.autoplay.blocking_policy': 0,
           'media.peerconnection.ice.obfuscate_host_addresses': false,
+          ...(secureHost ? { 'dom.securecontext.allowlist': secureHost } : {}),
         },
       },
     };

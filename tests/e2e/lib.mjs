@@ -40,18 +40,19 @@ export async function waitUntilUp(url) {
 }
 
 /**
- * The server, its media on loopback unless `rtcIp` says otherwise (Firefox pairs no candidate of
- * its own with a loopback one: the cross-browser test gives the machine's own address).
+ * The server on loopback, or on `ip` (HTTP and media: the host end of a test namespace's veth,
+ * see netns.mjs), announcing that address.
  */
-export async function startServer({ rtcIp = '127.0.0.1' } = {}) {
+export async function startServer({ ip = '127.0.0.1' } = {}) {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atome-e2e-'));
   const log = fs.openSync(path.join(dataDir, 'server.log'), 'a');
   const proc = spawn(binary, [
-    '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '2',
-    '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'), '--rtc-listen-ip', rtcIp,
+    '--listen', `${ip}:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '2',
+    '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'), '--rtc-listen-ip', ip,
+    ...(ip === '127.0.0.1' ? [] : ['--insecure-http']),
   ], { stdio: ['ignore', log, log] });
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://${ip}:${port}`;
   await waitUntilUp(`${base}/health`);
   return {
     base,
@@ -77,17 +78,13 @@ function fakeCameraFile() {
   return file;
 }
 
-/** This machine's first non-loopback IPv4 address. */
-export function hostIp() {
-  const all = Object.values(os.networkInterfaces()).flat();
-  const found = all.find((a) => a && a.family === 'IPv4' && !a.internal);
-  if (!found) throw new Error('no non-loopback IPv4 address on this machine');
-  return found.address;
-}
-
-export async function launchBrowser() {
+/**
+ * Chromium, inside the namespace `netns` (netns.mjs) if given; then the page is on the server's
+ * non-loopback address, which Chromium must treat as secure (getUserMedia needs it).
+ */
+export async function launchBrowser({ netns, server } = {}) {
   return chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: netns ? netns.wrapper('/usr/bin/chromium') : '/usr/bin/chromium',
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -95,6 +92,7 @@ export async function launchBrowser() {
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
       `--use-file-for-fake-video-capture=${fakeCameraFile()}`,
+      ...(server ? [`--unsafely-treat-insecure-origin-as-secure=${server.base}`] : []),
     ],
   });
 }

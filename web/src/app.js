@@ -232,6 +232,15 @@ function onMessage(msg) {
       showError('The call was interrupted: reconnecting...');
       state.ws?.close();
       break;
+    case 'sessionReplaced':
+      // This user joined the call again elsewhere (a reload, another tab): the server closes this
+      // socket; leave quietly instead of joining back, which would in turn replace the other.
+      state.leaving = true;
+      state.roomId = null;
+      teardownMedia();
+      setCallButtons(false);
+      showError('This call continues in another window.');
+      break;
     case 'participantJoined':
       state.peers.set(msg.peer_user_id, msg.display_name);
       renderTiles();
@@ -264,7 +273,48 @@ function wire(transport) {
   transport.on('connect', ({ dtlsParameters }, ok, fail) => {
     request('connectTransport', { transport_id: transport.id, dtlsParameters }).then(() => ok(), fail);
   });
+  transport.on('connectionstatechange', (connectionState) => {
+    if (connectionState === 'disconnected' || connectionState === 'failed') restartIce(transport);
+  });
 }
+
+// How long an ICE restart may take before the call is joined again from scratch.
+const ICE_RESTART_GRACE_MS = 10000;
+
+// The network changed or the media path broke: new ICE parameters from the server, then
+// RTCPeerConnection.restartIce(). If the transport is not connected again soon, rejoin.
+async function restartIce(transport) {
+  if (transport.closed || transport.restarting) return;
+  transport.restarting = true;
+  // Armed before asking: when the address changed, the signaling socket is as dead as the media
+  // path (still OPEN, its TCP connection bound to the old address), and the request never answers.
+  setTimeout(() => {
+    transport.restarting = false;
+    if (!transport.closed && transport.connectionState !== 'connected' && transport === currentTransport(transport)) {
+      showError('Media connection lost: reconnecting...');
+      const ws = state.ws;
+      ws?.close();
+      if (ws) onSocketClosed(ws); // joins the call again (now: a dead socket's close event may come late)
+    }
+  }, ICE_RESTART_GRACE_MS);
+  try {
+    const r = await request('restartIce', { transport_id: transport.id });
+    await transport.restartIce({ iceParameters: r.iceParameters });
+  } catch (e) {
+    console.warn('ICE restart failed', e);
+  }
+}
+
+function currentTransport(transport) {
+  return [state.sendTransport, state.recvTransport].find((t) => t === transport);
+}
+
+// A new network (Wi-Fi to mobile, a cable plugged in): restart ICE on both transports.
+function onNetworkChange() {
+  for (const t of [state.sendTransport, state.recvTransport]) if (t) restartIce(t);
+}
+window.addEventListener('online', onNetworkChange);
+navigator.connection?.addEventListener?.('change', onNetworkChange);
 
 async function join(roomId) {
   if (!roomId) throw new Error('Create or choose a room first.');
@@ -294,7 +344,11 @@ async function join(roomId) {
   wire(state.recvTransport);
 
   setCallButtons(true);
-  for (const p of room.existingProducers) await consume(p.producer_id, p.peer_user_id);
+  for (const p of room.existingProducers) {
+    // A producer may close before we consume it (its owner joining again at the same moment):
+    // that is no reason to give up our own join.
+    await consume(p.producer_id, p.peer_user_id).catch((e) => console.warn('producer gone before consumed', e));
+  }
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });

@@ -61,37 +61,19 @@ impl App {
     /// Opens the database, starts the plugins and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate().map_err(AppError::Config)?;
+        Identity::check_config(&config).map_err(AppError::Config)?;
         create_data_dir(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let secret = ServerSecret::load_or_create(&config.secret_path())?;
         let db = db::open(&config.data_dir).await?;
-        match crate::plugins::media::recording::reap_leftover_ffmpeg(&config.data_dir) {
-            0 => {}
-            n => tracing::warn!(n, "FFmpeg processes of an earlier run were stopped"),
-        }
-        match crate::plugins::media::recording::mark_interrupted(&db).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(n, "recordings interrupted by the last stop marked failed (partial files kept)"),
-            Err(e) => tracing::error!("cannot mark interrupted recordings: {e}"),
-        }
-        let engine = sfu::Engine::start(sfu::EngineConfig {
-            workers: config.worker_count(),
-            listen_ip: config.rtc_listen_ip,
-            announced_ip: config.announced_ip(),
-            base_port: config.rtc_port,
-            media_codecs: sfu::ortc::default_media_codecs(),
-            nack_history: Duration::from_millis(config.nack_history_ms.into()),
-            idle_timeout: Duration::from_secs(config.rtc_idle_seconds.into()),
-        })
-        .map_err(|e| AppError::Media(e.to_string()))?;
-        let caps = serde_json::to_value(engine.rtp_capabilities()).map_err(|e| AppError::Media(e.to_string()))?;
-        let core = Core::new(config, db, caps);
+        let core = Core::new(config, db);
 
+        let media = Media::start(core.clone()).await.map_err(|e| AppError::Media(e.to_string()))?;
+        let engine = media.engine().clone();
         let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
-        let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone()));
+        let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone(), Arc::new(media.clone())));
         let user_created_sql = [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
         let identity = Arc::new(Identity::new(core.clone(), secret, user_created_sql));
-        let media: Arc<dyn Plugin> = Arc::new(Media::new(core.clone(), engine.clone()));
-        let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, media];
+        let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, Arc::new(media)];
 
         let mut router = Router::new();
         for plugin in &plugins {

@@ -65,6 +65,10 @@ pub struct Config {
     /// RTCP or media) for this many seconds is closed; the room hears `producerClosed`.
     #[arg(long, env = "ATOME_RTC_IDLE_SECONDS", default_value_t = sfu::EngineConfig::DEFAULT_IDLE_TIMEOUT.as_secs() as u16, value_parser = clap::value_parser!(u16).range(2..=3600))]
     pub rtc_idle_seconds: u16,
+    /// ICE over TCP: each media worker also listens on TCP at its UDP port and offers a passive
+    /// TCP candidate after the UDP one, for clients whose UDP is blocked (`--rtc-tcp=false`: off).
+    #[arg(long, env = "ATOME_RTC_TCP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rtc_tcp: bool,
     /// Where one-time codes are sent.
     #[arg(long, env = "ATOME_SMS_SENDER", value_enum, default_value = "log")]
     pub sms_sender: SmsSenderKind,
@@ -201,9 +205,6 @@ impl Config {
         }
         if self.sms_sender == SmsSenderKind::Webhook && self.sms_webhook_url.is_none() {
             return Err("--sms-sender webhook needs --sms-webhook-url".into());
-        }
-        if crate::plugins::identity::phone::parse_region(&self.phone_region).is_none() {
-            return Err(format!("unknown --phone-region {:?} (use a two-letter code such as FR)", self.phone_region));
         }
         Ok(())
     }

@@ -1,11 +1,11 @@
-//! What every plugin shares: configuration, database, join tokens and live counters.
+//! What every plugin shares: configuration, database and join tokens. No plugin's own state.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::plugins::identity::tokens::{random_hex, sha256_hex};
+use crate::secret::{random_hex, sha256_hex};
 
 #[derive(Clone)]
 pub struct Core(Arc<CoreInner>);
@@ -14,9 +14,6 @@ pub struct CoreInner {
     pub config: Config,
     pub db: Db,
     pub join_tokens: JoinTokens,
-    pub presence: Presence,
-    /// The routers' rtpCapabilities (every router uses the configured codecs).
-    pub rtp_capabilities: serde_json::Value,
 }
 
 impl std::ops::Deref for Core {
@@ -27,54 +24,8 @@ impl std::ops::Deref for Core {
 }
 
 impl Core {
-    pub fn new(config: Config, db: Db, rtp_capabilities: serde_json::Value) -> Core {
-        Core(Arc::new(CoreInner { config, db, join_tokens: JoinTokens::default(), presence: Presence::default(), rtp_capabilities }))
-    }
-}
-
-/// Who is in a call right now, per room: kept by the media plugin, read by rooms and `/health`.
-#[derive(Default)]
-pub struct Presence {
-    rooms: Mutex<HashMap<String, Vec<Participant>>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Participant {
-    pub user_id: String,
-    pub display_name: String,
-}
-
-impl Presence {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Participant>>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn enter(&self, room_id: &str, participant: Participant) {
-        let mut rooms = self.lock();
-        let list = rooms.entry(room_id.to_string()).or_default();
-        if !list.contains(&participant) {
-            list.push(participant);
-        }
-    }
-
-    pub fn leave(&self, room_id: &str, user_id: &str) {
-        let mut rooms = self.lock();
-        if let Some(list) = rooms.get_mut(room_id) {
-            list.retain(|p| p.user_id != user_id);
-            if list.is_empty() {
-                rooms.remove(room_id);
-            }
-        }
-    }
-
-    pub fn participants(&self, room_id: &str) -> Vec<Participant> {
-        self.lock().get(room_id).cloned().unwrap_or_default()
-    }
-
-    /// (rooms with someone in them, peers in all rooms)
-    pub fn counts(&self) -> (usize, usize) {
-        let rooms = self.lock();
-        (rooms.len(), rooms.values().map(Vec::len).sum())
+    pub fn new(config: Config, db: Db) -> Core {
+        Core(Arc::new(CoreInner { config, db, join_tokens: JoinTokens::default() }))
     }
 }
 

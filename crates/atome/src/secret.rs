@@ -8,9 +8,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 pub const SECRET_LEN: usize = 32;
+
+/// `n` random bytes from the operating system, as lowercase hex (tokens, ids of secrets).
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    // The OS random source is always available on supported platforms; a failure is fatal anyway.
+    getrandom::fill(&mut buf).expect("operating system random source");
+    hex::encode(buf)
+}
+
+/// SHA-256 of `data` as lowercase hex: how bearer and join tokens are stored.
+pub fn sha256_hex(data: &str) -> String {
+    hex::encode(Sha256::digest(data.as_bytes()))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

@@ -2,7 +2,7 @@
 //! 9): each cap holds, also when the user's sockets race, and each is configurable.
 mod common;
 
-use common::{TestServer, Ws};
+use common::{join, TestServer, Ws};
 use serde_json::{json, Value};
 
 const A: &str = "+33611111111";
@@ -10,14 +10,6 @@ const A: &str = "+33611111111";
 async fn public_room(s: &TestServer, token: &str) -> String {
     let (_, room) = s.post("/rooms", Some(token), json!({"visibility": "public"})).await;
     room["room_id"].as_str().unwrap().to_string()
-}
-
-async fn join(s: &TestServer, ws: &mut Ws, token: &str, room_id: &str) {
-    let (_, joined) = s.post(&format!("/rooms/{room_id}/join"), Some(token), json!({})).await;
-    let r = ws
-        .request("joinRoom", json!({"room_id": room_id, "join_token": joined["join_token"], "rtpCapabilities": joined["rtpCapabilities"]}))
-        .await;
-    assert_eq!(r["type"], "roomJoined", "{r}");
 }
 
 /// Before: 3,000 ping frames on one socket were all accepted.

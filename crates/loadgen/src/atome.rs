@@ -1,5 +1,7 @@
 //! Drives an Atome server the way the browser client does: dev login, a public room per room of
 //! the plan, join over HTTP, then the WebSocket protocol (transports, produce, consume, resume).
+//! The mediasoup reference server speaks the same contract, so the same driver runs it.
+use std::any::Any;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +13,10 @@ use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 use testpeer::signaling::{dev_login, Ws};
 use testpeer::{expect_consumer, produce_parameters, send_rtp_capabilities, ClientTransport, OPUS_PT, VP8_PT};
+use tokio::task::JoinHandle;
 
-use crate::media::{self, Control, Source};
-use crate::plan::{Plan, Setup};
+use crate::media::{self, Control, PeerReport, Source};
+use crate::plan::{Plan, RoomRef, Setup};
 use crate::server::{free_port, scratch_dir, wait_http, ServerProcess};
 
 /// Starts the server binary on a fresh data dir with dev login and loose join limits.
@@ -39,6 +42,8 @@ pub async fn start(bin: &Path, workers: usize, cpus: Option<&str>) -> Result<(Se
         ("ATOME_JOINS_PER_MINUTE", "1000000".to_string()),
         ("ATOME_JOINS_PER_IP_MINUTE", "1000000".to_string()),
         ("ATOME_TRANSPORTS_PER_MINUTE", "1000".to_string()),
+        // Every peer's signaling socket comes from 127.0.0.1 (480 at 40 rooms of 2 + 10).
+        ("ATOME_MAX_CONNECTIONS_PER_IP", "100000".to_string()),
     ];
     let mut server = ServerProcess::spawn("atome", bin, &args, &envs, cpus, dir)?;
     let base = format!("http://127.0.0.1:{port}");
@@ -93,7 +98,7 @@ async fn transport(ws: &mut Ws, send: Option<&RtpCapabilities>) -> Result<Client
 }
 
 pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Control>) -> Result<Setup, String> {
-    let mut setup = Setup { publishers: Vec::new(), subscribers: Vec::new(), keep: Vec::new() };
+    let mut setup = Setup::default();
     for r in rooms {
         let owner = dev_login(base, &Plan::phone(r, 0), "owner").await?;
         let room = api(&owner, reqwest::Method::POST, format!("{base}/rooms"), json!({"visibility": "public"})).await?;
@@ -128,26 +133,42 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
             setup.keep.push(Box::new(ws.keep_alive())); // answers the server's pings
         }
         for s in 0..plan.subscribers {
-            let joined_at = Instant::now();
-            let (mut ws, joined, _) = enter(base, &room, &Plan::phone(r, plan.publishers + s), &format!("sub{s}")).await?;
-            let mut t = transport(&mut ws, None).await?;
-            let producers = joined["existingProducers"].as_array().cloned().unwrap_or_default();
-            let mut consumers = Vec::new();
-            for p in &producers {
-                let c =
-                    request(&mut ws, "consume", json!({"transport_id": t.id, "producer_id": p["producer_id"]}), "consumerCreated").await?;
-                expect_consumer(&mut t, &c["consumerOptions"])?;
-                consumers.push(c["consumerOptions"]["id"].clone());
-            }
-            let (rtc, socket, _) = t.into_parts().ok_or("a UDP client has a socket")?;
-            setup.subscribers.push(tokio::spawn(media::run(rtc, socket, Vec::new(), joined_at, ctl.clone())));
-            for id in consumers {
-                request(&mut ws, "resumeConsumer", json!({"consumer_id": id}), "consumerResumed").await?;
-            }
-            setup.keep.push(Box::new(ws.keep_alive())); // answers the server's pings
+            let (task, keep) =
+                subscriber(base, &room, &Plan::phone(r, plan.publishers + s), &format!("sub{s}"), Instant::now(), ctl).await?;
+            setup.subscribers.push(task);
+            setup.keep.push(keep);
         }
+        setup.rooms.push(RoomRef::Signaling(room));
     }
     Ok(setup)
+}
+
+/// One subscriber joins `room` (whose publishers are all in) and consumes every producer in it;
+/// its media task counts from `joined_at`. Returns the task and its signaling session, which
+/// must stay alive.
+pub async fn subscriber(
+    base: &str,
+    room: &str,
+    phone: &str,
+    name: &str,
+    joined_at: Instant,
+    ctl: &Arc<Control>,
+) -> Result<(JoinHandle<PeerReport>, Box<dyn Any + Send>), String> {
+    let (mut ws, joined, _) = enter(base, room, phone, name).await?;
+    let mut t = transport(&mut ws, None).await?;
+    let producers = joined["existingProducers"].as_array().cloned().unwrap_or_default();
+    let mut consumers = Vec::new();
+    for p in &producers {
+        let c = request(&mut ws, "consume", json!({"transport_id": t.id, "producer_id": p["producer_id"]}), "consumerCreated").await?;
+        expect_consumer(&mut t, &c["consumerOptions"])?;
+        consumers.push(c["consumerOptions"]["id"].clone());
+    }
+    let (rtc, socket, _) = t.into_parts().ok_or("a UDP client has a socket")?;
+    let task = tokio::spawn(media::run(rtc, socket, Vec::new(), joined_at, ctl.clone()));
+    for id in consumers {
+        request(&mut ws, "resumeConsumer", json!({"consumer_id": id}), "consumerResumed").await?;
+    }
+    Ok((task, Box::new(ws.keep_alive()))) // answers the server's pings
 }
 
 /// The server's own counters (`/health` media section).

@@ -4,6 +4,7 @@
 //!
 //! Janus gathers no loopback candidate (libnice skips `lo`): it announces the host's first
 //! address, and the clients bind that address too; the kernel still routes it over `lo`.
+use std::any::Any;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::path::Path;
@@ -15,9 +16,10 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, MediaKind, Pt};
 use str0m::{Candidate, Rtc, RtcConfig};
+use tokio::task::JoinHandle;
 
-use crate::media::{self, Control, Source};
-use crate::plan::{Plan, Setup};
+use crate::media::{self, Control, PeerReport, Source};
+use crate::plan::{Plan, RoomRef, Setup};
 use crate::server::{free_port, scratch_dir, wait_http, ServerProcess};
 
 const OPUS_PT: u8 = 111;
@@ -88,7 +90,7 @@ pub async fn start(bin: &Path, cpus: Option<&str>) -> Result<(ServerProcess, Str
 }
 
 /// The address Janus announces: the host's own (non-loopback) source address.
-fn host_ip() -> Result<IpAddr, String> {
+pub fn host_ip() -> Result<IpAddr, String> {
     let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
     // A UDP connect sends nothing; it only picks the source address of the default route.
     s.connect("192.0.2.254:9").or_else(|_| s.connect("10.255.255.254:9")).map_err(|e| format!("no route to pick a host address: {e}"))?;
@@ -169,7 +171,7 @@ fn client_rtc(ip: IpAddr) -> Result<(Rtc, UdpSocket), String> {
 
 pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Control>) -> Result<Setup, String> {
     let ip = host_ip()?;
-    let mut setup = Setup { publishers: Vec::new(), subscribers: Vec::new(), keep: Vec::new() };
+    let mut setup = Setup::default();
     for r in rooms {
         let room = 1000 + r as u64;
         let mut feeds = Vec::new();
@@ -204,18 +206,34 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
             setup.keep.push(Box::new(h));
         }
         for _ in 0..plan.subscribers {
-            let joined_at = Instant::now();
-            let h = Handle::new(base).await?;
-            let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
-            h.message(json!({"request": "join", "ptype": "subscriber", "room": room, "streams": streams}), None).await?;
-            let ev = h.event("subscriber offer", |v| v["jsep"]["type"] == "offer").await?;
-            let offer = SdpOffer::from_sdp_string(ev["jsep"]["sdp"].as_str().unwrap_or("")).map_err(|e| format!("offer: {e}"))?;
-            let (mut rtc, socket) = client_rtc(ip)?;
-            let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| format!("accept offer: {e}"))?;
-            h.message(json!({"request": "start"}), Some(json!({"type": "answer", "sdp": answer.to_sdp_string()}))).await?;
-            setup.subscribers.push(tokio::spawn(media::run(rtc, socket, Vec::new(), joined_at, ctl.clone())));
-            setup.keep.push(Box::new(h));
+            let (task, keep) = subscriber(base, ip, room, &feeds, Instant::now(), ctl).await?;
+            setup.subscribers.push(task);
+            setup.keep.push(keep);
         }
+        setup.rooms.push(RoomRef::Janus { room, feeds });
     }
     Ok(setup)
+}
+
+/// One subscriber joins VideoRoom `room` and takes every feed of `feeds` on one PeerConnection;
+/// its media task counts from `joined_at`. Returns the task and its Janus session, which must
+/// stay alive.
+pub async fn subscriber(
+    base: &str,
+    ip: IpAddr,
+    room: u64,
+    feeds: &[u64],
+    joined_at: Instant,
+    ctl: &Arc<Control>,
+) -> Result<(JoinHandle<PeerReport>, Box<dyn Any + Send>), String> {
+    let h = Handle::new(base).await?;
+    let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
+    h.message(json!({"request": "join", "ptype": "subscriber", "room": room, "streams": streams}), None).await?;
+    let ev = h.event("subscriber offer", |v| v["jsep"]["type"] == "offer").await?;
+    let offer = SdpOffer::from_sdp_string(ev["jsep"]["sdp"].as_str().unwrap_or("")).map_err(|e| format!("offer: {e}"))?;
+    let (mut rtc, socket) = client_rtc(ip)?;
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| format!("accept offer: {e}"))?;
+    h.message(json!({"request": "start"}), Some(json!({"type": "answer", "sdp": answer.to_sdp_string()}))).await?;
+    let task = tokio::spawn(media::run(rtc, socket, Vec::new(), joined_at, ctl.clone()));
+    Ok((task, Box::new(h)))
 }

@@ -1,15 +1,21 @@
 //! Load tool: R rooms of P publishers and S subscribers over real UDP on loopback against an
-//! Atome server (and, for comparison, Janus VideoRoom), started here as child processes pinned to
-//! their own cores. Prints forwarded packets/s, server CPU per packet, loss, latency,
-//! join-to-first-packet time and server memory per consumer; `--json` for machine comparison.
+//! Atome server (and, for comparison, the real mediasoup behind the reference server and Janus
+//! VideoRoom), started here as child processes pinned to their own cores. Prints forwarded
+//! packets/s, server CPU per packet, loss, latency, join-to-first-packet time and server memory
+//! per consumer, then each other server's figures over Atome's; `--join-storm N` instead sends N
+//! subscribers in within a second and prints their join-to-first-packet times; `--json` for
+//! machine comparison.
 //!
-//!     cargo run --release -p loadgen -- --rooms 4 --publishers 2 --subscribers 10 --targets atome,janus
+//!     cargo run --release -p loadgen -- --rooms 4 --publishers 2 --subscribers 10 --targets atome,mediasoup,janus
+//!     cargo run --release -p loadgen -- --rooms 10 --subscribers 0 --join-storm 100 --targets atome,mediasoup
 mod atome;
 mod janus;
 mod media;
+mod msref;
 mod plan;
 mod report;
 mod server;
+mod storm;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -23,11 +29,24 @@ use media::Control;
 use plan::{Plan, Setup};
 use report::{Figures, ServerReadings};
 use server::ServerProcess;
+use storm::{StormFigures, StormReadings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Target {
     Atome,
+    /// The real mediasoup behind the reference signaling server (shared/reference/mediasoup-ref).
+    Mediasoup,
     Janus,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Atome => "atome",
+            Target::Mediasoup => "mediasoup",
+            Target::Janus => "janus",
+        }
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -61,6 +80,20 @@ struct Args {
     atome_bin: Option<PathBuf>,
     #[arg(long, default_value = "janus")]
     janus_bin: PathBuf,
+    /// The mediasoup reference's build dir (holds server/server.mjs and bin/mediasoup-worker;
+    /// default ~/.cache/mediasoup-ref).
+    #[arg(long, env = "MSREF")]
+    msref: Option<PathBuf>,
+    /// Node.js, for the mediasoup reference.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// Instead of the measurement window: once the rooms are set up and warm, this many more
+    /// subscribers join (round robin over the rooms) within --join-storm-ms; prints their
+    /// join-to-first-packet times.
+    #[arg(long, default_value_t = 0)]
+    join_storm: usize,
+    #[arg(long, default_value_t = 1000)]
+    join_storm_ms: u64,
     /// CPUs the server runs on (taskset list); its worker count follows.
     #[arg(long, default_value = "0")]
     server_cpus: String,
@@ -109,47 +142,61 @@ fn main() -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let plan = Plan::new(args.rooms, args.publishers, args.subscribers, args.video_kbps, args.audio_kbps, args.packet_bytes);
     let mut results = Vec::new();
+    let mut storms = Vec::new();
+    let mut problems = Vec::new();
     for target in &args.targets {
-        let figures = rt.block_on(run_target(*target, &args, &plan))?;
-        if !args.json {
-            figures.print();
+        match rt.block_on(run_target(*target, &args, &plan))? {
+            Outcome::Load(figures) => {
+                if !args.json {
+                    figures.print();
+                }
+                problems.extend(figures.problem());
+                results.push(figures);
+            }
+            Outcome::Storm(figures) => {
+                if !args.json {
+                    figures.print();
+                }
+                problems.extend(figures.problem());
+                storms.push(figures);
+            }
         }
-        results.push(figures);
     }
-    let ratio = comparison(&results);
-    if let Some(r) = &ratio {
-        if !args.json {
-            println!(
-                "== janus / atome: CPU per forwarded packet x{:.2}, latency p50 x{:.2}, p99 x{:.2}",
-                r["cpu_per_packet"], r["latency_p50"], r["latency_p99"]
-            );
+    let mut doc = json!({"runs": results});
+    if let Some(atome) = results.iter().find(|f| f.target == "atome") {
+        for other in results.iter().filter(|f| f.target != "atome") {
+            let r = report::ratios(atome, other);
+            if !args.json {
+                println!("{}", r.line(&other.target, "atome"));
+            }
+            doc[format!("{}_over_atome", other.target)] = json!(r);
         }
+    }
+    if !storms.is_empty() {
+        doc["join_storms"] = json!(storms);
     }
     if args.json {
-        let doc = json!({"runs": results, "janus_over_atome": ratio});
         println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?);
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
     }
     Ok(())
 }
 
-fn comparison(results: &[Figures]) -> Option<serde_json::Value> {
-    let a = results.iter().find(|f| f.target == "atome")?;
-    let j = results.iter().find(|f| f.target == "janus")?;
-    Some(json!({
-        "cpu_per_packet": j.server_cpu_seconds_per_million_packets / a.server_cpu_seconds_per_million_packets,
-        "latency_p50": j.latency_p50_ms / a.latency_p50_ms,
-        "latency_p99": j.latency_p99_ms / a.latency_p99_ms,
-    }))
+enum Outcome {
+    Load(Figures),
+    Storm(StormFigures),
 }
 
-async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures, String> {
+/// How long every peer set up may take to connect (ICE + DTLS) once the last one has joined.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
+async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome, String> {
     let cpus = (!args.no_pin).then_some(args.server_cpus.as_str());
     let cores = if args.no_pin { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cpu_count(&args.server_cpus) };
     let ctl = Arc::new(Control::default());
-    let name = match target {
-        Target::Atome => "atome",
-        Target::Janus => "janus",
-    };
+    let name = target.name();
     log(args.json, &format!("{name}: starting the server"));
     let (mut server, base) = match target {
         Target::Atome => {
@@ -159,15 +206,18 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
             };
             atome::start(&bin, cores, cpus).await?
         }
+        // One mediasoup worker per server core, as Atome gets one worker per core.
+        Target::Mediasoup => msref::start(&args.node, &args.msref.clone().unwrap_or_else(msref::default_dir), cores, cpus).await?,
         Target::Janus => janus::start(&args.janus_bin, cpus).await?,
     };
+    let storm = args.join_storm > 0;
     let rss_idle = server.rss_bytes()?;
     let started = Instant::now();
     let mut waited = Duration::ZERO;
     // Memory per consumer is read as growth beyond the first room, once it has run for the
     // warm-up: what the server loads once (number metadata, database cache, threads) is not
-    // a consumer's cost.
-    let first = if plan.rooms >= 2 { 1 } else { plan.rooms };
+    // a consumer's cost. A join storm measures no memory: every room is set up at once.
+    let first = if plan.rooms >= 2 && !storm { 1 } else { plan.rooms };
     let mut setup = setup_rooms(target, &base, plan, 0..first, &ctl)
         .await
         .map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?;
@@ -181,17 +231,34 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
         let rest = setup_rooms(target, &base, plan, first..plan.rooms, &ctl).await;
         setup.extend(rest.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?);
     }
+    let joined = (started.elapsed() - waited).as_secs_f64();
+    let connected = wait_connected(name, &mut server, &ctl, setup.peers(), CONNECT_LIMIT).await?;
     log(
         args.json,
         &format!(
-            "{name}: {} peers joined in {:.1} s; warm-up {} s, window {} s",
-            setup.publishers.len() + setup.subscribers.len(),
-            (started.elapsed() - waited).as_secs_f64(),
+            "{name}: {} peers joined in {joined:.1} s, all connected {:.1} s after the last join; warm-up {} s, {}",
+            setup.peers(),
+            connected.as_secs_f64(),
             args.warmup,
-            args.seconds
+            if storm { format!("then a join storm of {}", args.join_storm) } else { format!("window {} s", args.seconds) }
         ),
     );
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    if storm {
+        let spread = Duration::from_millis(args.join_storm_ms);
+        server.check_alive()?;
+        let (cpu0, own0) = (server.cpu_seconds()?, server::cpu_seconds("self")?);
+        let (peers, took) = storm::run(&base, plan, &setup.rooms, args.join_storm, spread).await;
+        let readings = StormReadings {
+            seconds: took.as_secs_f64(),
+            server_cpu_seconds: server.cpu_seconds()? - cpu0,
+            client_cpu_seconds: server::cpu_seconds("self")? - own0,
+            cores,
+        };
+        finish(setup, &ctl).await;
+        server.check_alive()?;
+        return Ok(Outcome::Storm(storm::aggregate(name, plan, spread, &peers, &readings)));
+    }
     let window = measure(&mut server, &ctl, Duration::from_secs(args.seconds)).await?;
     let readings = ServerReadings {
         cores,
@@ -201,6 +268,7 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
         rss_first_room,
         rss_load: server.rss_bytes()?,
         threads: server.threads(),
+        processes: server.members().len(),
     };
     if target == Target::Atome {
         if let Some(h) = atome::health(&base).await {
@@ -209,12 +277,34 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Figures,
     }
     let (publishers, subscribers) = finish(setup, &ctl).await;
     server.check_alive()?;
-    Ok(report::aggregate(name, plan, window.seconds, &publishers, &subscribers, &readings))
+    Ok(Outcome::Load(report::aggregate(name, plan, window.seconds, &publishers, &subscribers, &readings)))
+}
+
+/// Waits until `peers` peers have ICE and DTLS up. A peer that cannot reach the server's media
+/// fails the run here, loudly, instead of showing as zero packets in the figures.
+async fn wait_connected(name: &str, server: &mut ServerProcess, ctl: &Control, peers: usize, limit: Duration) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    loop {
+        let n = ctl.connected.load(Ordering::Relaxed);
+        if n >= peers {
+            return Ok(t0.elapsed());
+        }
+        server.check_alive()?;
+        if t0.elapsed() > limit {
+            return Err(format!(
+                "{name}: only {n} of {peers} peers connected (ICE + DTLS) within {} s of the last join; server log: {}",
+                limit.as_secs(),
+                server.log_tail()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn setup_rooms(target: Target, base: &str, plan: &Plan, rooms: std::ops::Range<usize>, ctl: &Arc<Control>) -> Result<Setup, String> {
     match target {
-        Target::Atome => atome::setup(base, plan, rooms, ctl).await,
+        // The reference server speaks the project's contract: the same driver.
+        Target::Atome | Target::Mediasoup => atome::setup(base, plan, rooms, ctl).await,
         Target::Janus => janus::setup(base, plan, rooms, ctl).await,
     }
 }

@@ -1,9 +1,10 @@
 //! The media side of one simulated peer: a str0m `Rtc` on its own UDP socket, driven from a
 //! tokio task. Publishers write synthetic video and audio whose payload ends with the send time;
-//! subscribers count packets per stream, gaps (loss) and latency. Nothing here knows the server.
+//! subscribers count packets per stream, gaps (loss) and latency. Nothing here knows the server,
+//! except that mediasoup's probing stream is not media.
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,24 @@ pub struct Control {
     /// Count packets (set after the warm-up, cleared at the end of the window).
     pub measuring: AtomicBool,
     pub stop: AtomicBool,
+    /// Peers whose ICE and DTLS are up.
+    pub connected: AtomicUsize,
+    /// Peers that received a first media packet.
+    pub with_media: AtomicUsize,
+}
+
+/// mediasoup's bandwidth-probing stream, added to every transport that sends to a client
+/// (mid `probator`, SSRC 1234): not media, so neither counted as a stream nor as a first packet.
+/// str0m 0.25 in RTP mode already drops it (no media is declared under mid `probator`, so the
+/// SSRC maps to nothing); the filter keeps the figures right should a client map it.
+pub const MEDIASOUP_PROBATOR_SSRC: u32 = 1234;
+pub const MEDIASOUP_PROBATOR_MID: &str = "probator";
+
+/// Whether a received packet belongs to mediasoup's probing stream. A consumer drawing SSRC 1234
+/// at random (one chance in 2^32) would be left out too; a stream whose mid is `probator` is
+/// the probe whatever its SSRC.
+pub fn is_probe(ssrc: u32, mid: Option<&str>) -> bool {
+    ssrc == MEDIASOUP_PROBATOR_SSRC || mid == Some(MEDIASOUP_PROBATOR_MID)
 }
 
 /// What a track sends: synthetic VP8-like video or Opus-like audio at a set bitrate.
@@ -177,6 +196,8 @@ pub struct PeerReport {
     pub first_packet: Option<Duration>,
     pub connected: bool,
     pub keyframe_requests: u64,
+    /// Packets of mediasoup's probing stream, left out of every figure.
+    pub probe_packets: u64,
 }
 
 /// The loop of one peer until `ctl.stop`: feeds datagrams and timeouts, sends due frames.
@@ -261,11 +282,16 @@ async fn drain(
 fn on_event(e: Event, report: &mut PeerReport, sources: &mut [Source], joined_at: Instant, ctl: &Control) {
     match e {
         Event::RtpPacket(p) => {
+            if is_probe(*p.header.ssrc, p.header.ext_vals.mid.as_deref()) {
+                report.probe_packets += 1;
+                return;
+            }
             if p.payload.len() < STAMP_LEN {
                 return; // padding / probes
             }
             if report.first_packet.is_none() {
                 report.first_packet = Some(joined_at.elapsed());
+                ctl.with_media.fetch_add(1, Ordering::Relaxed);
             }
             if !ctl.measuring.load(Ordering::Relaxed) {
                 return;
@@ -285,7 +311,12 @@ fn on_event(e: Event, report: &mut PeerReport, sources: &mut [Source], joined_at
                 s.force_keyframe = true;
             }
         }
-        Event::Connected => report.connected = true,
+        Event::Connected => {
+            if !report.connected {
+                ctl.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            report.connected = true;
+        }
         _ => {}
     }
 }
@@ -302,6 +333,15 @@ mod tests {
         }
         assert_eq!(t.expected(), 101);
         assert_eq!(t.distinct, 5);
+    }
+
+    #[test]
+    fn mediasoup_probe_stream_is_recognised_by_ssrc_or_mid() {
+        assert!(is_probe(1234, Some("probator")));
+        assert!(is_probe(1234, None));
+        assert!(is_probe(77_000, Some("probator")));
+        assert!(!is_probe(77_000, Some("0")));
+        assert!(!is_probe(77_000, None));
     }
 
     #[test]

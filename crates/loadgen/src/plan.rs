@@ -35,11 +35,22 @@ impl Plan {
     }
 }
 
+/// A room set up by a target driver, as a later subscriber needs it (join storm).
+#[derive(Debug, Clone)]
+pub enum RoomRef {
+    /// Atome or the mediasoup reference (the project's signaling contract): the room id.
+    Signaling(String),
+    /// Janus VideoRoom: the room number and its publishers' feed ids.
+    Janus { room: u64, feeds: Vec<u64> },
+}
+
 /// Every peer running, with what must stay alive for the run (signaling sessions).
+#[derive(Default)]
 pub struct Setup {
     pub publishers: Vec<JoinHandle<PeerReport>>,
     pub subscribers: Vec<JoinHandle<PeerReport>>,
-    pub keep: Vec<Box<dyn Any>>,
+    pub keep: Vec<Box<dyn Any + Send>>,
+    pub rooms: Vec<RoomRef>,
 }
 
 impl Setup {
@@ -47,5 +58,10 @@ impl Setup {
         self.publishers.extend(other.publishers);
         self.subscribers.extend(other.subscribers);
         self.keep.extend(other.keep);
+        self.rooms.extend(other.rooms);
+    }
+
+    pub fn peers(&self) -> usize {
+        self.publishers.len() + self.subscribers.len()
     }
 }

@@ -38,6 +38,11 @@ pub struct Figures {
     /// Growth per consumer from the idle server, one-time costs included.
     pub server_rss_per_consumer_from_idle_bytes: f64,
     pub server_threads: usize,
+    /// Processes the readings cover (the server and its descendants, e.g. node and its
+    /// mediasoup workers).
+    pub server_processes: usize,
+    /// Packets of mediasoup's probing stream the subscribers received and left out.
+    pub probe_packets: u64,
     /// This tool's own CPU use (all its peers on its cores): near 100% means the figures are
     /// bounded by the clients, not by the server.
     pub client_cpu_percent: f64,
@@ -52,9 +57,10 @@ pub struct ServerReadings {
     pub rss_first_room: Option<u64>,
     pub rss_load: u64,
     pub threads: usize,
+    pub processes: usize,
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -118,11 +124,73 @@ pub fn aggregate(
         },
         server_rss_per_consumer_from_idle_bytes: from_idle,
         server_threads: server.threads,
+        server_processes: server.processes,
+        probe_packets: subscribers.iter().map(|s| s.probe_packets).sum(),
         client_cpu_percent: 100.0 * server.client_cpu_seconds / seconds,
     }
 }
 
+/// How another server compares with the base one (Atome) on the same load: each figure of the
+/// other divided by the base's (above 1: the other costs more or is slower).
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratios {
+    pub cpu_per_packet: f64,
+    pub latency_p50: f64,
+    pub latency_p99: f64,
+    pub memory_per_consumer: f64,
+    /// The other server's CPU use over the window, % of its cores.
+    pub other_cpu_percent_per_core: f64,
+    pub other_loss_percent: f64,
+}
+
+/// A server using this much of its cores is saturated: its cost per packet is then a floor, and
+/// its latency and loss are those of a queue.
+pub const SATURATED_PERCENT: f64 = 95.0;
+
+pub fn ratios(base: &Figures, other: &Figures) -> Ratios {
+    Ratios {
+        cpu_per_packet: other.server_cpu_seconds_per_million_packets / base.server_cpu_seconds_per_million_packets,
+        latency_p50: other.latency_p50_ms / base.latency_p50_ms,
+        latency_p99: other.latency_p99_ms / base.latency_p99_ms,
+        memory_per_consumer: other.server_rss_per_consumer_bytes / base.server_rss_per_consumer_bytes,
+        other_cpu_percent_per_core: other.server_cpu_percent_per_core,
+        other_loss_percent: other.loss_percent,
+    }
+}
+
+impl Ratios {
+    /// One line: `== other / base: CPU per forwarded packet x.., latency p50 x.., p99 x..`, and
+    /// what to keep in mind when the other server ran out of CPU.
+    pub fn line(&self, other: &str, base: &str) -> String {
+        let mut s = format!(
+            "== {other} / {base}: CPU per forwarded packet x{:.2}, latency p50 x{:.2}, p99 x{:.2}, memory per consumer x{:.2}",
+            self.cpu_per_packet, self.latency_p50, self.latency_p99, self.memory_per_consumer
+        );
+        if self.other_cpu_percent_per_core >= SATURATED_PERCENT {
+            s += &format!(
+                " ({other} saturated: {:.0}% of its core(s), loss {:.3}%)",
+                self.other_cpu_percent_per_core, self.other_loss_percent
+            );
+        }
+        s
+    }
+}
+
 impl Figures {
+    /// Whether the run measured anything: a run whose subscribers received nothing (peers that
+    /// never connected, a server that forwards nothing) must fail, not print zeros.
+    pub fn problem(&self) -> Option<String> {
+        (self.forwarded_pps == 0.0 && self.consumers > 0).then(|| {
+            format!(
+                "{}: the subscribers received no media in the window ({} of {} subscribers never got a packet, {} silent streams)",
+                self.target,
+                self.subscribers_without_media,
+                self.rooms * self.subscribers_per_room,
+                self.silent_streams
+            )
+        })
+    }
+
     pub fn print(&self) {
         println!(
             "== {} : {} rooms x ({} publishers + {} subscribers), {} consumers, {:.1} s window",
@@ -142,6 +210,9 @@ impl Figures {
             println!("  server CPU        not measured (the started process used no CPU: is the server binary a wrapper?)");
         }
         println!("  loss              {:>10.3} %  ({} silent streams)", self.loss_percent, self.silent_streams);
+        if self.probe_packets > 0 {
+            println!("  probe packets     {:>10} (mediasoup's probator stream, not counted)", self.probe_packets);
+        }
         println!(
             "  latency           p50 {:.2} ms, p99 {:.2} ms (publisher write -> subscriber decrypt)",
             self.latency_p50_ms, self.latency_p99_ms
@@ -154,10 +225,11 @@ impl Figures {
         let mib = |b: u64| b as f64 / 1048576.0;
         let first = self.server_rss_first_room_bytes.map(|b| format!("{:.1} MiB with one room, ", mib(b))).unwrap_or_default();
         println!(
-            "  server memory     {:.1} MiB idle, {first}{:.1} MiB loaded, {} threads",
+            "  server memory     {:.1} MiB idle, {first}{:.1} MiB loaded, {} threads in {} process(es)",
             mib(self.server_rss_idle_bytes),
             mib(self.server_rss_load_bytes),
-            self.server_threads
+            self.server_threads,
+            self.server_processes
         );
         println!(
             "  memory/consumer   {:>10.1} KiB ({}; {:.1} KiB counted from idle)",
@@ -165,5 +237,61 @@ impl Figures {
             if self.server_rss_first_room_bytes.is_some() { "growth beyond the first room" } else { "from idle" },
             self.server_rss_per_consumer_from_idle_bytes / 1024.0
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(target: &str, cpu_per_million: f64, p50: f64, p99: f64, rss_per_consumer: f64, cpu_percent: f64) -> Figures {
+        let plan = Plan::new(4, 2, 10, 1000, 40, 1100);
+        let readings = ServerReadings {
+            cores: 1,
+            cpu_seconds: 1.0,
+            client_cpu_seconds: 0.5,
+            rss_idle: 0,
+            rss_first_room: None,
+            rss_load: 0,
+            threads: 1,
+            processes: 1,
+        };
+        let mut f = aggregate(target, &plan, 10.0, &[], &[], &readings);
+        f.server_cpu_seconds_per_million_packets = cpu_per_million;
+        f.latency_p50_ms = p50;
+        f.latency_p99_ms = p99;
+        f.server_rss_per_consumer_bytes = rss_per_consumer;
+        f.server_cpu_percent_per_core = cpu_percent;
+        f.loss_percent = 0.0;
+        f
+    }
+
+    #[test]
+    fn ratios_divide_the_other_server_by_the_base() {
+        let atome = figures("atome", 5.0, 0.5, 1.0, 60.0 * 1024.0, 15.0);
+        let ms = figures("mediasoup", 10.0, 0.75, 3.0, 90.0 * 1024.0, 40.0);
+        let r = ratios(&atome, &ms);
+        assert_eq!((r.cpu_per_packet, r.latency_p50, r.latency_p99, r.memory_per_consumer), (2.0, 1.5, 3.0, 1.5));
+        assert_eq!(
+            r.line("mediasoup", "atome"),
+            "== mediasoup / atome: CPU per forwarded packet x2.00, latency p50 x1.50, p99 x3.00, memory per consumer x1.50"
+        );
+        let mut busy = ms.clone();
+        busy.server_cpu_percent_per_core = 99.2;
+        busy.loss_percent = 3.25;
+        let line = ratios(&atome, &busy).line("mediasoup", "atome");
+        assert!(line.ends_with("(mediasoup saturated: 99% of its core(s), loss 3.250%)"), "{line}");
+    }
+
+    #[test]
+    fn a_run_without_media_is_a_problem() {
+        // No subscriber report at all: nothing forwarded.
+        let f = figures("mediasoup", f64::NAN, f64::NAN, f64::NAN, 0.0, 0.0);
+        assert_eq!(f.forwarded_pps, 0.0);
+        let p = f.problem().unwrap();
+        assert!(p.starts_with("mediasoup: the subscribers received no media"), "{p}");
+        let mut ok = f.clone();
+        ok.forwarded_pps = 13_600.0;
+        assert!(ok.problem().is_none());
     }
 }

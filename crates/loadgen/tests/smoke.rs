@@ -5,12 +5,7 @@ use std::process::Command;
 #[test]
 fn a_small_run_reports_every_figure() {
     let loadgen = env!("CARGO_BIN_EXE_loadgen");
-    let atome = std::path::Path::new(loadgen).with_file_name("atome");
-    if !atome.exists() {
-        // `cargo test --workspace` builds it; a lone `cargo test -p loadgen` may not have.
-        let status = Command::new(env!("CARGO")).args(["build", "-p", "atome"]).status().expect("cargo build");
-        assert!(status.success());
-    }
+    let atome = atome_bin();
     let out = Command::new(loadgen)
         .args(["--rooms", "2", "--publishers", "1", "--subscribers", "2", "--seconds", "2", "--warmup", "1", "--no-pin", "--json"])
         .arg("--atome-bin")
@@ -39,4 +34,86 @@ fn a_small_run_reports_every_figure() {
     ] {
         assert!(run[key].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {run}");
     }
+}
+
+/// The atome binary beside loadgen: `cargo test --workspace` builds it; a lone
+/// `cargo test -p loadgen` may not have.
+fn atome_bin() -> std::path::PathBuf {
+    let atome = std::path::Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("atome");
+    if !atome.exists() {
+        let status = Command::new(env!("CARGO")).args(["build", "-p", "atome"]).status().expect("cargo build");
+        assert!(status.success());
+    }
+    atome
+}
+
+/// A join storm: every storm subscriber joins, gets media, and the figures are there.
+#[test]
+fn a_small_join_storm_reports_join_to_first_packet() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--rooms", "2", "--publishers", "1", "--subscribers", "0", "--warmup", "1"])
+        .args(["--join-storm", "6", "--join-storm-ms", "300", "--no-pin", "--json", "--atome-bin"])
+        .arg(atome_bin())
+        .output()
+        .expect("loadgen runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadgen failed: {stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let storm = &doc["join_storms"][0];
+    assert_eq!(storm["target"], "atome");
+    assert_eq!(
+        (storm["peers"].as_u64(), storm["joined"].as_u64(), storm["without_media"].as_u64()),
+        (Some(6), Some(6), Some(0)),
+        "{storm}"
+    );
+    for key in ["join_to_first_packet_p50_ms", "join_to_first_packet_p99_ms", "signaling_p99_ms", "server_cpu_seconds"] {
+        assert!(storm[key].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {storm}");
+    }
+}
+
+/// The mediasoup target, where the reference is built (`MSREF`, else ~/.cache/mediasoup-ref):
+/// its peers connect (the test client copes with its five fingerprints), its probing stream is
+/// not counted as a consumer's, and the ratios over Atome come out. Skipped elsewhere.
+#[test]
+fn the_mediasoup_target_runs_side_by_side_with_atome() {
+    let dir = std::env::var_os("MSREF")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/mediasoup-ref"));
+    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !dir.join("bin/mediasoup-worker").exists() || !node_ok {
+        eprintln!("skipped: no mediasoup reference in {} (or no node)", dir.display());
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--rooms", "2", "--publishers", "1", "--subscribers", "2", "--seconds", "2", "--warmup", "1", "--no-pin", "--json"])
+        .args(["--targets", "atome,mediasoup", "--atome-bin"])
+        .arg(atome_bin())
+        .arg("--msref")
+        .arg(&dir)
+        .output()
+        .expect("loadgen runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadgen failed: {stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let run = &doc["runs"][1];
+    assert_eq!(run["target"], "mediasoup");
+    assert_eq!(run["silent_streams"], 0, "{run}");
+    assert_eq!(run["subscribers_without_media"], 0, "{run}");
+    assert!(run["forwarded_pps"].as_f64().unwrap() > 400.0, "{run}");
+    // node and its one mediasoup-worker.
+    assert!(run["server_processes"].as_u64().unwrap() >= 2, "{run}");
+    let ratio = &doc["mediasoup_over_atome"];
+    assert!(ratio["cpu_per_packet"].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{ratio}");
+}
+
+/// A target that cannot be started fails the run with the reason, not with empty figures.
+#[test]
+fn a_missing_mediasoup_reference_fails_loudly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--targets", "mediasoup", "--msref", "/nonexistent/msref", "--no-pin"])
+        .output()
+        .expect("loadgen runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/msref/server/server.mjs"), "{stderr}");
 }

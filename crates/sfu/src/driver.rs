@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::tcp::TcpMux;
+use crate::transmit::Protocol;
 use crate::udp::{self, RecvBatch, SendBatch};
 use crate::worker::{Command, Worker};
 use crate::EngineEvent;
@@ -31,15 +33,25 @@ pub(crate) enum Exit {
 pub(crate) struct Driver {
     worker: Worker,
     socket: UdpSocket,
+    /// ICE-TCP on the same port, when on.
+    tcp: Option<TcpMux>,
     commands: Receiver<Command>,
     events: UnboundedSender<EngineEvent>,
     rx: RecvBatch,
     tx: SendBatch,
+    /// The descriptors waited on (kept for its allocation).
+    fds: Vec<std::os::fd::RawFd>,
 }
 
 impl Driver {
-    pub fn new(worker: Worker, socket: UdpSocket, commands: Receiver<Command>, events: UnboundedSender<EngineEvent>) -> Driver {
-        Driver { worker, socket, commands, events, rx: RecvBatch::new(), tx: SendBatch::default() }
+    pub fn new(
+        worker: Worker,
+        socket: UdpSocket,
+        tcp: Option<TcpMux>,
+        commands: Receiver<Command>,
+        events: UnboundedSender<EngineEvent>,
+    ) -> Driver {
+        Driver { worker, socket, tcp, commands, events, rx: RecvBatch::new(), tx: SendBatch::default(), fds: Vec::new() }
     }
 
     /// Runs until the engine is dropped (`Exit::EngineDropped`) or faults repeat past recovery
@@ -82,11 +94,22 @@ impl Driver {
             self.worker.handle_datagram(now, src, data);
         }
         self.rx.clear();
+        if let Some(tcp) = &mut self.tcp {
+            for (src, frame) in tcp.receive(now) {
+                self.worker.handle_receive(now, Protocol::Tcp, *src, frame);
+            }
+        }
         self.worker.handle_timeout(now);
         while let Some(t) = self.worker.poll_transmit() {
-            self.tx.push(t.destination, t.contents);
+            match (t.proto, &mut self.tcp) {
+                (Protocol::Tcp, Some(tcp)) => tcp.send(t.destination, &t.contents),
+                _ => self.tx.push(t.destination, t.contents),
+            }
         }
         self.tx.send(&self.socket);
+        if let Some(tcp) = &mut self.tcp {
+            tcp.flush();
+        }
         while let Some(event) = self.worker.poll_event() {
             // No receiver (nobody took the events) is fine: the event is dropped.
             let _ = self.events.send(event);
@@ -95,14 +118,19 @@ impl Driver {
         true
     }
 
-    /// Takes the datagrams waiting on the socket; if there are none, sleeps until one arrives,
-    /// the worker's next timeout or MAX_SLEEP.
+    /// Takes the datagrams waiting on the socket; if there are none, sleeps until one arrives
+    /// (or a TCP connection has something), the worker's next timeout or MAX_SLEEP.
     fn receive(&mut self) {
         if self.rx.recv(&self.socket) > 0 {
             return;
         }
         let wait = self.worker.poll_timeout().saturating_duration_since(Instant::now()).clamp(MIN_SLEEP, MAX_SLEEP);
-        if udp::wait_readable(&self.socket, wait) {
+        self.fds.clear();
+        self.fds.push(std::os::fd::AsRawFd::as_raw_fd(&self.socket));
+        if let Some(tcp) = &self.tcp {
+            tcp.fds(&mut self.fds);
+        }
+        if udp::wait_any(&self.fds, wait) {
             self.rx.recv(&self.socket);
         }
     }

@@ -1,7 +1,7 @@
 //! The engine handle: starts one worker thread per UDP port ([`crate::driver`]) and sends each
 //! operation to the worker its id names, awaiting the answer. Cheap to clone; the workers stop
 //! when the last handle is dropped.
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -16,7 +16,8 @@ use crate::error::{
 };
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::ortc;
-use crate::rtp_parameters::{DtlsParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use crate::tcp::TcpMux;
 use crate::worker::{Command, Worker, WorkerConfig};
 use crate::{ConsumerOptions, Direction, EngineEvent, EngineStats, WebRtcTransportOptions};
 
@@ -36,6 +37,9 @@ pub struct EngineConfig {
     /// RTCP or media) for this long is closed, with an [`EngineEvent::TransportClosed`].
     /// Browsers send consent checks every few seconds even when no media flows.
     pub idle_timeout: Duration,
+    /// ICE over TCP: each worker also listens on TCP at its UDP port and offers a passive TCP
+    /// candidate after the UDP one (RFC 6544), for clients whose UDP is blocked.
+    pub tcp: bool,
 }
 
 impl EngineConfig {
@@ -43,6 +47,27 @@ impl EngineConfig {
     /// Enough for two retransmission rounds at 150 ms of round trip (Janus keeps 200 ms at
     /// least, growing with the round trip; libwebrtc about 1 s).
     pub const DEFAULT_NACK_HISTORY: Duration = Duration::from_millis(500);
+}
+
+/// Binds a worker's UDP socket and, with `tcp`, a TCP listener on the same port. On port 0 a
+/// free UDP port whose TCP twin is taken is given back and another one tried.
+fn bind(addr: SocketAddr, tcp: bool) -> Result<(UdpSocket, Option<TcpMux>), StartError> {
+    const ATTEMPTS: usize = 20;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let socket = UdpSocket::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        if !tcp {
+            return Ok((socket, None));
+        }
+        let local = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        match TcpListener::bind(local).and_then(TcpMux::new) {
+            Ok(mux) => return Ok((socket, Some(mux))),
+            Err(source) if addr.port() == 0 => last = Some(source),
+            Err(source) => return Err(StartError::Bind { addr: local, source }),
+        }
+    }
+    let source = last.unwrap_or_else(|| std::io::Error::other("no free port pair")); // set by the loop above
+    Err(StartError::Bind { addr, source })
 }
 
 /// A worker's state, as `/health` shows it.
@@ -107,7 +132,7 @@ impl Engine {
         for index in 0..config.workers.max(1) {
             let port = if config.base_port == 0 { 0 } else { config.base_port.saturating_add(index as u16) };
             let addr = SocketAddr::new(config.listen_ip, port);
-            let socket = UdpSocket::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+            let (socket, tcp) = bind(addr, config.tcp)?;
             let local = socket.local_addr().map_err(|source| StartError::Bind { addr, source })?;
             let worker_config = WorkerConfig {
                 index,
@@ -115,6 +140,7 @@ impl Engine {
                 caps: caps.clone(),
                 nack_history: config.nack_history,
                 idle_timeout: config.idle_timeout,
+                tcp: config.tcp,
             };
             let (tx, rx) = std_mpsc::channel();
             let worker_events = events_tx.clone();
@@ -125,11 +151,11 @@ impl Engine {
                 .spawn(move || {
                     let mut notice = notice; // the whole guard moves into the thread
                     let worker = Worker::new(worker_config, Instant::now());
-                    let exit = Driver::new(worker, socket, rx, worker_events).run();
+                    let exit = Driver::new(worker, socket, tcp, rx, worker_events).run();
                     notice.armed = exit != Exit::EngineDropped;
                 })
                 .map_err(StartError::Spawn)?;
-            tracing::info!(worker = index, %local, "media worker started");
+            tracing::info!(worker = index, %local, tcp = config.tcp, "media worker started");
             workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0), failed });
         }
         Ok(Engine { workers: Arc::new(workers), caps, events: Arc::new(std::sync::Mutex::new(Some(events_rx))) })
@@ -252,6 +278,11 @@ impl Engine {
     /// Closes a transport and everything on it (a plain transport's recorder hears RTCP BYE).
     pub async fn close_transport(&self, id: TransportId) -> Result<(), TransportError> {
         self.call(id.worker(), TransportError::UnknownTransport, |reply| Command::CloseTransport { id, reply }).await
+    }
+
+    /// restartIce: new ICE parameters for a WebRTC transport (the client restarts ICE with them).
+    pub async fn restart_ice(&self, id: TransportId) -> Result<IceParameters, TransportError> {
+        self.call(id.worker(), TransportError::UnknownTransport, |reply| Command::RestartIce { id, reply }).await
     }
 
     /// A producer of `kind` on a send transport.

@@ -20,12 +20,13 @@ mod router;
 pub mod rtp_parameters;
 pub mod seq;
 pub mod seq_guard;
+mod tcp;
 mod transmit;
 mod transport;
 mod udp;
 pub mod worker;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use engine::{Engine, EngineConfig, WorkerInfo, WorkerState};
 pub use error::{
@@ -34,14 +35,20 @@ pub use error::{
 };
 pub use ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use rtp_parameters::{DtlsParameters, IceCandidate, IceParameters, MediaKind, RtpParameters};
-pub use transmit::Transmit;
+pub use transmit::{Protocol, Transmit};
 
 /// What the engine decides on its own, for the signaling layer to pass on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineEvent {
     /// A transport was closed because its peer closed it (DTLS close) or went silent; its
     /// producers and consumers (listed) are closed too, and every consumer of those producers.
-    TransportClosed { transport: TransportId, producers: Vec<ProducerId>, consumers: Vec<ConsumerId>, reason: CloseReason },
+    TransportClosed {
+        router: RouterId,
+        transport: TransportId,
+        producers: Vec<ProducerId>,
+        consumers: Vec<ConsumerId>,
+        reason: CloseReason,
+    },
     /// A worker stopped for good (its faults repeated past recovery): every router on it and
     /// everything in them is gone, and no new router is placed on it.
     WorkerDied { worker: usize },
@@ -57,7 +64,9 @@ pub enum CloseReason {
     Fault,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// A WebRTC transport's one direction: `send` (client to server: produce) or `recv` (server to
+/// client: consume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Send,

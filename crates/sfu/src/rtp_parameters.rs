@@ -235,4 +235,7 @@ pub struct IceCandidate {
     pub port: u16,
     #[serde(rename = "type")]
     pub kind: String,
+    /// `passive` on a TCP candidate (RFC 6544); absent on UDP ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_type: Option<String>,
 }

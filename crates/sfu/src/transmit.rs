@@ -2,9 +2,13 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+pub use str0m::net::Protocol;
+
 /// One datagram to send from the worker's socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// UDP, or TCP for a client connected over ICE-TCP (RFC 6544).
+    pub proto: Protocol,
     pub destination: SocketAddr,
     pub contents: Vec<u8>,
 }
@@ -19,10 +23,15 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
+    /// Queues a UDP datagram.
     pub fn push(&mut self, destination: SocketAddr, contents: Vec<u8>) {
+        self.push_via(Protocol::Udp, destination, contents);
+    }
+
+    pub fn push_via(&mut self, proto: Protocol, destination: SocketAddr, contents: Vec<u8>) {
         self.packets += 1;
         self.bytes += contents.len() as u64;
-        self.queue.push_back(Transmit { destination, contents });
+        self.queue.push_back(Transmit { proto, destination, contents });
     }
 
     pub fn pop(&mut self) -> Option<Transmit> {

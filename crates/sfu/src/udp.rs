@@ -67,9 +67,9 @@ impl SendBatch {
     }
 }
 
-/// Sleeps until `socket` is readable or `timeout` has passed; whether it is readable.
-pub(crate) fn wait_readable(socket: &UdpSocket, timeout: Duration) -> bool {
-    sys::wait_readable(socket, timeout)
+/// Sleeps until one of `fds` is readable or `timeout` has passed; whether one is.
+pub(crate) fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> bool {
+    sys::wait_any(fds, timeout)
 }
 
 #[cfg(target_os = "linux")]
@@ -174,12 +174,12 @@ mod sys {
         Ok(n as usize)
     }
 
-    pub fn wait_readable(socket: &UdpSocket, timeout: Duration) -> bool {
-        let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    pub fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> bool {
+        let mut polled: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
         // Round up: waking a little late is harmless, waking early spins.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut fd, 1, ms) };
+        // SAFETY: `polled` is a valid array of pollfd of that length for the duration of the call.
+        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
         n > 0
     }
 
@@ -272,15 +272,9 @@ mod sys {
         socket.send_to(data, dst).map(|_| 1)
     }
 
-    pub fn wait_readable(socket: &UdpSocket, timeout: Duration) -> bool {
-        if socket.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).is_err() {
-            std::thread::sleep(timeout);
-            return true;
-        }
-        // Datagram sockets may report a too-small peek buffer as an error: still readable.
-        match socket.peek_from(&mut [0u8; 1]) {
-            Ok(_) => true,
-            Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted),
-        }
+    /// Without poll(2) here, a short sleep: what arrived is read on the next turn.
+    pub fn wait_any(_fds: &[std::os::fd::RawFd], timeout: Duration) -> bool {
+        std::thread::sleep(timeout.min(Duration::from_millis(1)));
+        true
     }
 }

@@ -22,6 +22,7 @@ fn main() {
         media_codecs: sfu::ortc::default_media_codecs(),
         nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
         idle_timeout: EngineConfig::DEFAULT_IDLE_TIMEOUT,
+        tcp: false,
     })
     .expect("engine");
     let router = rt.block_on(engine.create_router()).expect("router");

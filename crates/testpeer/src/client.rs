@@ -11,7 +11,7 @@ use str0m::config::Fingerprint;
 use str0m::format::{Codec, FormatParams};
 use str0m::ice::IceCreds;
 use str0m::media::{Frequency, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
@@ -22,8 +22,8 @@ enum Net {
     Udp(UdpSocket),
     /// In memory: `inbox` is filled by the simulation, `outbox` emptied by it.
     Memory {
-        inbox: VecDeque<(SocketAddr, Vec<u8>)>,
-        outbox: Vec<(SocketAddr, Vec<u8>)>,
+        inbox: VecDeque<(Protocol, SocketAddr, Vec<u8>)>,
+        outbox: Vec<(Protocol, SocketAddr, Vec<u8>)>,
     },
 }
 
@@ -62,14 +62,21 @@ impl ClientTransport {
     /// [`ClientTransport::take_outgoing`]).
     pub fn in_memory(options: &Value, send: bool, bwe: bool, local: SocketAddr, now: Instant) -> Result<(ClientTransport, Value), String> {
         let net = Net::Memory { inbox: VecDeque::new(), outbox: Vec::new() };
-        Self::build(options, send, bwe, true, net, local, now)
+        Self::build(options, send, bwe, true, net, (local, Protocol::Udp), now)
+    }
+
+    /// As [`ClientTransport::in_memory`], for a client whose UDP is blocked: its only candidate
+    /// is TCP active, paired with the server's TCP passive one (ICE-TCP, RFC 6544).
+    pub fn in_memory_tcp(options: &Value, send: bool, local: SocketAddr, now: Instant) -> Result<(ClientTransport, Value), String> {
+        let net = Net::Memory { inbox: VecDeque::new(), outbox: Vec::new() };
+        Self::build(options, send, false, true, net, (local, Protocol::Tcp), now)
     }
 
     fn on_udp(options: &Value, send: bool, bwe: bool, dtls_client: bool) -> Result<(ClientTransport, Value), String> {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
-        Self::build(options, send, bwe, dtls_client, Net::Udp(socket), local, Instant::now())
+        Self::build(options, send, bwe, dtls_client, Net::Udp(socket), (local, Protocol::Udp), Instant::now())
     }
 
     fn build(
@@ -78,7 +85,7 @@ impl ClientTransport {
         bwe: bool,
         dtls_client: bool,
         net: Net,
-        local: SocketAddr,
+        (local, proto): (SocketAddr, Protocol),
         now: Instant,
     ) -> Result<(ClientTransport, Value), String> {
         let id = options["id"].as_str().ok_or("options.id")?.to_string();
@@ -87,10 +94,20 @@ impl ClientTransport {
             ufrag: ice["usernameFragment"].as_str().ok_or("ufrag")?.into(),
             pass: ice["password"].as_str().ok_or("password")?.into(),
         };
-        let cand = &options["iceCandidates"][0];
+        let protocol = if proto == Protocol::Tcp { "tcp" } else { "udp" };
+        let cand = options["iceCandidates"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["protocol"] == protocol))
+            .ok_or(format!("no {protocol} candidate"))?;
         let server: SocketAddr =
             format!("{}:{}", cand["address"].as_str().ok_or("address")?, cand["port"]).parse().map_err(|e| format!("candidate: {e}"))?;
-        let fp = &options["dtlsParameters"]["fingerprints"][0];
+        // The server may list several algorithms in any order (mediasoup lists five, its order
+        // changing from worker to worker): take one str0m can verify.
+        let fps = options["dtlsParameters"]["fingerprints"].as_array().ok_or("dtlsParameters.fingerprints")?;
+        let fp = ["sha-256", "sha-1"]
+            .iter()
+            .find_map(|alg| fps.iter().find(|f| f["algorithm"].as_str().is_some_and(|a| a.eq_ignore_ascii_case(alg))))
+            .ok_or("no sha-256 or sha-1 fingerprint")?;
         let fingerprint: Fingerprint = format!("{} {}", fp["algorithm"].as_str().unwrap_or(""), fp["value"].as_str().unwrap_or(""))
             .parse()
             .map_err(|_| "fingerprint".to_string())?;
@@ -122,8 +139,15 @@ impl ClientTransport {
         cc.add_config(Pt::from(opus_pt), None, Codec::Opus, Frequency::FORTY_EIGHT_KHZ, Some(2), opus);
         cc.add_config(Pt::from(vp8_pt), Some(Pt::from(rtx_pt)), Codec::Vp8, Frequency::NINETY_KHZ, None, FormatParams::default());
         let mut rtc = cfg.build(now);
-        rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
-        rtc.add_remote_candidate(Candidate::host(server, "udp").map_err(|e| e.to_string())?);
+        let (mine, theirs) = match proto {
+            Protocol::Tcp => (
+                Candidate::builder().tcp().host(local).tcptype(TcpType::Active).build(),
+                Candidate::builder().tcp().host(server).tcptype(TcpType::Passive).build(),
+            ),
+            _ => (Candidate::host(local, "udp"), Candidate::host(server, "udp")),
+        };
+        rtc.add_local_candidate(mine.map_err(|e| e.to_string())?);
+        rtc.add_remote_candidate(theirs.map_err(|e| e.to_string())?);
         let my_fp = {
             let mut api = rtc.direct_api();
             api.set_ice_controlling(true);
@@ -152,15 +176,16 @@ impl ClientTransport {
         self.local
     }
 
-    /// In memory: a datagram from `src` arrives (taken at the next pump).
-    pub fn deliver(&mut self, src: SocketAddr, data: Vec<u8>) {
+    /// In memory: a datagram (or TCP frame) from `src` arrives (taken at the next pump).
+    pub fn deliver(&mut self, proto: Protocol, src: SocketAddr, data: Vec<u8>) {
         if let Net::Memory { inbox, .. } = &mut self.net {
-            inbox.push_back((src, data));
+            inbox.push_back((proto, src, data));
         }
     }
 
-    /// In memory: the datagrams sent since the last call, with their destinations.
-    pub fn take_outgoing(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+    /// In memory: the datagrams (or TCP frames) sent since the last call, with their
+    /// destinations.
+    pub fn take_outgoing(&mut self) -> Vec<(Protocol, SocketAddr, Vec<u8>)> {
         match &mut self.net {
             Net::Memory { outbox, .. } => std::mem::take(outbox),
             Net::Udp(_) => Vec::new(),
@@ -177,9 +202,9 @@ impl ClientTransport {
         let mut events = Vec::new();
         let mut buf = [0u8; 2048];
         loop {
-            let (src, data): (SocketAddr, Vec<u8>) = match &mut self.net {
+            let (proto, src, data): (Protocol, SocketAddr, Vec<u8>) = match &mut self.net {
                 Net::Udp(socket) => match socket.recv_from(&mut buf) {
-                    Ok((n, src)) => (src, buf[..n].to_vec()),
+                    Ok((n, src)) => (Protocol::Udp, src, buf[..n].to_vec()),
                     Err(_) => break,
                 },
                 Net::Memory { inbox, .. } => match inbox.pop_front() {
@@ -187,7 +212,7 @@ impl ClientTransport {
                     None => break,
                 },
             };
-            if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &data) {
+            if let Ok(r) = Receive::new(proto, src, self.local, &data) {
                 let _ = self.rtc.handle_input(Input::Receive(now, r));
             }
             // In RTP mode str0m keeps one received packet for the next poll_output: poll after
@@ -212,7 +237,7 @@ impl ClientTransport {
                         Net::Udp(socket) => {
                             let _ = socket.send_to(&t.contents, t.destination);
                         }
-                        Net::Memory { outbox, .. } => outbox.push((t.destination, t.contents.to_vec())),
+                        Net::Memory { outbox, .. } => outbox.push((t.proto, t.destination, t.contents.to_vec())),
                     }
                 }
                 Ok(Output::Event(e)) => events.push(e),

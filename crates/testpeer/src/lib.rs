@@ -145,3 +145,36 @@ pub fn request_keyframe(t: &mut ClientTransport, ssrc: u32) -> bool {
         None => false,
     }
 }
+
+/// Checks what a subscriber got of one producer's stream against what the publisher sent, as a
+/// consumer with `options` (consumerOptions JSON): the router's payload type and the consumer's
+/// SSRC, byte-identical payloads, at least 95% of what was sent after the first one arrived,
+/// sequence numbers from below 65536, no transport-wide sequence numbers stamped downstream.
+/// Panics with what is wrong; returns the share received.
+pub fn assert_forwarded(kind: MediaKind, sent: &[Vec<u8>], got: &[&Received], options: &Value) -> f64 {
+    assert!(sent.len() > 50, "{kind:?}: the publisher sent {}", sent.len());
+    let router_pt = options["rtpParameters"]["codecs"][0]["payloadType"].as_u64().unwrap_or(0) as u8;
+    let ssrc = options["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap_or(0) as u32;
+    assert_eq!(router_pt, if kind == MediaKind::Audio { 100 } else { 101 });
+    assert!(got.iter().all(|p| p.pt == router_pt && p.ssrc == ssrc), "{kind:?}: router PT and consumer SSRC");
+    let sent_set: std::collections::HashSet<&[u8]> = sent.iter().map(|p| p.as_slice()).collect();
+    let exact = got.iter().filter(|p| sent_set.contains(p.payload.as_slice())).count();
+    assert_eq!(exact, got.len(), "{kind:?}: every received payload is byte-identical to a sent one");
+    let unique: std::collections::HashSet<&[u8]> = got.iter().map(|p| p.payload.as_slice()).collect();
+    // Packets sent before the subscriber's transport connected are not forwarded.
+    let first = sent.iter().position(|s| unique.contains(s.as_slice())).unwrap_or(0);
+    let expected = sent.len() - first;
+    let ratio = unique.len() as f64 / expected as f64;
+    println!("{kind:?}: sent {} (after connecting {expected}), received {} unique ({:.1}%)", sent.len(), unique.len(), ratio * 100.0);
+    assert!(ratio >= 0.95, "{kind:?}: received {:.1}% of packets", ratio * 100.0);
+    assert!(got.iter().map(|p| p.seq).min().is_some_and(|s| s < 65536), "{kind:?}: sequence numbers start below 65536");
+    // The engine runs no downlink bandwidth estimation: it stamps no transport-wide sequence
+    // numbers (and so gets no feedback), though the video consumer's parameters allow them.
+    let uris: Vec<&str> = options["rtpParameters"]["headerExtensions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["uri"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(uris.contains(&URI_TWCC), kind == MediaKind::Video, "{uris:?}");
+    assert!(got.iter().all(|p| p.transport_cc.is_none()), "{kind:?}: no transport-cc stamped downstream");
+    ratio
+}

@@ -9,9 +9,16 @@ use std::time::{Duration, Instant};
 use sfu::ortc::{default_media_codecs, router_rtp_capabilities};
 use sfu::rtp_parameters::RtpCapabilities;
 use sfu::worker::{Worker, WorkerConfig};
-use sfu::{Direction, EngineConfig, EngineEvent, RouterId};
+use sfu::{Direction, EngineConfig, EngineEvent, Protocol, RouterId};
 
 use crate::ClientTransport;
+
+#[derive(PartialEq, Eq)]
+enum Net {
+    Udp,
+    UdpWithBwe,
+    Tcp,
+}
 
 /// Simulated time per step.
 pub const STEP: Duration = Duration::from_millis(1);
@@ -24,6 +31,8 @@ pub struct Sim {
     pub events: Vec<EngineEvent>,
     /// Datagrams the worker sent to no client of the simulation.
     pub undelivered: u64,
+    /// Datagrams (UDP) and frames (TCP) the worker sent.
+    sent: [u64; 2],
     next_client: u32,
 }
 
@@ -39,8 +48,14 @@ impl Sim {
             caps: Arc::new(caps),
             nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
             idle_timeout,
+            tcp: true,
         };
-        Sim { now, worker: Worker::new(config, now), events: Vec::new(), undelivered: 0, next_client: 0 }
+        Sim { now, worker: Worker::new(config, now), events: Vec::new(), undelivered: 0, sent: [0; 2], next_client: 0 }
+    }
+
+    /// How many datagrams (UDP) or frames (TCP) the worker has sent.
+    pub fn sent_by_protocol(&self, proto: Protocol) -> u64 {
+        self.sent[usize::from(proto == Protocol::Tcp)]
     }
 
     pub fn rtp_capabilities(&self) -> RtpCapabilities {
@@ -50,13 +65,26 @@ impl Sim {
     /// A WebRTC transport on `router` and its in-memory client (connected with
     /// `connectTransport`); `bwe` turns the client's bandwidth estimation and pacer on.
     pub fn client(&mut self, router: &RouterId, direction: Direction, bwe: bool) -> ClientTransport {
+        self.client_on(router, direction, if bwe { Net::UdpWithBwe } else { Net::Udp })
+    }
+
+    /// As [`Sim::client`], for a client that reaches the worker over ICE-TCP only.
+    pub fn tcp_client(&mut self, router: &RouterId, direction: Direction) -> ClientTransport {
+        self.client_on(router, direction, Net::Tcp)
+    }
+
+    fn client_on(&mut self, router: &RouterId, direction: Direction, net: Net) -> ClientTransport {
         let send = direction == Direction::Send;
         let caps = send.then(|| crate::send_rtp_capabilities(&self.rtp_capabilities()));
         let options = self.worker.create_webrtc_transport(self.now, router, direction, caps).expect("transport");
         let options = serde_json::to_value(&options).expect("options serialise");
         self.next_client += 1;
         let local = SocketAddr::from(([198, 18, (self.next_client >> 8) as u8 + 1, self.next_client as u8], 50000));
-        let (client, dtls) = ClientTransport::in_memory(&options, send, bwe, local, self.now).expect("client");
+        let (client, dtls) = match net {
+            Net::Tcp => ClientTransport::in_memory_tcp(&options, send, local, self.now),
+            _ => ClientTransport::in_memory(&options, send, net == Net::UdpWithBwe, local, self.now),
+        }
+        .expect("client");
         let id = serde_json::from_value(options["id"].clone()).expect("a transport id");
         self.worker.connect_transport(&id, &serde_json::from_value(dtls).expect("dtls parameters")).expect("connect");
         client
@@ -68,16 +96,17 @@ impl Sim {
         let server = self.worker.addr();
         for c in clients.iter_mut() {
             let from = c.local();
-            for (to, data) in c.take_outgoing() {
+            for (proto, to, data) in c.take_outgoing() {
                 if to == server {
-                    self.worker.handle_datagram(self.now, from, &data);
+                    self.worker.handle_receive(self.now, proto, from, &data);
                 }
             }
         }
         self.worker.handle_timeout(self.now);
         while let Some(t) = self.worker.poll_transmit() {
+            self.sent[usize::from(t.proto == Protocol::Tcp)] += 1;
             match clients.iter_mut().find(|c| c.local() == t.destination) {
-                Some(c) => c.deliver(server, t.contents),
+                Some(c) => c.deliver(t.proto, server, t.contents),
                 None => self.undelivered += 1,
             }
         }

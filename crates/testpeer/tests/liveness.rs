@@ -31,6 +31,7 @@ fn a_silent_publisher_is_closed_with_its_producers() {
     assert_eq!(
         sim.events,
         vec![EngineEvent::TransportClosed {
+            router: a.router.clone(),
             transport: transport_id(&a.transport.id),
             producers: vec![producer],
             consumers: vec![],
@@ -68,6 +69,7 @@ fn a_peer_closing_dtls_is_closed_at_once() {
     assert_eq!(
         sim.events,
         vec![EngineEvent::TransportClosed {
+            router: a.router.clone(),
             transport: transport_id(&b.transport.id),
             producers: vec![],
             consumers: vec![consumer],
@@ -93,6 +95,7 @@ fn transports_never_contacted_are_kept() {
     sim.events.clear();
     run(&mut sim, &mut [], &mut [&mut nobody], IDLE * 3, |_, _| false);
     let silent = |t: &sfu::TransportId| EngineEvent::TransportClosed {
+        router: router.clone(),
         transport: t.clone(),
         producers: vec![],
         consumers: vec![],

@@ -37,34 +37,7 @@ async fn publish_and_receive(first: MediaKind) {
         (MediaKind::Video, if first == MediaKind::Video { &c1 } else { &c2 }),
         (MediaKind::Audio, if first == MediaKind::Audio { &c1 } else { &c2 }),
     ] {
-        let sent = a.sent(kind);
-        let got = b.received(kind);
-        assert!(sent.len() > 50, "{kind:?}: A sent {}", sent.len());
-        let router_pt = options["rtpParameters"]["codecs"][0]["payloadType"].as_u64().unwrap() as u8;
-        let ssrc = options["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
-        assert_eq!(router_pt, if kind == MediaKind::Audio { 100 } else { 101 });
-        assert!(got.iter().all(|p| p.pt == router_pt && p.ssrc == ssrc), "{kind:?}: router PT and consumer SSRC");
-        let sent_set: std::collections::HashSet<&[u8]> = sent.iter().map(|p| p.as_slice()).collect();
-        let exact = got.iter().filter(|p| sent_set.contains(p.payload.as_slice())).count();
-        assert_eq!(exact, got.len(), "{kind:?}: every received payload is byte-identical to a sent one");
-        let unique: std::collections::HashSet<&[u8]> = got.iter().map(|p| p.payload.as_slice()).collect();
-        // Packets sent before B's transport connected are not forwarded: count from the first received.
-        let first_idx = sent.iter().position(|s| unique.contains(s.as_slice())).unwrap_or(0);
-        let expected = sent.len() - first_idx;
-        let ratio = unique.len() as f64 / expected as f64;
-        println!("{kind:?}: sent {} (after B connected {expected}), received {} unique ({:.1}%)", sent.len(), unique.len(), ratio * 100.0);
-        assert!(ratio >= 0.95, "{kind:?}: received {:.1}% of packets", ratio * 100.0);
-        // Sequence numbers at B are contiguous from below 65536.
-        let mut seqs: Vec<u64> = got.iter().map(|p| p.seq).collect();
-        seqs.sort();
-        seqs.dedup();
-        assert!(seqs[0] < 65536);
-        // The engine runs no downlink bandwidth estimation: it stamps no transport-wide sequence
-        // numbers (and so gets no feedback), though the video consumer's parameters allow them.
-        let uris: Vec<&str> =
-            options["rtpParameters"]["headerExtensions"].as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
-        assert_eq!(uris.contains(&sfu::ortc::URI_TWCC), kind == MediaKind::Video, "{uris:?}");
-        assert!(got.iter().all(|p| p.transport_cc.is_none()), "{kind:?}: no transport-cc stamped downstream");
+        testpeer::assert_forwarded(kind, a.sent(kind), &b.received(kind), options);
     }
     assert!(a.bwe_events > 0, "A gets transport-cc feedback (bandwidth estimates), {first:?} produced first");
     let stats = engine.stats().await.unwrap();

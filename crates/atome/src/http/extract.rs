@@ -1,16 +1,15 @@
-//! Extractors: JSON bodies with our error shape, the authenticated user, the client IP.
+//! Extractors: JSON bodies and paths with our error shape, the client IP. (The authenticated
+//! user is the identity plugin's `AuthUser`.)
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::client_ip::ClientAddr;
 use super::ApiError;
-use crate::core::Core;
-use crate::plugins::identity::{tokens, User};
 
 /// Like `axum::Json`, but every rejection is an [`ApiError`] in our shape.
 pub struct ApiJson<T>(pub T);
@@ -35,38 +34,6 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         }
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(crate::app::BODY_LIMIT),
         other => ApiError::bad_request("invalid_body", other.body_text()),
-    }
-}
-
-/// The user behind a valid `Authorization: Bearer <token>` header.
-pub struct AuthUser {
-    pub user: User,
-    /// SHA-256 of the presented token (hex), to revoke it on logout.
-    pub token_hash: String,
-}
-
-impl<S> FromRequestParts<S> for AuthUser
-where
-    S: Send + Sync,
-    Core: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into()))?;
-        let value = header.to_str().map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
-        let core = Core::from_ref(state);
-        let (user, token_hash) = tokens::authenticate(&core.db, token).await?;
-        Ok(AuthUser { user, token_hash })
     }
 }
 

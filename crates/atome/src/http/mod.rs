@@ -5,7 +5,7 @@ pub mod extract;
 pub mod server;
 
 pub use error::{ApiError, ApiResult};
-pub use extract::{ApiJson, ApiPath, AuthUser, ClientIp};
+pub use extract::{ApiJson, ApiPath, ClientIp};
 
 use axum::Json;
 use serde_json::{Map, Value};

@@ -196,3 +196,29 @@ impl Ws {
         self.0.close().await
     }
 }
+
+/// A and B of the two-peer tests.
+pub const A: &str = "+33611111111";
+pub const B: &str = "+33622222222";
+
+/// A room owned by A ("Alice") with B ("Bob") connected and invited; (a token, b token, room id).
+pub async fn room_for_two(s: &TestServer) -> (String, String, String) {
+    let a = s.dev_login(A, "Alice").await;
+    let b = s.dev_login(B, "Bob").await;
+    s.connect(&a, &b, B).await;
+    let (_, room) = s.post("/rooms", Some(&a), json!({"name": "call"})).await;
+    let room_id = room["room_id"].as_str().expect("a room id").to_string();
+    s.post(&format!("/rooms/{room_id}/invite"), Some(&a), json!({"to_phone_e164": B})).await;
+    (a, b, room_id)
+}
+
+/// POST join then WS joinRoom; returns the roomJoined reply.
+pub async fn join(s: &TestServer, ws: &mut Ws, token: &str, room_id: &str) -> Value {
+    let (status, joined) = s.post(&format!("/rooms/{room_id}/join"), Some(token), json!({})).await;
+    assert_eq!(status, 200, "{joined}");
+    let r = ws
+        .request("joinRoom", json!({"room_id": room_id, "join_token": joined["join_token"], "rtpCapabilities": joined["rtpCapabilities"]}))
+        .await;
+    assert_eq!(r["type"], "roomJoined", "{r}");
+    r
+}

@@ -193,7 +193,7 @@ fn dynamic_pts() -> impl Iterator<Item = u8> {
     (100..=127).chain(96..=99)
 }
 
-/// The router's rtpCapabilities for `media_codecs` (DESIGN.md's ORTC rules).
+/// The router's rtpCapabilities for `media_codecs` (docs/architecture.md, "ORTC rules").
 pub fn router_rtp_capabilities(media_codecs: &[RtpCodecCapability]) -> Result<RtpCapabilities, OrtcError> {
     if media_codecs.is_empty() {
         return Err(OrtcError::NoCodecs);

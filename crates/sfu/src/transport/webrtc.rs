@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use str0m::config::DtlsCert;
 use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
@@ -17,7 +17,9 @@ use super::fingerprint::remote_fingerprint;
 use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
 use crate::ortc;
-use crate::rtp_parameters::{DtlsParameters, DtlsRole, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters};
+use crate::rtp_parameters::{
+    DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters,
+};
 use crate::seq_guard::{transport_cc, Admit, SeqGuard, TwccGuard};
 use crate::transmit::Outbox;
 use crate::{Direction, WebRtcTransportOptions};
@@ -53,6 +55,8 @@ pub(crate) struct WebRtcTransport {
     creds: IceCreds,
     cert: DtlsCert,
     candidate_addr: SocketAddr,
+    /// Whether a passive ICE-TCP candidate is offered on the same address (RFC 6544).
+    tcp: bool,
     /// Codecs of the Rtc: the client's (send) or the router's (recv).
     codecs: RtpCapabilities,
     ext_ids: Vec<(u8, String)>,
@@ -60,9 +64,9 @@ pub(crate) struct WebRtcTransport {
     dtls_active: Option<bool>,
     /// Send transport before its first produce: datagrams wait in `pending`.
     frozen: bool,
-    pending: Vec<(SocketAddr, Vec<u8>)>,
-    /// Whether the remote ufrag was taken from a STUN request.
-    sniffed: bool,
+    pending: Vec<(Protocol, SocketAddr, Vec<u8>)>,
+    /// The client's ufrag, taken from its STUN requests (mediasoup-client never signals it).
+    remote_ufrag: Option<String>,
     next_timeout: Instant,
     /// When a datagram from the peer last arrived (None: never).
     last_heard: Option<Instant>,
@@ -77,17 +81,19 @@ pub(crate) struct WebRtcTransport {
     /// The transport-cc numbers str0m records, see [`TwccGuard`] (made again with the Rtc).
     twcc: TwccGuard,
     /// The addresses the worker maps to this transport, least recently confirmed first.
-    peer_addrs: Vec<SocketAddr>,
+    peer_addrs: Vec<(SocketAddr, Protocol)>,
 }
 
 impl WebRtcTransport {
-    /// A transport announcing `candidate_addr`. A send transport needs the client's
-    /// `sendRtpCapabilities` (its payload types); a receive transport uses the router's.
+    /// A transport announcing `candidate_addr` (UDP, and TCP passive if `tcp`). A send transport
+    /// needs the client's `sendRtpCapabilities` (its payload types); a receive transport uses
+    /// the router's.
     pub fn new(
         direction: Direction,
         router_caps: &RtpCapabilities,
         send_caps: Option<RtpCapabilities>,
         candidate_addr: SocketAddr,
+        tcp: bool,
         now: Instant,
     ) -> Result<WebRtcTransport, CreateTransportError> {
         let creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
@@ -130,13 +136,14 @@ impl WebRtcTransport {
             creds,
             cert,
             candidate_addr,
+            tcp,
             codecs,
             ext_ids,
             remote_fp: None,
             dtls_active: None,
             frozen,
             pending: Vec::new(),
-            sniffed: false,
+            remote_ufrag: None,
             next_timeout: now,
             last_heard: None,
             needs_tick: false,
@@ -179,6 +186,10 @@ impl WebRtcTransport {
         let mut rtc = cfg.build(now);
         let candidate = Candidate::host(self.candidate_addr, "udp").map_err(|e| e.to_string())?;
         rtc.add_local_candidate(candidate);
+        if self.tcp {
+            let passive = Candidate::builder().tcp().host(self.candidate_addr).tcptype(TcpType::Passive).build();
+            rtc.add_local_candidate(passive.map_err(|e| e.to_string())?);
+        }
         {
             let mut api = rtc.direct_api();
             api.set_ice_lite(true);
@@ -205,10 +216,9 @@ impl WebRtcTransport {
 
     /// What the client needs to build its side (mediasoup's transport options).
     pub fn options(&mut self, id: TransportId) -> WebRtcTransportOptions {
-        use crate::rtp_parameters::{DtlsFingerprint, IceCandidate, IceParameters};
+        use crate::rtp_parameters::DtlsFingerprint;
         let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
         let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
-        let ip = self.candidate_addr.ip().to_string();
         WebRtcTransportOptions {
             id,
             ice_parameters: IceParameters {
@@ -216,15 +226,7 @@ impl WebRtcTransport {
                 password: self.creds.pass.clone(),
                 ice_lite: true,
             },
-            ice_candidates: vec![IceCandidate {
-                foundation: "udpcandidate".into(),
-                priority: 1_076_302_079,
-                address: ip.clone(),
-                ip,
-                protocol: "udp".into(),
-                port: self.candidate_addr.port(),
-                kind: "host".into(),
-            }],
+            ice_candidates: self.ice_candidates(),
             dtls_parameters: DtlsParameters {
                 role: Some(DtlsRole::Auto),
                 fingerprints: vec![DtlsFingerprint { algorithm: algorithm.into(), value: value.into() }],
@@ -261,41 +263,84 @@ impl WebRtcTransport {
 
     /// The peer confirmed `src` (an authentic binding request came from it). Returns the
     /// address forgotten to make room, if any (see [`MAX_PEER_ADDRS`]).
-    pub fn confirm_addr(&mut self, src: SocketAddr) -> Option<SocketAddr> {
+    pub fn confirm_addr(&mut self, src: (SocketAddr, Protocol)) -> Option<(SocketAddr, Protocol)> {
         self.peer_addrs.retain(|a| *a != src);
         self.peer_addrs.push(src);
         (self.peer_addrs.len() > MAX_PEER_ADDRS).then(|| self.peer_addrs.remove(0))
     }
 
     /// The worker maps `src` to another transport now.
-    pub fn forget_addr(&mut self, src: SocketAddr) {
+    pub fn forget_addr(&mut self, src: (SocketAddr, Protocol)) {
         self.peer_addrs.retain(|a| *a != src);
     }
 
     /// ICE-lite answers only once it knows the remote ufrag, and mediasoup-client never sends
-    /// it: it is taken from the first STUN request (after each rebuild).
-    pub fn learn_remote_ufrag(&mut self, remote: &str) {
-        if !self.sniffed && !self.frozen {
-            self.rtc.direct_api().set_remote_ice_credentials(IceCreds { ufrag: remote.to_string(), pass: String::new() });
-            self.sniffed = true;
+    /// it: it is taken from the first STUN request (after each rebuild). A request with another
+    /// client ufrag is the client restarting ICE (RTCPeerConnection.restartIce): its ufrag is
+    /// taken once the request proves it knows our password (MESSAGE-INTEGRITY, RFC 8445 7.3), so
+    /// nobody else can move the transport to a ufrag of theirs.
+    pub fn learn_remote_ufrag(&mut self, request: &StunMessage<'_>, remote: &str) {
+        if self.frozen || self.remote_ufrag.as_deref() == Some(remote) {
+            return;
         }
+        if self.remote_ufrag.is_some() {
+            if !self.stun_authentic(request) {
+                return;
+            }
+            tracing::debug!("the client restarted ICE (new ufrag)");
+        }
+        self.rtc.direct_api().set_remote_ice_credentials(IceCreds { ufrag: remote.to_string(), pass: String::new() });
+        self.remote_ufrag = Some(remote.to_string());
+    }
+
+    /// restartIce (mediasoup's WebRtcTransport.restartIce): new local ufrag and password; the
+    /// client then restarts ICE with them. Returns the new parameters.
+    pub fn restart_ice(&mut self) -> IceParameters {
+        self.creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
+        self.rtc.direct_api().set_local_ice_credentials(self.creds.clone());
+        self.ice_parameters()
+    }
+
+    /// The host candidates: UDP, then TCP passive with a lower priority (mediasoup's values).
+    fn ice_candidates(&self) -> Vec<IceCandidate> {
+        let ip = self.candidate_addr.ip().to_string();
+        let candidate = |protocol: &str, priority: u32, tcp_type: Option<&str>| IceCandidate {
+            foundation: format!("{protocol}candidate"),
+            priority,
+            address: ip.clone(),
+            ip: ip.clone(),
+            protocol: protocol.into(),
+            port: self.candidate_addr.port(),
+            kind: "host".into(),
+            tcp_type: tcp_type.map(String::from),
+        };
+        let mut candidates = vec![candidate("udp", 1_076_302_079, None)];
+        if self.tcp {
+            candidates.push(candidate("tcp", 1_076_276_479, Some("passive")));
+        }
+        candidates
+    }
+
+    fn ice_parameters(&self) -> IceParameters {
+        IceParameters { username_fragment: self.creds.ufrag.clone(), password: self.creds.pass.clone(), ice_lite: true }
     }
 
     /// A datagram from the peer arrived: it counts as heard; it is buffered while frozen.
-    pub fn receive(&mut self, now: Instant, src: SocketAddr, data: &[u8]) -> Arrival {
+    pub fn receive(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) -> Arrival {
         self.last_heard = Some(now);
         if !self.frozen {
             return Arrival::Ready;
         }
         if self.pending.len() < MAX_PENDING {
-            self.pending.push((src, data.to_vec()));
+            self.pending.push((proto, src, data.to_vec()));
         }
         Arrival::Buffered
     }
 
-    /// Hands one datagram to the Rtc; Err says why str0m refused it (counted as dropped).
-    pub fn feed(&mut self, now: Instant, src: SocketAddr, data: &[u8]) -> Result<(), String> {
-        let receive = Receive::new(Protocol::Udp, src, self.candidate_addr, data).map_err(|e| e.to_string())?;
+    /// Hands one datagram (or ICE-TCP frame) to the Rtc; Err says why str0m refused it (counted
+    /// as dropped).
+    pub fn feed(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) -> Result<(), String> {
+        let receive = Receive::new(proto, src, self.candidate_addr, data).map_err(|e| e.to_string())?;
         self.rtc.handle_input(Input::Receive(now, receive)).map_err(|e| e.to_string())
     }
 
@@ -313,7 +358,7 @@ impl WebRtcTransport {
                     self.next_timeout = at;
                     break;
                 }
-                Ok(Output::Transmit(tx)) => out.push(tx.destination, tx.contents.into()),
+                Ok(Output::Transmit(tx)) => out.push_via(tx.proto, tx.destination, tx.contents.into()),
                 Ok(Output::Event(e)) => events.push(e),
                 Err(e) => {
                     tracing::debug!("poll_output: {e}");
@@ -347,7 +392,11 @@ impl WebRtcTransport {
     /// First produce on a send transport: rebuild the Rtc with the producer's real extension ids
     /// (Chrome numbers them by media section order, not as sendRtpCapabilities said) and unfreeze.
     /// Returns the buffered datagrams to replay.
-    pub fn thaw(&mut self, now: Instant, produce_exts: &[RtpHeaderExtensionParameters]) -> Result<Vec<(SocketAddr, Vec<u8>)>, String> {
+    pub fn thaw(
+        &mut self,
+        now: Instant,
+        produce_exts: &[RtpHeaderExtensionParameters],
+    ) -> Result<Vec<(Protocol, SocketAddr, Vec<u8>)>, String> {
         if !self.frozen {
             return Ok(Vec::new());
         }
@@ -378,7 +427,7 @@ impl WebRtcTransport {
             self.next_timeout = now;
         }
         self.frozen = false;
-        self.sniffed = false;
+        self.remote_ufrag = None;
         Ok(std::mem::take(&mut self.pending))
     }
 

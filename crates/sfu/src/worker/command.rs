@@ -11,7 +11,7 @@ use crate::error::{
     CallError, ConnectError, ConsumeError, ConsumerError, CreateTransportError, ProduceError, ProducerError, RouterError, TransportError,
 };
 use crate::ids::{ConsumerId, Key, ProducerId, RouterId, TransportId};
-use crate::rtp_parameters::{DtlsParameters, MediaKind, RtpCapabilities, RtpParameters};
+use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpParameters};
 use crate::{ConsumerOptions, Direction, EngineStats, WebRtcTransportOptions};
 
 /// Where an operation's answer goes.
@@ -44,6 +44,10 @@ pub enum Command {
     CloseTransport {
         id: TransportId,
         reply: Reply<(), TransportError>,
+    },
+    RestartIce {
+        id: TransportId,
+        reply: Reply<IceParameters, TransportError>,
     },
     Produce {
         transport: TransportId,
@@ -110,6 +114,9 @@ impl Worker {
             Command::CloseTransport { id, reply } => {
                 let _ = reply.send(self.close_transport(&id));
             }
+            Command::RestartIce { id, reply } => {
+                let _ = reply.send(self.restart_ice(&id));
+            }
             Command::Produce { transport, kind, params, reply } => {
                 let _ = reply.send(self.produce(now, &transport, kind, params));
             }
@@ -151,7 +158,9 @@ impl Worker {
     fn transport_of(&self, cmd: &Command) -> Option<Key> {
         let of_producer = |id: &ProducerId| self.producer_key(id).and_then(|k| self.producers.get(&k)).map(|p| p.transport());
         match cmd {
-            Command::ConnectTransport { id, .. } | Command::CloseTransport { id, .. } => self.transport_key(id),
+            Command::ConnectTransport { id, .. } | Command::CloseTransport { id, .. } | Command::RestartIce { id, .. } => {
+                self.transport_key(id)
+            }
             Command::Produce { transport, .. } | Command::Consume { transport, .. } => self.transport_key(transport),
             Command::SetConsumerPaused { id, .. } => self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport()),
             Command::SetProducerPaused { id, .. } | Command::CloseProducer { id, .. } | Command::RequestKeyframe { id, .. } => {

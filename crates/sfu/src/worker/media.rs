@@ -13,6 +13,7 @@ use crate::consumer::PlainRtp;
 use crate::ids::Key;
 use crate::rtp_parameters::MediaKind;
 use crate::seq_guard::{rtp_ssrc_seq, Admit};
+use crate::transmit::Protocol;
 use crate::transport::plain::rtcp_empty_rr;
 use crate::transport::webrtc::Arrival;
 use crate::CloseReason;
@@ -23,17 +24,17 @@ const MAX_FLUSH_ROUNDS: usize = 16;
 impl Worker {
     /// udp_mux: find the transport by STUN username on first contact, then by source address.
     /// The transport is polled at once; the consumers it forwards to are polled at the flush.
-    pub(super) fn on_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+    pub(super) fn on_datagram(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
         self.current = None;
-        let Some(key) = self.stun_target(src, data).or_else(|| self.by_addr.get(&src).copied()) else {
+        let Some(key) = self.stun_target(proto, src, data).or_else(|| self.by_addr.get(&(src, proto)).copied()) else {
             self.stats.datagrams_dropped += 1;
             return;
         };
         self.current = Some(key);
         let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
-        if t.receive(now, src, data) == Arrival::Buffered {
+        if t.receive(now, proto, src, data) == Arrival::Buffered {
             return;
         }
         let rtp = rtp_ssrc_seq(data);
@@ -47,19 +48,19 @@ impl Worker {
                 Admit::Held | Admit::Drop => return,
                 Admit::Release(held) => {
                     for (held_seq, bytes) in held {
-                        self.feed(key, now, src, &bytes, Some((ssrc, held_seq)));
+                        self.feed(key, now, proto, src, &bytes, Some((ssrc, held_seq)));
                     }
                 }
             }
         }
-        self.feed(key, now, src, data, rtp);
+        self.feed(key, now, proto, src, data, rtp);
     }
 
     /// Hands one datagram to its transport's str0m and polls it; tells the sequence and
     /// transport-cc guards when an RTP packet came out (str0m authenticated it).
-    fn feed(&mut self, key: Key, now: Instant, src: SocketAddr, data: &[u8], rtp: Option<(u32, u16)>) {
+    fn feed(&mut self, key: Key, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8], rtp: Option<(u32, u16)>) {
         let Some(t) = self.transports.get_mut(&key).and_then(|t| t.webrtc_mut()) else { return };
-        if let Err(e) = t.feed(now, src, data) {
+        if let Err(e) = t.feed(now, proto, src, data) {
             self.stats.datagrams_dropped += 1;
             tracing::debug!("input from {src}: {e}");
         }
@@ -78,7 +79,7 @@ impl Worker {
     /// address. Only a request signed with that transport's ICE password counts (the ufrag
     /// travels in clear), and a transport keeps at most `MAX_PEER_ADDRS` addresses: what anyone
     /// sends cannot grow `by_addr`, nor keep a transport alive from addresses of its own.
-    fn stun_target(&mut self, src: SocketAddr, data: &[u8]) -> Option<Key> {
+    fn stun_target(&mut self, proto: Protocol, src: SocketAddr, data: &[u8]) -> Option<Key> {
         let msg = binding_request(data)?;
         let (local, remote) = ufrags(&msg)?;
         let key = *self.by_ufrag.get(local)?;
@@ -86,12 +87,12 @@ impl Worker {
         if !t.stun_authentic(&msg) {
             return None;
         }
-        t.learn_remote_ufrag(remote);
-        let forgotten = t.confirm_addr(src);
-        if let Some(old) = self.by_addr.insert(src, key).filter(|old| *old != key) {
+        t.learn_remote_ufrag(&msg, remote);
+        let forgotten = t.confirm_addr((src, proto));
+        if let Some(old) = self.by_addr.insert((src, proto), key).filter(|old| *old != key) {
             // The address moved to another transport (a peer's NAT reused it).
             if let Some(t) = self.transports.get_mut(&old).and_then(|t| t.webrtc_mut()) {
-                t.forget_addr(src);
+                t.forget_addr((src, proto));
             }
         }
         if let Some(addr) = forgotten {

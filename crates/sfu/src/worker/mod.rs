@@ -34,7 +34,7 @@ use crate::ids::{ConsumerId, FastMap, Key, ProducerId, RouterId, TransportId};
 use crate::producer::Producer;
 use crate::router::Router;
 use crate::rtp_parameters::RtpCapabilities;
-use crate::transmit::{Outbox, Transmit};
+use crate::transmit::{Outbox, Protocol, Transmit};
 use crate::transport::Transport;
 use crate::{CloseReason, EngineEvent, EngineStats};
 
@@ -54,6 +54,8 @@ pub struct WorkerConfig {
     pub nack_history: Duration,
     /// A WebRTC transport heard once and then silent this long is closed.
     pub idle_timeout: Duration,
+    /// Offer a passive ICE-TCP candidate on the same port (the driver must listen on it).
+    pub tcp: bool,
 }
 
 pub struct Worker {
@@ -66,7 +68,7 @@ pub struct Worker {
     consumers: FastMap<Key, Consumer>,
     by_ufrag: HashMap<String, Key>,
     /// Only filled from STUN requests carrying one of our ufrags, so peers cannot flood it.
-    by_addr: FastMap<SocketAddr, Key>,
+    by_addr: FastMap<(SocketAddr, Protocol), Key>,
     /// Traffic counters (objects are counted when asked, see [`Worker::stats`]).
     stats: EngineStats,
     /// The time of the last input.
@@ -142,10 +144,15 @@ impl Worker {
         self.config.addr
     }
 
-    /// A datagram arrived from `from` at `now`. What it causes is taken with the polls.
+    /// A UDP datagram arrived from `from` at `now`. What it causes is taken with the polls.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_receive(now, Protocol::Udp, from, data);
+    }
+
+    /// A datagram (UDP) or an ICE-TCP frame (RFC 4571, without its length) arrived from `from`.
+    pub fn handle_receive(&mut self, now: Instant, proto: Protocol, from: SocketAddr, data: &[u8]) {
         self.advance(now);
-        self.on_datagram(now, from, data);
+        self.on_datagram(now, proto, from, data);
         self.current = None;
     }
 
@@ -255,10 +262,13 @@ impl Worker {
             self.current = Some(key);
             tracing::info!(transport = %t.id(), ?reason, "transport lost; closing it");
             let transport = t.id().clone();
+            // A transport is always in a router's list while it lives (closing a router closes
+            // its transports first).
+            let Some(router) = self.routers.get(&t.router()).map(|r| r.id().clone()) else { continue };
             let producers = t.producers().iter().filter_map(|p| self.producers.get(p)).map(|p| p.id().clone()).collect();
             let consumers = t.consumers().iter().filter_map(|c| self.consumers.get(c)).map(|c| c.id().clone()).collect();
             self.close_transport_key(key);
-            self.events.push_back(EngineEvent::TransportClosed { transport, producers, consumers, reason });
+            self.events.push_back(EngineEvent::TransportClosed { router, transport, producers, consumers, reason });
         }
     }
 }

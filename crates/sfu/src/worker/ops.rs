@@ -15,7 +15,7 @@ use crate::ids::{ConsumerId, Key, ProducerId, RouterId, TransportId};
 use crate::ortc;
 use crate::producer::{check_unique, Producer};
 use crate::router::Router;
-use crate::rtp_parameters::{DtlsParameters, MediaKind, RtpCapabilities, RtpParameters};
+use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpParameters};
 use crate::transport::{Kind, PlainTransport, Transport, WebRtcTransport};
 use crate::{ConsumerOptions, Direction, WebRtcTransportOptions};
 
@@ -52,7 +52,7 @@ impl Worker {
     ) -> Result<WebRtcTransportOptions, CreateTransportError> {
         self.advance(now);
         let router = self.router_key(router).ok_or(CreateTransportError::UnknownRouter)?;
-        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, self.config.addr, now)?;
+        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, self.config.addr, self.config.tcp, now)?;
         let key = self.next_key();
         let id = TransportId::new(self.config.index, key);
         let options = t.options(id.clone());
@@ -85,6 +85,19 @@ impl Worker {
         t.connect(dtls)?;
         self.dirty.push(key);
         Ok(())
+    }
+
+    /// restartIce: new ICE ufrag and password for a WebRTC transport (mediasoup's
+    /// `WebRtcTransport.restartIce()`); the old ufrag stops being answered.
+    pub fn restart_ice(&mut self, id: &TransportId) -> Result<IceParameters, TransportError> {
+        let key = self.transport_key(id).ok_or(TransportError::UnknownTransport)?;
+        let t = self.transports.get_mut(&key).and_then(Transport::webrtc_mut).ok_or(TransportError::UnknownTransport)?;
+        let old = t.ufrag().to_string();
+        let params = t.restart_ice();
+        self.by_ufrag.remove(&old);
+        self.by_ufrag.insert(params.username_fragment.clone(), key);
+        self.dirty.push(key);
+        Ok(params)
     }
 
     /// Closes a transport and everything on it (a plain one says RTCP BYE first).
@@ -122,8 +135,8 @@ impl Worker {
         transport.add_producer(key);
         self.next_due = now;
         self.producers.insert(key, Producer::new(id.clone(), tkey, router, kind, cname, plan));
-        for (src, data) in replay {
-            self.on_datagram(now, src, &data);
+        for (proto, src, data) in replay {
+            self.on_datagram(now, proto, src, &data);
         }
         Ok(id)
     }

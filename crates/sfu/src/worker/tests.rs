@@ -19,6 +19,7 @@ fn worker(now: Instant) -> Worker {
         caps,
         nack_history: Duration::from_millis(500),
         idle_timeout: Duration::from_secs(2),
+        tcp: true,
     };
     Worker::new(config, now)
 }
@@ -162,7 +163,7 @@ fn a_transport_heard_once_then_silent_is_closed_and_said_so() {
     let (event, at) = closed.expect("closed for silence");
     assert_eq!(
         event,
-        EngineEvent::TransportClosed { transport: recv.id, producers: vec![], consumers: vec![], reason: CloseReason::Silent }
+        EngineEvent::TransportClosed { router, transport: recv.id, producers: vec![], consumers: vec![], reason: CloseReason::Silent }
     );
     let waited = at - now;
     assert!(waited > Duration::from_secs(2) && waited <= Duration::from_millis(2600), "after {waited:?}");
@@ -207,14 +208,14 @@ fn only_signed_binding_requests_teach_the_demux_an_address_and_few_of_them() {
     assert_eq!(w.by_addr.len(), 0, "unsigned requests teach nothing");
     assert_eq!(w.stats().datagrams_dropped, 100);
     let signed = stun_binding_request(&username, &t.ice_parameters.password);
-    let addr = |port| SocketAddr::from(([198, 51, 100, 2], port));
+    let addr = |port| (SocketAddr::from(([198, 51, 100, 2], port)), Protocol::Udp);
     for port in 1000..1100 {
-        w.handle_datagram(now, addr(port), &signed);
+        w.handle_datagram(now, addr(port).0, &signed);
     }
     assert_eq!(w.by_addr.len(), crate::transport::webrtc::MAX_PEER_ADDRS, "even the peer gets a few");
     assert!(w.by_addr.contains_key(&addr(1099)) && !w.by_addr.contains_key(&addr(1000)), "the oldest is forgotten");
-    w.handle_datagram(now, addr(1092), &signed); // confirmed again: now the most recent
-    w.handle_datagram(now, addr(2000), &signed);
+    w.handle_datagram(now, addr(1092).0, &signed); // confirmed again: now the most recent
+    w.handle_datagram(now, addr(2000).0, &signed);
     assert!(w.by_addr.contains_key(&addr(1092)) && !w.by_addr.contains_key(&addr(1093)));
     w.close_transport(&t.id).unwrap();
     assert!(w.by_addr.is_empty());

@@ -25,6 +25,7 @@ pub fn sim() -> Sim {
 
 /// A publishing peer: one send transport with its tracks.
 pub struct Publisher {
+    pub router: RouterId,
     pub transport: ClientTransport,
     pub tracks: Vec<(Track, ProducerId)>,
     pub keyframe_requests: u32,
@@ -40,7 +41,7 @@ impl Publisher {
     /// `bwe: false` turns off the client's bandwidth estimation and pacer: packets leave in bursts.
     pub fn with_bwe(sim: &mut Sim, router: &RouterId, bwe: bool) -> Publisher {
         let transport = sim.client(router, Direction::Send, bwe);
-        Publisher { transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false }
+        Publisher { router: router.clone(), transport, tracks: Vec::new(), keyframe_requests: 0, bwe_events: 0, connected: false }
     }
 
     pub fn produce(&mut self, sim: &mut Sim, kind: MediaKind) -> ProducerId {
@@ -78,12 +79,14 @@ pub struct Subscriber {
     pub inbox: Inbox,
     /// (consumer options JSON, consumer ssrc, kind)
     pub consumers: Vec<(Value, u32, MediaKind)>,
+    /// The client's ICE connection states, in order.
+    pub ice_states: Vec<str0m::IceConnectionState>,
 }
 
 impl Subscriber {
     pub fn new(sim: &mut Sim, router: &RouterId) -> Subscriber {
         let transport = sim.client(router, Direction::Recv, false);
-        Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new() }
+        Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new(), ice_states: Vec::new() }
     }
 
     /// Consumes `producer` and resumes the consumer (as mediasoup-client's app does).
@@ -100,7 +103,11 @@ impl Subscriber {
 
     pub fn pump(&mut self, now: std::time::Instant) {
         let events = self.transport.pump_at(now);
-        self.inbox.take_events(events);
+        for e in self.inbox.take_events(events) {
+            if let Event::IceConnectionStateChange(s) = e {
+                self.ice_states.push(s);
+            }
+        }
     }
 
     pub fn received(&self, kind: MediaKind) -> Vec<&testpeer::Received> {

@@ -28,6 +28,7 @@ pub fn engine_with_idle_timeout(idle_timeout: Duration) -> Engine {
         media_codecs: sfu::ortc::default_media_codecs(),
         nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
         idle_timeout,
+        tcp: true,
     })
     .expect("engine starts")
 }

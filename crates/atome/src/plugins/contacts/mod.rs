@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
-use crate::http::{ok, ApiError, ApiJson, ApiResult, AuthUser, ClientIp};
-use crate::plugins::identity::{find_by_phone, phone, User};
+use crate::http::{ok, ApiError, ApiJson, ApiResult, ClientIp};
+use crate::plugins::identity::{find_by_phone, phone, AuthUser, User};
 use crate::plugins::Plugin;
 use crate::ratelimit::KeyedLimit;
 

@@ -1,4 +1,5 @@
 //! Identity by phone number: one-time codes, bearer tokens, users.
+mod auth;
 pub mod limits;
 mod otp;
 pub mod phone;
@@ -13,14 +14,16 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::config::Config;
 use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
-use crate::http::{ok, ApiError, ApiJson, ApiResult, AuthUser};
+use crate::http::{ok, ApiError, ApiJson, ApiResult};
 use crate::plugins::Plugin;
 use crate::secret::ServerSecret;
 use limits::OtpLimits;
 use sms::SmsSender;
 
+pub use auth::AuthUser;
 pub use otp::{OTP_MAX_WRONG, OTP_TTL};
 const DISPLAY_NAME_MAX: usize = 64;
 
@@ -85,6 +88,14 @@ impl FromRef<Identity> for Core {
 }
 
 impl Identity {
+    /// Checks this plugin's settings before anything starts.
+    pub fn check_config(config: &Config) -> Result<(), String> {
+        match phone::parse_region(&config.phone_region) {
+            Some(_) => Ok(()),
+            None => Err(format!("unknown --phone-region {:?} (use a two-letter code such as FR)", config.phone_region)),
+        }
+    }
+
     /// `user_created_sql`: the statements other plugins run when a user signs up.
     pub fn new(core: Core, secret: ServerSecret, user_created_sql: Vec<&'static str>) -> Identity {
         Identity(Arc::new(IdentityInner {

@@ -9,11 +9,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::limits::source_of;
-use super::tokens::random_hex;
 use super::Identity;
 use crate::db::{now_ms, Db};
 use crate::http::{ok, ApiError, ApiJson, ApiResult, ClientIp};
-use crate::secret::ServerSecret;
+use crate::secret::{random_hex, ServerSecret};
 
 pub const OTP_TTL: Duration = Duration::from_secs(5 * 60);
 /// Judgments per code: five wrong guesses spend it.

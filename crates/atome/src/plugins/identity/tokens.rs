@@ -1,21 +1,8 @@
 //! Bearer tokens: random, returned once, stored as SHA-256.
-use sha2::{Digest, Sha256};
-
 use super::User;
 use crate::db::{now_ms, Db};
 use crate::http::ApiError;
-
-/// `n` random bytes from the operating system, as lowercase hex.
-pub fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    // The OS random source is always available on supported platforms; a failure is fatal anyway.
-    getrandom::fill(&mut buf).expect("operating system random source");
-    hex::encode(buf)
-}
-
-pub fn sha256_hex(data: &str) -> String {
-    hex::encode(Sha256::digest(data.as_bytes()))
-}
+use crate::secret::{random_hex, sha256_hex};
 
 /// Issues a new token for `user_id`; only its hash is stored.
 pub async fn issue(db: &Db, user_id: &str, lifetime: std::time::Duration) -> Result<String, ApiError> {

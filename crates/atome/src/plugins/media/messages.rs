@@ -1,19 +1,22 @@
-//! WebSocket signaling messages (PROTOCOL.md). Room and transport ids are snake_case fields,
-//! mediasoup objects keep their camelCase names and are passed to the engine as typed values.
-use serde::Deserialize;
+//! WebSocket signaling messages (docs/protocol.md), both ways, as types. Room and transport ids are
+//! snake_case fields; mediasoup objects keep their camelCase names and are the engine's own types,
+//! read from the client's text in one pass and written back as they are.
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use sfu::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpParameters};
+use sfu::{ConsumerId, ConsumerOptions, ProducerId, TransportId, WebRtcTransportOptions};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Send,
-    Recv,
-}
+use crate::plugins::identity::UserView;
 
+pub use sfu::Direction;
+
+/// What a client may send. Unknown fields are ignored (`appData` among them).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-pub enum ClientMsg {
+pub enum ClientMessage {
     Auth {
         token: String,
         phone_e164: Option<String>,
@@ -21,49 +24,54 @@ pub enum ClientMsg {
     JoinRoom {
         room_id: String,
         join_token: String,
+        /// The device's receive capabilities.
         #[serde(rename = "rtpCapabilities")]
-        rtp_capabilities: Value,
+        rtp_capabilities: RtpCapabilities,
     },
     CreateTransport {
         direction: Direction,
+        /// `device.sendRtpCapabilities`, required for `send`.
         #[serde(rename = "rtpCapabilities", default)]
-        rtp_capabilities: Option<Value>,
+        rtp_capabilities: Option<RtpCapabilities>,
     },
     ConnectTransport {
-        transport_id: String,
+        transport_id: TransportId,
         #[serde(rename = "dtlsParameters")]
-        dtls_parameters: Value,
+        dtls_parameters: DtlsParameters,
     },
     Produce {
-        transport_id: String,
-        kind: String,
+        transport_id: TransportId,
+        kind: MediaKind,
         #[serde(rename = "rtpParameters")]
-        rtp_parameters: Value,
-        #[serde(rename = "appData", default)]
-        app_data: Option<Value>,
+        rtp_parameters: RtpParameters,
     },
     Consume {
-        transport_id: String,
-        producer_id: String,
+        transport_id: TransportId,
+        producer_id: ProducerId,
     },
     ResumeConsumer {
-        consumer_id: String,
+        consumer_id: ConsumerId,
     },
     PauseConsumer {
-        consumer_id: String,
+        consumer_id: ConsumerId,
     },
     PauseProducer {
-        producer_id: String,
+        producer_id: ProducerId,
     },
     ResumeProducer {
-        producer_id: String,
+        producer_id: ProducerId,
     },
     CloseProducer {
-        producer_id: String,
+        producer_id: ProducerId,
     },
     LeaveRoom {
         #[serde(default)]
         room_id: Option<String>,
+    },
+    /// New ICE parameters for one of the peer's transports (mediasoup's
+    /// `WebRtcTransport.restartIce()`); the client passes them to `transport.restartIce()`.
+    RestartIce {
+        transport_id: TransportId,
     },
     Ping,
 }
@@ -73,65 +81,245 @@ pub enum ClientMsg {
 /// typed message, or why it could not be read.
 pub struct Incoming {
     pub request_id: Option<Box<RawValue>>,
-    pub msg: Result<ClientMsg, String>,
+    pub msg: Result<ClientMessage, String>,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "requestId", default)]
-    request_id: Option<Box<RawValue>>,
-}
-
+/// Reads a frame in one pass: the `requestId` is kept as raw text on the way, everything else
+/// goes straight into [`ClientMessage`].
 pub fn parse(text: &str) -> Incoming {
-    let request_id = match serde_json::from_str::<Envelope>(text) {
-        Ok(envelope) => envelope.request_id,
-        Err(e) if e.is_syntax() || e.is_eof() => return Incoming { request_id: None, msg: Err(format!("invalid JSON: {e}")) },
-        Err(_) => return Incoming { request_id: None, msg: Err("a message is a JSON object with a `type`".into()) },
-    };
-    let msg = serde_json::from_str::<ClientMsg>(text).map_err(|e| e.to_string());
-    Incoming { request_id, msg }
-}
-
-/// A server message `{requestId?, type, ...fields}` as text, `requestId` written as it came.
-pub fn render(kind: &str, request_id: Option<&RawValue>, fields: Value) -> String {
-    let mut map = match fields {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    map.remove("requestId");
-    map.insert("type".into(), json!(kind));
-    let body = Value::Object(map).to_string();
-    match request_id {
-        None => body,
-        // `body` is a serialized object: it starts with the one-byte `{`, and has a member.
-        Some(raw) => format!("{{\"requestId\":{},{}", raw.get(), &body[1..]),
+    let mut request_id = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = de.deserialize_map(FrameVisitor { request_id: &mut request_id }).and_then(|msg| de.end().map(|()| msg));
+    match parsed {
+        Ok(msg) => Incoming { request_id: request_id.map(ToOwned::to_owned), msg: Ok(msg) },
+        Err(e) => refused(text, e),
     }
 }
 
-/// An error reply `{requestId?, type: "error", code, error}` as text.
-pub fn error(request_id: Option<&RawValue>, code: &str, message: &str) -> String {
-    render("error", request_id, json!({"code": code, "error": message}))
+/// A frame that is not a valid message. Its `requestId` is found again with a read that skips
+/// every other field, so that it is echoed whichever field was wrong (and wherever it stands).
+fn refused(text: &str, error: serde_json::Error) -> Incoming {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "requestId", default)]
+        request_id: Option<Box<RawValue>>,
+    }
+    match serde_json::from_str::<Envelope>(text) {
+        Ok(envelope) => Incoming { request_id: envelope.request_id, msg: Err(error.to_string()) },
+        Err(e) if e.is_syntax() || e.is_eof() => Incoming { request_id: None, msg: Err(format!("invalid JSON: {e}")) },
+        Err(_) => Incoming { request_id: None, msg: Err("a message is a JSON object with a `type`".into()) },
+    }
+}
+
+/// The frame's object: hands its members to [`ClientMessage`]'s own deserializer through
+/// [`Members`], which notes the raw `requestId` as it passes.
+struct FrameVisitor<'r, 'de> {
+    request_id: &'r mut Option<&'de RawValue>,
+}
+
+impl<'de> Visitor<'de> for FrameVisitor<'_, 'de> {
+    type Value = ClientMessage;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object with a `type`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ClientMessage, A::Error> {
+        ClientMessage::deserialize(Members { map, request_id: self.request_id, at_request_id: false })
+    }
+}
+
+struct Members<'r, 'de, A> {
+    map: A,
+    request_id: &'r mut Option<&'de RawValue>,
+    at_request_id: bool,
+}
+
+impl<'de, A: MapAccess<'de>> Deserializer<'de> for Members<'_, 'de, A> {
+    type Error = A::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+        visitor.visit_map(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Members<'_, 'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        let Some(key) = self.map.next_key::<String>()? else { return Ok(None) };
+        self.at_request_id = key == "requestId";
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        if !std::mem::take(&mut self.at_request_id) {
+            return self.map.next_value_seed(seed);
+        }
+        let raw: &'de RawValue = self.map.next_value()?;
+        *self.request_id = Some(raw);
+        // The message reads it too, as any member: a number no f64 holds is refused as before.
+        seed.deserialize(raw).map_err(de::Error::custom)
+    }
+}
+
+/// `existingProducers` entries and `newProducer` notifications.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProducerInfo {
+    pub producer_id: ProducerId,
+    pub kind: MediaKind,
+    pub peer_user_id: String,
+}
+
+/// `peers` entries of `roomJoined`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    pub peer_user_id: String,
+    pub display_name: String,
+}
+
+/// What the server sends: replies (each echoing the request's `requestId`) and notifications.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage {
+    AuthOk {
+        user: UserView,
+    },
+    AuthError {
+        code: &'static str,
+        error: String,
+    },
+    Error {
+        code: &'static str,
+        error: String,
+    },
+    Pong,
+    RoomJoined {
+        room_id: String,
+        #[serde(rename = "rtpCapabilities")]
+        rtp_capabilities: RtpCapabilities,
+        #[serde(rename = "existingProducers")]
+        existing_producers: Vec<ProducerInfo>,
+        peers: Vec<PeerInfo>,
+    },
+    RoomLeft {
+        room_id: String,
+    },
+    TransportCreated {
+        direction: Direction,
+        #[serde(rename = "transportOptions")]
+        transport_options: WebRtcTransportOptions,
+    },
+    TransportConnected {
+        transport_id: TransportId,
+    },
+    Produced {
+        producer_id: ProducerId,
+    },
+    ConsumerCreated {
+        #[serde(rename = "consumerOptions")]
+        consumer_options: ConsumerOptions,
+    },
+    ConsumerResumed {
+        consumer_id: ConsumerId,
+    },
+    ConsumerPaused {
+        consumer_id: ConsumerId,
+    },
+    ProducerPaused {
+        producer_id: ProducerId,
+    },
+    ProducerResumed {
+        producer_id: ProducerId,
+    },
+    ProducerClosed {
+        producer_id: ProducerId,
+    },
+    // Unprompted.
+    NewProducer(ProducerInfo),
+    ParticipantJoined(PeerInfo),
+    ParticipantLeft {
+        peer_user_id: String,
+    },
+    RoomClosed {
+        room_id: String,
+        reason: &'static str,
+    },
+    IceRestarted {
+        transport_id: TransportId,
+        #[serde(rename = "iceParameters")]
+        ice_parameters: IceParameters,
+    },
+    /// This socket's place in the room went to a newer session of the same user (a reload, a
+    /// second tab); the socket is closed after it.
+    SessionReplaced {
+        room_id: String,
+        reason: &'static str,
+    },
+}
+
+impl ServerMessage {
+    /// The message as text, `requestId` first and written as it came.
+    pub fn render(&self, request_id: Option<&RawValue>) -> String {
+        let body = match serde_json::to_string(self) {
+            Ok(body) => body,
+            // Only a map with non-string keys fails to serialize, and none of ours has one.
+            Err(e) => format!(r#"{{"type":"error","code":"internal","error":{}}}"#, serde_json::Value::from(e.to_string())),
+        };
+        match request_id {
+            None => body,
+            // `body` is a serialized object with a `type`: it starts with the one-byte `{`.
+            Some(raw) => format!("{{\"requestId\":{},{}", raw.get(), &body[1..]),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn parses_typed_messages_and_keeps_the_request_id() {
         let m = parse(r#"{"type":"createTransport","requestId":7,"direction":"send","rtpCapabilities":{"codecs":[]}}"#);
         assert_eq!(m.request_id.unwrap().get(), "7");
-        assert!(matches!(m.msg, Ok(ClientMsg::CreateTransport { direction: Direction::Send, rtp_capabilities: Some(_) })));
+        assert!(matches!(m.msg, Ok(ClientMessage::CreateTransport { direction: Direction::Send, rtp_capabilities: Some(_) })));
         let m = parse(r#"{"type":"leaveRoom","requestId":"a"}"#);
-        assert!(matches!(m.msg, Ok(ClientMsg::LeaveRoom { room_id: None })));
+        assert!(matches!(m.msg, Ok(ClientMessage::LeaveRoom { room_id: None })));
+        // The tag may come last; appData and other unknown members are ignored.
+        let m = parse(
+            r#"{"requestId":[1],"transport_id":"w0-t1-a","kind":"audio","appData":{"x":1},"rtpParameters":{"codecs":[]},"type":"produce"}"#,
+        );
+        assert_eq!(m.request_id.unwrap().get(), "[1]");
+        assert!(matches!(m.msg, Ok(ClientMessage::Produce { kind: MediaKind::Audio, .. })));
     }
 
     #[test]
     fn bad_messages_are_errors_not_panics() {
-        for text in ["", "null", "[]", "{", r#"{"type":"nope"}"#, r#"{"type":"consume","transport_id":5}"#, r#"{"requestId":1}"#] {
+        for text in [
+            "",
+            "null",
+            "[]",
+            "{",
+            r#"{"type":"nope"}"#,
+            r#"{"type":"consume","transport_id":5}"#,
+            r#"{"requestId":1}"#,
+            r#"{"type":"produce","transport_id":"t","kind":"data","rtpParameters":{"codecs":[]}}"#,
+            r#"{"type":"ping"} x"#,
+        ] {
             assert!(parse(text).msg.is_err(), "{text}");
         }
         assert_eq!(parse(r#"{"type":1,"requestId":"x"}"#).request_id.unwrap().get(), r#""x""#);
+        // Whichever member is wrong and wherever the requestId stands, it is echoed.
+        assert_eq!(parse(r#"{"type":"nope","requestId":5}"#).request_id.unwrap().get(), "5");
+        let m = parse(r#"{"type":"produce","rtpParameters":{"codecs":[{"x":1e400}]},"requestId":6}"#);
+        assert!(m.msg.is_err());
+        assert_eq!(m.request_id.unwrap().get(), "6");
     }
 
     #[test]
@@ -139,7 +327,7 @@ mod tests {
         for id in ["18446744073709551616", "-0", "1.0", r#""x""#, r#"{"a":[1, 2]}"#, "[]", "0.30000000000000004"] {
             let m = parse(&format!(r#"{{"type":"ping","requestId":{id}}}"#));
             assert!(m.msg.is_ok(), "{id}");
-            let reply = render("pong", m.request_id.as_deref(), json!({}));
+            let reply = ServerMessage::Pong.render(m.request_id.as_deref());
             assert_eq!(reply, format!(r#"{{"requestId":{id},"type":"pong"}}"#));
         }
         // A number no f64 holds: the message is refused, its requestId still echoed as sent.
@@ -151,9 +339,28 @@ mod tests {
     #[test]
     fn replies_echo_the_request_id() {
         let id = RawValue::from_string(r#""r1""#.into()).unwrap();
-        let r: Value = serde_json::from_str(&render("produced", Some(&id), json!({"producer_id": "p"}))).unwrap();
-        assert_eq!(r, json!({"type": "produced", "requestId": "r1", "producer_id": "p"}));
-        let e: Value = serde_json::from_str(&error(None, "bad", "Bad.")).unwrap();
+        let producer_id: ProducerId = serde_json::from_value(json!("w0-p1-0")).unwrap();
+        let r: Value = serde_json::from_str(&ServerMessage::Produced { producer_id }.render(Some(&id))).unwrap();
+        assert_eq!(r, json!({"type": "produced", "requestId": "r1", "producer_id": "w0-p1-0"}));
+        let e: Value = serde_json::from_str(&ServerMessage::Error { code: "bad", error: "Bad.".into() }.render(None)).unwrap();
         assert_eq!(e, json!({"type": "error", "code": "bad", "error": "Bad."}));
+    }
+
+    #[test]
+    fn notifications_have_the_documented_shapes() {
+        let producer_id: ProducerId = serde_json::from_value(json!("w0-p1-0")).unwrap();
+        let note = ServerMessage::NewProducer(ProducerInfo { producer_id, kind: MediaKind::Video, peer_user_id: "u".into() });
+        let v: Value = serde_json::from_str(&note.render(None)).unwrap();
+        assert_eq!(v, json!({"type": "newProducer", "producer_id": "w0-p1-0", "kind": "video", "peer_user_id": "u"}));
+        let note = ServerMessage::ParticipantJoined(PeerInfo { peer_user_id: "u".into(), display_name: "U".into() });
+        let v: Value = serde_json::from_str(&note.render(None)).unwrap();
+        assert_eq!(v, json!({"type": "participantJoined", "peer_user_id": "u", "display_name": "U"}));
+        let v: Value = serde_json::from_str(&ServerMessage::RoomClosed { room_id: "r".into(), reason: "why" }.render(None)).unwrap();
+        assert_eq!(v, json!({"type": "roomClosed", "room_id": "r", "reason": "why"}));
+        let note = ServerMessage::SessionReplaced { room_id: "r".into(), reason: "new_session" };
+        let v: Value = serde_json::from_str(&note.render(None)).unwrap();
+        assert_eq!(v, json!({"type": "sessionReplaced", "room_id": "r", "reason": "new_session"}));
+        let m = parse(r#"{"type":"restartIce","requestId":1,"transport_id":"w0-t1-a"}"#);
+        assert!(matches!(m.msg, Ok(ClientMessage::RestartIce { .. })));
     }
 }

@@ -1,27 +1,35 @@
-//! The video-call plugin: the media engine's worker pool, one router per room in a call, and the
-//! WebSocket signaling that mediasoup-client speaks (`GET /ws`).
+//! The video-call plugin: the media engine's worker pool, one owner task per call (room ->
+//! router), the WebSocket signaling that mediasoup-client speaks (`GET /ws`), and recording.
+mod directory;
+pub mod error;
+pub mod events;
 pub mod messages;
 pub mod recording;
-pub mod registry;
+pub mod room;
 pub mod session;
 pub mod usage;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use sfu::rtp_parameters::RtpCapabilities;
 
+use crate::config::Limits;
 use crate::core::Core;
 use crate::http::ApiError;
+use crate::plugins::rooms::{Calls, Participant};
 use crate::plugins::Plugin;
-use registry::CallRoom;
+use directory::Directory;
+use events::RoomEvents;
 
 /// Largest WebSocket message accepted; a larger one closes the socket.
 pub const WS_MESSAGE_LIMIT: usize = 64 * 1024;
@@ -33,14 +41,24 @@ pub struct Media(Arc<MediaInner>);
 
 pub struct MediaInner {
     core: Core,
-    engine: sfu::Engine,
-    /// room_id -> the call in progress. Touched by signaling only, never by the media path.
-    rooms: tokio::sync::Mutex<HashMap<String, CallRoom>>,
+    shared: Arc<Shared>,
+    /// room_id -> the call in progress.
+    calls: Directory,
     next_peer: AtomicU64,
-    recordings: recording::Recordings,
-    ffmpeg_ok: bool,
+    recorder: recording::Recorder,
+}
+
+/// What every call and session of the plugin uses: immutable, or counters that are each
+/// updated in one step.
+pub struct Shared {
+    pub engine: sfu::Engine,
+    pub limits: Limits,
     /// Sockets and transports per user, against the per-user caps.
-    usage: usage::Usage,
+    pub usage: usage::Usage,
+    /// Where calls announce producers and their own end.
+    pub events: RoomEvents,
+    /// Peers in all calls, for `/health`.
+    pub peers: AtomicUsize,
 }
 
 impl axum::extract::FromRef<Media> for Core {
@@ -50,81 +68,46 @@ impl axum::extract::FromRef<Media> for Core {
 }
 
 impl Media {
-    pub fn new(core: Core, engine: sfu::Engine) -> Media {
-        let ffmpeg_ok = recording::ffmpeg_available(&core.config.ffmpeg);
-        if !ffmpeg_ok {
-            tracing::warn!(ffmpeg = %core.config.ffmpeg.display(), "FFmpeg cannot run: recording is unavailable");
-        }
-        let media = Media(Arc::new(MediaInner {
-            recordings: recording::Recordings::default(),
-            ffmpeg_ok,
-            core,
-            engine,
-            rooms: tokio::sync::Mutex::new(HashMap::new()),
-            next_peer: AtomicU64::new(1),
+    /// Starts the media engine (one worker thread per configured core), the recording
+    /// component and the plugin.
+    pub async fn start(core: Core) -> Result<Media, sfu::StartError> {
+        // FFmpeg processes left by a previous run hold ports the engine may want.
+        recording::Recorder::clean_up_after_last_run(&core).await;
+        let config = &core.config;
+        let engine = sfu::Engine::start(sfu::EngineConfig {
+            workers: config.worker_count(),
+            listen_ip: config.rtc_listen_ip,
+            announced_ip: config.announced_ip(),
+            base_port: config.rtc_port,
+            media_codecs: sfu::ortc::default_media_codecs(),
+            nack_history: Duration::from_millis(config.nack_history_ms.into()),
+            idle_timeout: Duration::from_secs(config.rtc_idle_seconds.into()),
+            tcp: config.rtc_tcp,
+        })?;
+        let (to_recorder, room_events) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = recording::Recorder::start(core.clone(), engine.clone(), room_events);
+        let shared = Shared {
+            engine: engine.clone(),
+            limits: config.limits.clone(),
             usage: usage::Usage::default(),
-        }));
-        if let Some(events) = media.0.engine.take_events() {
-            tokio::spawn(watch_engine(Arc::downgrade(&media.0), events));
-        }
-        media
-    }
-
-    /// A transport the engine closed on its own (silent, or closed by the peer): the peer keeps
-    /// its place in the room, its producers are gone and everyone, itself included, hears it.
-    async fn transport_lost(
-        &self,
-        transport: sfu::TransportId,
-        producers: Vec<sfu::ProducerId>,
-        consumers: Vec<sfu::ConsumerId>,
-        reason: sfu::CloseReason,
-    ) {
-        {
-            let mut rooms = self.0.rooms.lock().await;
-            for (room_id, room) in rooms.iter_mut() {
-                let Some(peer_id) = room.transport_owner(&transport) else { continue };
-                if let Some(peer) = room.peers.get_mut(&peer_id) {
-                    if peer.transports.remove(&transport).is_some() {
-                        self.0.usage.release_transports(&peer.user_id, 1);
-                    }
-                    peer.consumers.retain(|c, _| !consumers.contains(c));
-                }
-                for producer in &producers {
-                    room.producer_closed(producer, None);
-                }
-                tracing::info!(%room_id, peer = peer_id, %transport, ?reason, producers = producers.len(), "media transport lost");
-                break;
-            }
-        }
-        for producer in &producers {
-            self.recording_producer_closed(producer).await;
-        }
-    }
-
-    /// A media worker failed for good: the calls whose router lived on it are over. Their peers
-    /// get `roomClosed {room_id, reason}` and may join again (a new router is placed on a worker
-    /// that runs).
-    async fn worker_lost(&self, worker: usize) {
-        let lost: Vec<(String, CallRoom)> = {
-            let mut rooms = self.0.rooms.lock().await;
-            let ids: Vec<String> = rooms.iter().filter(|(_, r)| r.router.worker() == Some(worker)).map(|(id, _)| id.clone()).collect();
-            ids.into_iter().filter_map(|id| rooms.remove(&id).map(|room| (id, room))).collect()
+            events: RoomEvents::new(vec![to_recorder]),
+            peers: AtomicUsize::new(0),
         };
-        for (room_id, room) in lost {
-            tracing::error!(%room_id, worker, peers = room.peers.len(), "media worker failed; call closed");
-            room.notify_all(None, &json!({"type": "roomClosed", "room_id": room_id, "reason": "media_worker_failed"}));
-            for peer in room.peers.values() {
-                self.0.usage.release_transports(&peer.user_id, peer.transports.len());
-                self.0.core.presence.leave(&room_id, &peer.user_id);
-                for producer in peer.producers.keys() {
-                    self.recording_producer_closed(producer).await;
-                }
-            }
+        let media = Media(Arc::new(MediaInner {
+            core,
+            shared: Arc::new(shared),
+            calls: Directory::default(),
+            next_peer: AtomicU64::new(1),
+            recorder,
+        }));
+        if let Some(events) = engine.take_events() {
+            tokio::spawn(directory::watch_engine(Arc::downgrade(&media.0), events));
         }
+        Ok(media)
     }
 
     pub fn engine(&self) -> &sfu::Engine {
-        &self.0.engine
+        &self.0.shared.engine
     }
 
     fn next_peer_id(&self) -> u64 {
@@ -141,24 +124,25 @@ impl Plugin for Media {
         Router::new()
             .route("/ws", get(ws))
             .route("/health", get(health))
-            .route("/rooms/{room_id}/record/start", post(recording::start))
-            .route("/rooms/{room_id}/record/stop", post(recording::stop))
-            .route("/rooms/{room_id}/recordings", get(recording::list))
             .with_state(self.clone())
+            .merge(recording::routes(self.0.recorder.clone()))
     }
 }
 
-/// Passes the engine's own decisions on to the rooms until the engine stops. Holds the plugin
-/// weakly: the engine (and so this stream) ends when the plugin is dropped.
-async fn watch_engine(media: Weak<MediaInner>, mut events: tokio::sync::mpsc::UnboundedReceiver<sfu::EngineEvent>) {
-    while let Some(event) = events.recv().await {
-        let Some(inner) = media.upgrade() else { return };
-        match event {
-            sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason } => {
-                Media(inner).transport_lost(transport, producers, consumers, reason).await
+/// What the rooms plugin asks of calls.
+impl Calls for Media {
+    fn rtp_capabilities(&self) -> &RtpCapabilities {
+        self.engine().rtp_capabilities()
+    }
+
+    fn participants(&self, room_id: &str) -> BoxFuture<'static, Vec<Participant>> {
+        let call = self.0.calls.get(room_id);
+        Box::pin(async move {
+            match call {
+                Some(call) => call.participants().await,
+                None => Vec::new(),
             }
-            sfu::EngineEvent::WorkerDied { worker } => Media(inner).worker_lost(worker).await,
-        }
+        })
     }
 }
 
@@ -181,20 +165,28 @@ async fn ws(State(media): State<Media>, upgrade: Result<WebSocketUpgrade, WebSoc
         .on_upgrade(move |socket| session::run(socket, media))
 }
 
-async fn health(State(media): State<Media>) -> Json<Value> {
-    let (rooms, peers) = {
-        let calls = media.0.rooms.lock().await;
-        (calls.len(), calls.values().map(|r| r.peers.len()).sum::<usize>())
-    };
-    let stats = media.0.engine.stats().await.ok();
-    Json(json!({
-        "success": true,
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "workers": media.0.engine.worker_count(),
-        "media_workers": media.0.engine.workers(),
-        "rooms": rooms,
-        "peers": peers,
-        "media": stats,
-    }))
+#[derive(Serialize)]
+struct Health {
+    success: bool,
+    status: &'static str,
+    version: &'static str,
+    workers: usize,
+    media_workers: Vec<sfu::WorkerInfo>,
+    rooms: usize,
+    peers: usize,
+    media: Option<sfu::EngineStats>,
+}
+
+async fn health(State(media): State<Media>) -> Json<Health> {
+    let engine = media.engine();
+    Json(Health {
+        success: true,
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        workers: engine.worker_count(),
+        media_workers: engine.workers(),
+        rooms: media.0.calls.count(),
+        peers: media.0.shared.peers.load(Ordering::Relaxed),
+        media: engine.stats().await.ok(),
+    })
 }

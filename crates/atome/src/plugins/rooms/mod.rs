@@ -6,14 +6,16 @@ use std::time::Duration;
 use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sfu::rtp_parameters::RtpCapabilities;
 
 use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
-use crate::http::{ok, ApiError, ApiJson, ApiPath, ApiResult, AuthUser, ClientIp};
+use crate::http::{ok, ApiError, ApiJson, ApiPath, ApiResult, ClientIp};
 use crate::plugins::contacts::are_connected;
-use crate::plugins::identity::{find_by_id, find_by_phone, phone, User};
+use crate::plugins::identity::{find_by_id, find_by_phone, phone, AuthUser, User};
 use crate::plugins::Plugin;
 use crate::ratelimit::KeyedLimit;
 
@@ -125,11 +127,26 @@ pub async fn visible_room(db: &Db, room_id: &str, user: &User) -> Result<Room, A
     }
 }
 
+/// What this plugin asks of the call plugin (media), which owns all media state.
+pub trait Calls: Send + Sync {
+    /// The routers' rtpCapabilities, as a joining device needs them.
+    fn rtp_capabilities(&self) -> &RtpCapabilities;
+    /// Who is in the room's call right now (once per user, in joining order).
+    fn participants(&self, room_id: &str) -> BoxFuture<'static, Vec<Participant>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    pub user_id: String,
+    pub display_name: String,
+}
+
 #[derive(Clone)]
 pub struct Rooms(Arc<RoomsInner>);
 
 pub struct RoomsInner {
     core: Core,
+    calls: Arc<dyn Calls>,
     joins_per_user: KeyedLimit<String>,
     joins_per_ip: KeyedLimit<IpAddr>,
 }
@@ -141,9 +158,10 @@ impl FromRef<Rooms> for Core {
 }
 
 impl Rooms {
-    pub fn new(core: Core) -> Rooms {
+    pub fn new(core: Core, calls: Arc<dyn Calls>) -> Rooms {
         let limits = &core.config.limits;
         Rooms(Arc::new(RoomsInner {
+            calls,
             joins_per_user: KeyedLimit::new(limits.joins_per_minute, Duration::from_secs(60)),
             joins_per_ip: KeyedLimit::new(limits.joins_per_ip_minute, Duration::from_secs(60)),
             core,
@@ -243,7 +261,7 @@ async fn list(State(r): State<Rooms>, auth: AuthUser) -> ApiResult<Json<Value>> 
 async fn show(State(r): State<Rooms>, auth: AuthUser, ApiPath(room_id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let room = visible_room(&r.0.core.db, &room_id, &auth.user).await?;
     let mut body = room.view();
-    body["participants"] = json!(r.0.core.presence.participants(&room.room_id));
+    body["participants"] = json!(r.0.calls.participants(&room.room_id).await);
     body["success"] = json!(true);
     Ok(Json(body))
 }
@@ -314,7 +332,7 @@ async fn join(State(r): State<Rooms>, ClientIp(ip): ClientIp, auth: AuthUser, Ap
     let join_token = r.0.core.join_tokens.issue(&me.user_id, &room.room_id);
     Ok(ok(json!({
         "room_id": room.room_id,
-        "rtpCapabilities": r.0.core.rtp_capabilities,
+        "rtpCapabilities": r.0.calls.rtp_capabilities(),
         "join_token": join_token,
     })))
 }

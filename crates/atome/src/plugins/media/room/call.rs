@@ -1,0 +1,416 @@
+//! A call's task: the state of one call (router, peers, what each holds) and everything done
+//! to it, one command at a time: joins and leaves, signaling requests (each checked against what
+//! the peer owns, then one engine call, then bookkeeping and notifications), engine events, and
+//! the call's end.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use sfu::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
+use sfu::{ConsumerId, ProducerId, RouterId, TransportId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Command, Member, PeerId, Reply, Welcome};
+use crate::plugins::media::error::SignalError;
+use crate::plugins::media::events::Happened;
+use crate::plugins::media::messages::{ClientMessage, Direction, PeerInfo, ProducerInfo, ServerMessage};
+use crate::plugins::media::Shared;
+use crate::plugins::rooms::Participant;
+
+/// Why a peer leaves the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Departure {
+    /// It left, or its socket closed: the others hear `participantLeft`.
+    Left,
+    /// A newer session of the same user took its place (a reload, a second tab): it hears
+    /// `sessionReplaced` and its socket is closed; the others hear no `participantLeft` for a
+    /// user who is still there (only `producerClosed` as the media moves).
+    Replaced,
+}
+
+/// Why a call ended: what is left to release depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The last peer left; the router is already closed.
+    Empty,
+    /// The media worker failed: the router and everything in it are gone already.
+    WorkerDied,
+    /// Every handle was dropped (a room opened by a join that lost a race, or the plugin ended).
+    Abandoned,
+}
+
+/// A consumer's producer and the (receive) transport it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Consuming {
+    producer: ProducerId,
+    transport: TransportId,
+}
+
+struct Peer {
+    user_id: String,
+    display_name: String,
+    tx: mpsc::Sender<String>,
+    rtp_capabilities: RtpCapabilities,
+    replaced: Option<oneshot::Sender<()>>,
+    transports: HashMap<TransportId, Direction>,
+    producers: HashMap<ProducerId, MediaKind>,
+    consumers: HashMap<ConsumerId, Consuming>,
+}
+
+impl Peer {
+    fn new(member: Member) -> Peer {
+        let Member { user_id, display_name, tx, rtp_capabilities, replaced } = member;
+        Peer {
+            user_id,
+            display_name,
+            tx,
+            rtp_capabilities,
+            replaced: Some(replaced),
+            transports: HashMap::new(),
+            producers: HashMap::new(),
+            consumers: HashMap::new(),
+        }
+    }
+
+    fn producer_infos(&self) -> impl Iterator<Item = ProducerInfo> + '_ {
+        self.producers.iter().map(|(id, kind)| ProducerInfo { producer_id: id.clone(), kind: *kind, peer_user_id: self.user_id.clone() })
+    }
+}
+
+pub(super) struct Room {
+    id: Arc<str>,
+    router: RouterId,
+    /// By peer id, that is in joining order.
+    peers: BTreeMap<PeerId, Peer>,
+    shared: Arc<Shared>,
+    /// Someone joined (subscribers were told).
+    opened: bool,
+}
+
+impl Room {
+    pub(super) fn new(room_id: &str, router: RouterId, shared: Arc<Shared>) -> Room {
+        Room { id: room_id.into(), router, peers: BTreeMap::new(), shared, opened: false }
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let end = loop {
+            let Some(command) = commands.recv().await else { break End::Abandoned };
+            match command {
+                Command::Join { peer, member, reply } => {
+                    let welcome = self.join(peer, member).await;
+                    drop(reply.send(Ok(welcome)))
+                }
+                Command::Leave { peer, reply } => {
+                    let was_in = self.leave(peer, Departure::Left).await;
+                    if self.peers.is_empty() {
+                        self.close(&mut commands);
+                        self.close_router().await;
+                        let _ = reply.send(was_in);
+                        break End::Empty;
+                    }
+                    let _ = reply.send(was_in);
+                }
+                Command::Request { peer, msg, reply } => drop(reply.send(self.request(peer, msg).await)),
+                Command::Participants { reply } => drop(reply.send(self.participants())),
+                Command::Engine(sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason, .. }) => {
+                    self.transport_lost(transport, producers, consumers, reason)
+                }
+                Command::Engine(sfu::EngineEvent::WorkerDied { worker }) if self.router.worker() == Some(worker) => {
+                    self.worker_lost(&mut commands);
+                    break End::WorkerDied;
+                }
+                Command::Engine(sfu::EngineEvent::WorkerDied { .. }) => {}
+            }
+        };
+        if end == End::Abandoned {
+            self.close(&mut commands);
+            self.close_router().await;
+        }
+        while let Some(command) = commands.recv().await {
+            command.refuse();
+        }
+    }
+
+    /// Tells subscribers the call is over and takes no more commands (those queued are refused):
+    /// a join arriving now opens a new call. Releases what the remaining peers held.
+    fn close(&mut self, commands: &mut mpsc::Receiver<Command>) {
+        for peer in self.peers.values() {
+            self.shared.usage.release_transports(&peer.user_id, peer.transports.len());
+            for producer in peer.producers.keys() {
+                self.publish(Happened::ProducerClosed { producer: producer.clone() });
+            }
+        }
+        if self.opened {
+            self.publish(Happened::Closed);
+        }
+        commands.close();
+        self.shared.peers.fetch_sub(self.peers.len(), Ordering::Relaxed);
+    }
+
+    async fn close_router(&self) {
+        if let Err(e) = self.shared.engine.close_router(self.router.clone()).await {
+            tracing::warn!(router = %self.router, "close router: {e}");
+        }
+        tracing::info!(room_id = %self.id, "call over; router closed");
+    }
+
+    fn publish(&self, what: Happened) {
+        self.shared.events.publish(&self.id, what);
+    }
+
+    /// Sends `msg` to every peer but `except` (serialized once).
+    fn notify_all(&self, except: Option<PeerId>, msg: &ServerMessage) {
+        let text = msg.render(None);
+        for (id, peer) in &self.peers {
+            if Some(*id) != except && peer.tx.try_send(text.clone()).is_err() {
+                tracing::warn!(peer = id, "peer queue full or closed; notification dropped");
+            }
+        }
+    }
+
+    /// Adds a peer; an older session of the same user in this call leaves in its favour (one
+    /// live session per user and room).
+    async fn join(&mut self, peer: PeerId, member: Member) -> Welcome {
+        if !self.opened {
+            self.opened = true;
+            self.publish(Happened::Opened { router: self.router.clone() });
+        }
+        let older: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.user_id == member.user_id).map(|(id, _)| *id).collect();
+        for id in &older {
+            self.leave(*id, Departure::Replaced).await;
+        }
+        let welcome = Welcome {
+            existing_producers: self.peers.values().flat_map(Peer::producer_infos).collect(),
+            peers: self
+                .peers
+                .values()
+                .map(|p| PeerInfo { peer_user_id: p.user_id.clone(), display_name: p.display_name.clone() })
+                .collect(),
+        };
+        let info = PeerInfo { peer_user_id: member.user_id.clone(), display_name: member.display_name.clone() };
+        tracing::info!(room_id = %self.id, user_id = %info.peer_user_id, peer, replacing = ?older, "peer joined");
+        if older.is_empty() {
+            self.notify_all(Some(peer), &ServerMessage::ParticipantJoined(info));
+        }
+        self.peers.insert(peer, Peer::new(member));
+        self.shared.peers.fetch_add(1, Ordering::Relaxed);
+        welcome
+    }
+
+    /// Removes `id`, closing everything it owns; false if it was not here.
+    async fn leave(&mut self, id: PeerId, why: Departure) -> bool {
+        let Some(mut peer) = self.peers.remove(&id) else { return false };
+        self.shared.peers.fetch_sub(1, Ordering::Relaxed);
+        for producer in peer.producers.keys() {
+            self.producer_closed(producer, Some(id));
+        }
+        match why {
+            Departure::Left => self.notify_all(Some(id), &ServerMessage::ParticipantLeft { peer_user_id: peer.user_id.clone() }),
+            Departure::Replaced => {
+                let note = ServerMessage::SessionReplaced { room_id: self.id.to_string(), reason: "new_session" };
+                let _ = peer.tx.try_send(note.render(None));
+                if let Some(replaced) = peer.replaced.take() {
+                    let _ = replaced.send(()); // the session closes its socket
+                }
+            }
+        }
+        self.shared.usage.release_transports(&peer.user_id, peer.transports.len());
+        for transport in peer.transports.keys() {
+            if let Err(e) = self.shared.engine.close_transport(transport.clone()).await {
+                tracing::debug!(%transport, "close transport on leave: {e}");
+            }
+        }
+        tracing::info!(room_id = %self.id, user_id = %peer.user_id, peer = id, ?why, "peer left");
+        true
+    }
+
+    fn participants(&self) -> Vec<Participant> {
+        let mut list: Vec<Participant> = Vec::new();
+        for p in self.peers.values() {
+            if !list.iter().any(|q| q.user_id == p.user_id) {
+                list.push(Participant { user_id: p.user_id.clone(), display_name: p.display_name.clone() });
+            }
+        }
+        list
+    }
+
+    /// A producer went away: forget every consumer of it and tell the room (all but `except`,
+    /// the peer that closed it itself) and the subscribers.
+    fn producer_closed(&mut self, producer: &ProducerId, except: Option<PeerId>) {
+        for peer in self.peers.values_mut() {
+            peer.producers.remove(producer);
+            peer.consumers.retain(|_, c| c.producer != *producer);
+        }
+        self.notify_all(except, &ServerMessage::ProducerClosed { producer_id: producer.clone() });
+        self.publish(Happened::ProducerClosed { producer: producer.clone() });
+    }
+
+    /// A transport the engine closed on its own (silent, or closed by the peer): the peer keeps
+    /// its place in the room, its producers are gone and everyone, itself included, hears it.
+    fn transport_lost(&mut self, transport: TransportId, producers: Vec<ProducerId>, consumers: Vec<ConsumerId>, reason: sfu::CloseReason) {
+        let Some((&id, peer)) = self.peers.iter_mut().find(|(_, p)| p.transports.contains_key(&transport)) else { return };
+        peer.transports.remove(&transport);
+        self.shared.usage.release_transports(&peer.user_id, 1);
+        peer.consumers.retain(|c, _| !consumers.contains(c));
+        for producer in &producers {
+            self.producer_closed(producer, None);
+        }
+        tracing::info!(room_id = %self.id, peer = id, %transport, ?reason, producers = producers.len(), "media transport lost");
+    }
+
+    /// The router's media worker failed for good: the call is over. Its peers get `roomClosed`
+    /// and may join again (a new router is placed on a worker that runs).
+    fn worker_lost(&mut self, commands: &mut mpsc::Receiver<Command>) {
+        tracing::error!(room_id = %self.id, router = %self.router, peers = self.peers.len(), "media worker failed; call closed");
+        self.close(commands);
+        self.notify_all(None, &ServerMessage::RoomClosed { room_id: self.id.to_string(), reason: "media_worker_failed" });
+    }
+
+    // ---------- signaling requests ----------
+
+    async fn request(&mut self, peer: PeerId, msg: ClientMessage) -> Reply {
+        if !self.peers.contains_key(&peer) {
+            return Err(SignalError::refuse("not_in_room", "not in this room"));
+        }
+        let engine = &self.shared.engine;
+        match msg {
+            ClientMessage::CreateTransport { direction, rtp_capabilities } => {
+                self.create_transport(peer, direction, rtp_capabilities).await
+            }
+            ClientMessage::ConnectTransport { transport_id, dtls_parameters } => {
+                self.own_transport(peer, &transport_id, None)?;
+                engine.connect_transport(transport_id.clone(), dtls_parameters).await?;
+                Ok(ServerMessage::TransportConnected { transport_id })
+            }
+            ClientMessage::Produce { transport_id, kind, rtp_parameters } => self.produce(peer, transport_id, kind, rtp_parameters).await,
+            ClientMessage::Consume { transport_id, producer_id } => self.consume(peer, transport_id, producer_id).await,
+            ClientMessage::ResumeConsumer { consumer_id } => {
+                self.own_consumer(peer, &consumer_id)?;
+                engine.resume_consumer(consumer_id.clone()).await?;
+                Ok(ServerMessage::ConsumerResumed { consumer_id })
+            }
+            ClientMessage::PauseConsumer { consumer_id } => {
+                self.own_consumer(peer, &consumer_id)?;
+                engine.pause_consumer(consumer_id.clone()).await?;
+                Ok(ServerMessage::ConsumerPaused { consumer_id })
+            }
+            ClientMessage::PauseProducer { producer_id } => {
+                self.own_producer(peer, &producer_id)?;
+                engine.pause_producer(producer_id.clone()).await?;
+                self.notify_all(Some(peer), &ServerMessage::ProducerPaused { producer_id: producer_id.clone() });
+                Ok(ServerMessage::ProducerPaused { producer_id })
+            }
+            ClientMessage::ResumeProducer { producer_id } => {
+                self.own_producer(peer, &producer_id)?;
+                engine.resume_producer(producer_id.clone()).await?;
+                self.notify_all(Some(peer), &ServerMessage::ProducerResumed { producer_id: producer_id.clone() });
+                Ok(ServerMessage::ProducerResumed { producer_id })
+            }
+            ClientMessage::RestartIce { transport_id } => {
+                self.own_transport(peer, &transport_id, None)?;
+                let ice_parameters = engine.restart_ice(transport_id.clone()).await?;
+                Ok(ServerMessage::IceRestarted { transport_id, ice_parameters })
+            }
+            ClientMessage::CloseProducer { producer_id } => {
+                self.own_producer(peer, &producer_id)?;
+                engine.close_producer(producer_id.clone()).await?;
+                self.producer_closed(&producer_id, Some(peer));
+                Ok(ServerMessage::ProducerClosed { producer_id })
+            }
+            // The session answers these itself and never sends them here.
+            ClientMessage::Auth { .. } | ClientMessage::JoinRoom { .. } | ClientMessage::LeaveRoom { .. } | ClientMessage::Ping => {
+                Err(SignalError::refuse("internal", "not a call message"))
+            }
+        }
+    }
+
+    fn own_transport(&self, peer: PeerId, id: &TransportId, direction: Option<Direction>) -> Result<(), SignalError> {
+        match self.peers[&peer].transports.get(id) {
+            Some(d) if direction.is_none_or(|want| want == *d) => Ok(()),
+            Some(_) => Err(SignalError::refuse("wrong_direction", format!("transport {id} has the other direction"))),
+            None => Err(SignalError::refuse("not_found", format!("unknown transport {:?}", id.as_str()))),
+        }
+    }
+
+    fn own_producer(&self, peer: PeerId, id: &ProducerId) -> Result<(), SignalError> {
+        match self.peers[&peer].producers.contains_key(id) {
+            true => Ok(()),
+            false => Err(SignalError::refuse("not_found", format!("unknown producer {:?}", id.as_str()))),
+        }
+    }
+
+    fn own_consumer(&self, peer: PeerId, id: &ConsumerId) -> Result<(), SignalError> {
+        match self.peers[&peer].consumers.contains_key(id) {
+            true => Ok(()),
+            false => Err(SignalError::refuse("not_found", format!("unknown consumer {:?}", id.as_str()))),
+        }
+    }
+
+    async fn create_transport(&mut self, peer: PeerId, direction: Direction, rtp_capabilities: Option<RtpCapabilities>) -> Reply {
+        let limits = &self.shared.limits;
+        let me = &self.peers[&peer];
+        let max = limits.max_transports_per_socket;
+        if me.transports.len() >= max {
+            return Err(SignalError::refuse("too_many_transports", format!("at most {max} open transports per socket")));
+        }
+        let send_caps = match (direction, rtp_capabilities) {
+            (Direction::Send, Some(caps)) => Some(caps),
+            (Direction::Send, None) => {
+                return Err(SignalError::refuse("invalid_message", "a send transport needs `rtpCapabilities` (device.sendRtpCapabilities)"))
+            }
+            (Direction::Recv, _) => None,
+        };
+        let max = limits.max_transports_per_user;
+        if !self.shared.usage.take_transport(&me.user_id, max) {
+            return Err(SignalError::refuse("too_many_transports", format!("at most {max} open transports per user, over all sockets")));
+        }
+        let options = match self.shared.engine.create_webrtc_transport(self.router.clone(), direction, send_caps).await {
+            Ok(options) => options,
+            Err(e) => {
+                self.shared.usage.release_transports(&me.user_id, 1);
+                return Err(e.into());
+            }
+        };
+        if let Some(me) = self.peers.get_mut(&peer) {
+            me.transports.insert(options.id.clone(), direction);
+        }
+        Ok(ServerMessage::TransportCreated { direction, transport_options: options })
+    }
+
+    async fn produce(&mut self, peer: PeerId, transport: TransportId, kind: MediaKind, params: RtpParameters) -> Reply {
+        self.own_transport(peer, &transport, Some(Direction::Send))?;
+        let max = self.shared.limits.max_producers_per_socket;
+        if self.peers[&peer].producers.len() >= max {
+            return Err(SignalError::refuse("too_many_producers", format!("at most {max} producers per socket")));
+        }
+        let producer = self.shared.engine.produce(transport, kind, params).await?;
+        let Some(me) = self.peers.get_mut(&peer) else { return Err(SignalError::refuse("not_in_room", "not in this room")) };
+        me.producers.insert(producer.clone(), kind);
+        let peer_user_id = me.user_id.clone();
+        let info = ProducerInfo { producer_id: producer.clone(), kind, peer_user_id: peer_user_id.clone() };
+        self.notify_all(Some(peer), &ServerMessage::NewProducer(info));
+        self.publish(Happened::ProducerAdded { producer: producer.clone(), kind, peer_user_id });
+        Ok(ServerMessage::Produced { producer_id: producer })
+    }
+
+    async fn consume(&mut self, peer: PeerId, transport: TransportId, producer: ProducerId) -> Reply {
+        self.own_transport(peer, &transport, Some(Direction::Recv))?;
+        if !self.peers.values().any(|p| p.producers.contains_key(&producer)) {
+            return Err(SignalError::refuse("not_found", format!("no producer {:?} in this room", producer.as_str())));
+        }
+        let me = &self.peers[&peer];
+        let max = self.shared.limits.max_consumers_per_socket;
+        if me.consumers.len() >= max {
+            return Err(SignalError::refuse("too_many_consumers", format!("at most {max} consumers per socket")));
+        }
+        // One consumer per producer and transport: more would only multiply our egress.
+        if me.consumers.values().any(|c| c.transport == transport && c.producer == producer) {
+            return Err(SignalError::refuse("already_consuming", format!("producer {producer} is already consumed on this transport")));
+        }
+        let options = self.shared.engine.consume(transport.clone(), producer.clone(), me.rtp_capabilities.clone()).await?;
+        if let Some(me) = self.peers.get_mut(&peer) {
+            me.consumers.insert(options.id.clone(), Consuming { producer, transport });
+        }
+        Ok(ServerMessage::ConsumerCreated { consumer_options: options })
+    }
+}
