@@ -14,13 +14,16 @@
 //! 7. H264 profile-level-id: parse, print, parse again gives the same.
 //! 8. The transport-cc number the worker reads from the clear RTP header (for `TwccGuard`): the
 //!    same as str0m's own parser reads, with the id given by the first byte.
+//! 9. ICE-TCP deframing (RFC 4571): the same frames however the bytes are split into reads,
+//!    each 1 to `MAX_TCP_FRAME` bytes; while the stream is good, the frames with their length
+//!    prefixes followed by what is left are the bytes read.
 use sfu::seq_guard::rtp_ssrc_seq;
 
 pub use crate::public_headers::{profile_level_id, rtp_header, seq_guard, seq_rewriter};
 
 pub fn run(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else { return };
-    match which % 9 {
+    match which % 10 {
         0 => rtp_header(rest),
         1 => seq_guard(rest),
         2 => seq_rewriter(rest),
@@ -29,6 +32,7 @@ pub fn run(data: &[u8]) {
         5 => rtcp_built(rest),
         6 => rtp_built(rest),
         7 => profile_level_id(rest),
+        9 => tcp_frames(rest),
         _ => {
             transport_cc(rest);
         }
@@ -113,4 +117,40 @@ fn transport_cc(data: &[u8]) -> Option<()> {
     let theirs = str0m::rtp::RtpHeader::_parse(packet, &exts).and_then(|h| h.ext_vals.transport_cc);
     assert_eq!(ours, theirs, "the guard reads transport-cc as str0m does (id {id})");
     Some(())
+}
+
+fn tcp_frames(data: &[u8]) {
+    use sfu::fuzzing::{take_tcp_frames, MAX_TCP_FRAME};
+    let Some((&cut, stream)) = data.split_first() else { return };
+    let cut = usize::from(cut) * stream.len() / 256;
+    let mut whole = stream.to_vec();
+    let (frames, ok) = take_tcp_frames(&mut whole);
+    let mut split = stream[..cut].to_vec();
+    let (mut in_two, first_ok) = take_tcp_frames(&mut split);
+    let mut second_ok = first_ok;
+    if first_ok {
+        split.extend_from_slice(&stream[cut..]);
+        let (more, ok) = take_tcp_frames(&mut split);
+        in_two.extend(more);
+        second_ok = ok;
+    }
+    if first_ok {
+        assert_eq!(in_two, frames, "frames do not depend on how reads split the stream");
+        assert_eq!(second_ok, ok);
+        assert_eq!(split, whole, "the same bytes are left");
+    } else {
+        assert!(!ok, "a bad frame in the first read is bad in the whole stream");
+    }
+    assert!(frames.iter().all(|f| !f.is_empty() && f.len() <= MAX_TCP_FRAME));
+    let mut again = Vec::new();
+    for f in &frames {
+        again.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        again.extend_from_slice(f);
+    }
+    again.extend_from_slice(&whole);
+    assert_eq!(again, stream, "frames and the rest are the bytes read, in order");
+    if ok && whole.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([whole[0], whole[1]]));
+        assert!(whole.len() < 2 + len, "a whole frame was left behind");
+    }
 }

@@ -40,3 +40,14 @@ pub fn remote_fingerprint(dtls: &DtlsParameters) -> Result<Vec<u8>, ConnectError
 pub fn str0m_codec_known(codec: &RtpCodecCapability) -> bool {
     crate::transport::codecs::str0m_codec(codec).is_some()
 }
+
+/// ICE-TCP's RFC 4571 deframing as the TCP listener does it: the frames taken from the front of
+/// `read`, and false when a frame broke the limits (the connection is closed).
+pub fn take_tcp_frames(read: &mut Vec<u8>) -> (Vec<Vec<u8>>, bool) {
+    let mut frames = Vec::new();
+    let ok = crate::tcp::take_frames(read, |f| frames.push(f.to_vec()));
+    (frames, ok)
+}
+
+/// The largest RFC 4571 frame the TCP listener takes, in bytes.
+pub const MAX_TCP_FRAME: usize = crate::tcp::MAX_FRAME;

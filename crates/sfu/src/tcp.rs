@@ -152,20 +152,30 @@ fn read_frames(c: &mut Conn, addr: SocketAddr, now: Instant, buf: &mut [u8], fra
             break; // parse what we have before reading more
         }
     }
+    take_frames(&mut c.read, |frame| frames.push((addr, frame.to_vec())))
+}
+
+/// Takes the whole RFC 4571 frames (a 16-bit big-endian length, then that many bytes) from the
+/// front of `read`, handing each to `frame` in order and leaving the bytes of an incomplete one.
+/// False, with `read` unchanged from the first bad frame on, when a frame is empty or longer than
+/// [`MAX_FRAME`] (the connection is then closed: no ICE, DTLS or SRTP packet is either).
+pub(crate) fn take_frames(read: &mut Vec<u8>, mut frame: impl FnMut(&[u8])) -> bool {
     let mut at = 0;
-    while c.read.len() - at >= 2 {
-        let len = usize::from(u16::from_be_bytes([c.read[at], c.read[at + 1]]));
+    let mut ok = true;
+    while read.len() - at >= 2 {
+        let len = usize::from(u16::from_be_bytes([read[at], read[at + 1]]));
         if len == 0 || len > MAX_FRAME {
-            return false;
-        }
-        if c.read.len() - at - 2 < len {
+            ok = false;
             break;
         }
-        frames.push((addr, c.read[at + 2..at + 2 + len].to_vec()));
+        if read.len() - at - 2 < len {
+            break;
+        }
+        frame(&read[at + 2..at + 2 + len]);
         at += 2 + len;
     }
-    c.read.drain(..at);
-    true
+    read.drain(..at);
+    ok
 }
 
 #[cfg(test)]
