@@ -2,21 +2,21 @@
 # Fuzz targets of fuzz/ (cargo-fuzz, libFuzzer, nightly toolchain). See fuzz/README.md.
 #
 #   scripts/fuzz.sh --ci             replay fuzz/regressions, then each target for $FUZZ_CI_SECONDS
-#                                    (default 20 s: a minute in all); skipped, with a line saying
+#                                    (default 15 s: a minute in all); skipped, with a line saying
 #                                    why, when the nightly toolchain or cargo-fuzz cannot be had
 #   scripts/fuzz.sh --long           each target for $FUZZ_RUNS inputs (default 1,000,000), one
 #                                    after the other; logs and a summary in fuzz/logs/
 #   scripts/fuzz.sh run TARGET [S]   one target for S seconds (default: until stopped)
 #   scripts/fuzz.sh replay           the committed regression inputs only
 #
-# Environment: FUZZ_TARGETS (default "headers ortc datagram"), FUZZ_SANITIZER (default none;
+# Environment: FUZZ_TARGETS (default "headers ortc datagram signaling"), FUZZ_SANITIZER (default none;
 # "address" for ASan), FUZZ_JOBS (libFuzzer -jobs, default 1), CARGO_TARGET_DIR as usual.
 set -euo pipefail
 
 cd "$(dirname "$0")/../fuzz"
-TARGETS=${FUZZ_TARGETS:-headers ortc datagram}
+TARGETS=${FUZZ_TARGETS:-headers ortc datagram signaling}
 SANITIZER=${FUZZ_SANITIZER:-none}
-CI_SECONDS=${FUZZ_CI_SECONDS:-20}
+CI_SECONDS=${FUZZ_CI_SECONDS:-15}
 RUNS=${FUZZ_RUNS:-1000000}
 FLAGS=(--sanitizer "$SANITIZER" --debug-assertions)
 

@@ -1,7 +1,7 @@
 //! Runs inputs (files, or every file of directories) through a target, in order, on one
 //! thread: how a crash is read, and how the committed regressions run outside libFuzzer.
 //!
-//!     cargo run --release --example replay -- <ortc|datagram|headers> <file or directory>...
+//!     cargo run --release --example replay -- <signaling|ortc|datagram|headers> <file or directory>...
 //!
 //! `ATOME_FUZZ_PASSES=n` runs the list n times (one long-lived datagram world, as in a fuzzing
 //! run); any single allocation over 128 MB prints its backtrace and aborts, and the resident
@@ -16,7 +16,7 @@ fn rss_mb() -> u64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let target = args.next().expect("a target: ortc, datagram or headers");
+    let target = args.next().expect("a target: signaling, ortc, datagram or headers");
     let mut files = Vec::new();
     for path in args.map(std::path::PathBuf::from) {
         if path.is_dir() {
@@ -43,6 +43,7 @@ fn main() {
             "ortc" => atome_fuzz::ortc::run(&data),
             "datagram" => atome_fuzz::datagram_target(&data),
             "headers" => atome_fuzz::headers::run(&data),
+            "signaling" => atome_fuzz::signaling::run(&data),
             "ortc-json" => println!("{}", atome_fuzz::ortc::structured_to_json(&data)),
             other => panic!("unknown target {other}"),
         }

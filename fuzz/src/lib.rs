@@ -1,6 +1,7 @@
-//! The fuzz targets' harnesses (README.md): `ortc` (client ORTC values into a worker's
-//! operations), `datagram` (datagrams into a live worker), `headers` (the engine's own wire
-//! parsing). The targets in `fuzz_targets/` only call [`ortc::run`], [`datagram_target`] and
+//! The fuzz targets' harnesses (README.md): `signaling` (client messages through a session of
+//! the real server), `ortc` (client ORTC values into a worker's operations), `datagram`
+//! (datagrams into a live worker), `headers` (the engine's own wire parsing). The targets in
+//! `fuzz_targets/` only call [`signaling::run`], [`ortc::run`], [`datagram_target`] and
 //! [`headers::run`]; `tests/regressions.rs` replays the committed crash inputs through them.
 pub mod datagram;
 pub mod dtls;
@@ -8,6 +9,7 @@ pub mod guard;
 pub mod headers;
 pub mod ortc;
 pub mod public_headers;
+pub mod signaling;
 pub mod srtp;
 pub mod stun;
 pub mod world;

@@ -53,3 +53,11 @@ fn datagram_regressions_on_fresh_worlds() {
         world.run_input(&data);
     }
 }
+
+#[test]
+fn signaling() {
+    for (name, data) in inputs("signaling") {
+        eprintln!("{name}");
+        atome_fuzz::signaling::run(&data);
+    }
+}

@@ -55,6 +55,8 @@ pub struct App {
     listener: std::net::TcpListener,
     plugins: Vec<Arc<dyn Plugin>>,
     engine: sfu::Engine,
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+    media: Media,
 }
 
 impl App {
@@ -73,7 +75,7 @@ impl App {
         let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone(), Arc::new(media.clone())));
         let user_created_sql = [&contacts, &rooms].iter().flat_map(|p| p.user_created_sql().iter().copied()).collect();
         let identity = Arc::new(Identity::new(core.clone(), secret, user_created_sql));
-        let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, Arc::new(media)];
+        let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, Arc::new(media.clone())];
 
         let mut router = Router::new();
         for plugin in &plugins {
@@ -101,7 +103,7 @@ impl App {
         let addr = core.config.listen;
         let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Listen { addr, source })?;
         listener.set_nonblocking(true).map_err(|source| AppError::Listen { addr, source })?;
-        Ok(App { core, router, listener, plugins, engine })
+        Ok(App { core, router, listener, plugins, engine, media })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -115,6 +117,12 @@ impl App {
     /// The media engine (a cheap handle).
     pub fn engine(&self) -> &sfu::Engine {
         &self.engine
+    }
+
+    /// The video-call plugin (for the signaling fuzz target).
+    #[cfg(feature = "fuzzing")]
+    pub fn media(&self) -> &Media {
+        &self.media
     }
 
     /// Serves until `shutdown` completes.

@@ -3,6 +3,8 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod db;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http;
 pub mod plugins;
 pub mod ratelimit;

@@ -51,7 +51,7 @@ fn binding_requests_with_a_wrong_password_neither_teach_addresses_nor_keep_a_tra
     let local = "198.18.7.1:50000".parse().unwrap();
     let (client, dtls) = ClientTransport::in_memory(&json, false, false, local, sim.now).unwrap();
     sim.worker.connect_transport(&id, &serde_json::from_value(dtls).unwrap()).unwrap();
-    let mut b = Subscriber { transport: client, inbox: Inbox::default(), consumers: Vec::new() };
+    let mut b = Subscriber { transport: client, inbox: Inbox::default(), consumers: Vec::new(), ice_states: Vec::new() };
     b.consume(&mut sim, &producer).unwrap();
     let flowing = run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(10), |_, s| s[0].received(MediaKind::Video).len() > 30);
     assert!(flowing, "the call is up");

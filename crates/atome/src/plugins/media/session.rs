@@ -105,11 +105,7 @@ pub async fn run(socket: WebSocket, media: Media) {
             break;
         }
     }
-    session.leave().await;
-    if let Some(user) = &session.user {
-        session.media.0.shared.usage.release_socket(&user.user_id);
-    }
-    drop(session);
+    session.close().await;
     let _ = writer.await;
 }
 
@@ -277,10 +273,55 @@ impl Session {
         Err(SignalError::refuse("internal", "the call could not be joined; join again"))
     }
 
+    /// The socket closed: leaves the call and gives the user's socket back.
+    async fn close(mut self) {
+        self.leave().await;
+        if let Some(user) = &self.user {
+            self.media.0.shared.usage.release_socket(&user.user_id);
+        }
+    }
+
     /// Leaves the current call, closing everything this peer owns; returns the room left.
     async fn leave(&mut self) -> Option<String> {
         self.replaced = None;
         let joined = self.joined.take()?;
         joined.room.leave(self.peer_id).await.then_some(joined.room_id)
+    }
+}
+
+/// A session driven without a socket, frame by frame (the signaling fuzz target; cargo feature
+/// `fuzzing`). Not an API.
+#[cfg(feature = "fuzzing")]
+pub struct Driven {
+    session: Session,
+    rx: mpsc::Receiver<String>,
+}
+
+#[cfg(feature = "fuzzing")]
+impl Driven {
+    pub fn new(media: Media) -> Driven {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        Driven { session: Session::new(media, tx), rx }
+    }
+
+    /// One text frame, as the socket loop hands it over; false when the session closes the
+    /// socket. Take the messages after each frame: the queue holds [`PEER_QUEUE`].
+    pub async fn frame(&mut self, text: &str) -> bool {
+        self.session.handle_text(text).await
+    }
+
+    /// Whether a newer session of the same user took this one's place.
+    pub fn replaced(&mut self) -> bool {
+        self.session.replaced.as_mut().is_some_and(|r| !matches!(r.try_recv(), Err(oneshot::error::TryRecvError::Empty)))
+    }
+
+    /// Everything queued for the socket so far: replies and notifications, in order.
+    pub fn take(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.rx.try_recv().ok()).collect()
+    }
+
+    /// The socket closed.
+    pub async fn close(self) {
+        self.session.close().await;
     }
 }
