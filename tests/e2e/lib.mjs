@@ -123,8 +123,9 @@ async function readCode(dataDir, phone) {
 }
 
 /** A user in their own browser context, logged in through the one-time-code UI. */
-export async function openUser(browser, server, phone, name, query = '') {
+export async function openUser(browser, server, phone, name, query = '', { init } = {}) {
   const context = await browser.newContext();
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const logs = [];
   page.on('console', (m) => logs.push(`${m.type()} ${m.text()}`));
