@@ -155,6 +155,7 @@ setOnCallChange(setCallButtons);
 action('join', async () => {
   try {
     await join($('room-list').value);
+    showInfo('');
   } catch (e) {
     if (!state.reconnecting) {
       // A first join that failed leaves nothing behind (no socket, no half call).
