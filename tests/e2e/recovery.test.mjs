@@ -140,3 +140,44 @@ test('a reload mid-call is back in the same call, media both ways', { timeout: 1
     server.stop();
   }
 });
+
+test('feedback: what happened is said (not in the red line), Enter submits, pending requests are listed', { timeout: 120000 }, async () => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(server.base);
+    // Enter in the phone field sends the code, and the page says where a development code is.
+    await page.fill('#phone', A);
+    await page.fill('#name', 'Alice');
+    await page.press('#phone', 'Enter');
+    await page.waitForFunction(() => document.querySelector('#info').textContent.startsWith('Code sent'));
+    assert.match(await page.textContent('#info'), /server's log|sms_outbox/);
+    assert.equal(await page.textContent('#error'), '');
+    const a = await openUser(browser, server, A, 'Alice');
+    // Outside a call: no "Close video window"; the room list has a label.
+    assert.ok(await a.page.$eval('#toggle-window', (el) => el.hidden));
+    assert.equal(await a.page.$eval('label[for="room-list"]', (l) => l.textContent), 'Room');
+    // A request: said in the plain line, and listed as pending until accepted.
+    await a.page.fill('#contact-phone', B);
+    await a.page.press('#contact-phone', 'Enter');
+    await a.page.waitForFunction(() => document.querySelector('#info').textContent.startsWith('Request sent'));
+    assert.equal(await a.page.textContent('#error'), '');
+    await a.page.waitForFunction((p) => document.querySelector('#outgoing').textContent.includes(p), B);
+    // A named room (Enter in its name field).
+    await a.page.fill('#room-name', 'Standup');
+    await a.page.press('#room-name', 'Enter');
+    await a.page.waitForFunction(() => document.querySelector('#room-list option:checked')?.textContent.startsWith('Standup'));
+    // Inviting with nobody ticked (no connection yet): said in the red line, in a sentence.
+    await a.page.click('#invite');
+    await a.page.waitForFunction(() => document.querySelector('#error').textContent !== '');
+    assert.equal(await a.page.textContent('#error'), 'Tick the connections to invite.');
+    const b = await openUser(browser, server, B, 'Bob');
+    await b.page.waitForSelector('#incoming button.accepted');
+    await b.page.click('#incoming button.accepted');
+    await a.page.waitForFunction(() => document.querySelector('#outgoing').textContent === '');
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+});
