@@ -201,8 +201,11 @@ export async function connect(a, b) {
 
 /** The owner creates a room and invites `guests`; returns the room id. */
 export async function roomWith(owner, guests) {
+  const before = await owner.page.$$eval('#room-list option', (o) => o.length);
   await owner.page.click('#create-room');
-  const roomId = await waitFor('room created', () => owner.page.$eval('#room-list', (s) => s.value));
+  await owner.page.waitForFunction((n) => document.querySelectorAll('#room-list option').length > n
+    && document.querySelector('#info').textContent.startsWith('Room created'), before);
+  const roomId = await owner.page.$eval('#room-list', (s) => s.value);
   for (const g of guests) await owner.page.check(`#connections input[data-phone="${g.phone}"]`);
   await owner.page.click('#invite');
   await owner.page.waitForFunction(() => document.querySelector('#info').textContent.startsWith('Invited'));

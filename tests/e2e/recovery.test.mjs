@@ -109,6 +109,18 @@ test('a server restart mid-call: the client retries, says so, and is back with m
     // Unmute: B hears A again.
     await a.page.click('#mute');
     await waitFor('audio after unmute', async () => sum((await rtpStats(b)).inbound, 'audio', 'packets') > s2 + 20);
+
+    // Leave while reconnecting stops the retries: after the next restart only A comes back.
+    await server.kill();
+    await b.page.waitForFunction(() => document.querySelector('#info').textContent.includes('reconnecting'));
+    await b.page.click('#leave');
+    await b.page.waitForFunction(() => !document.querySelector('#join').disabled);
+    server = await startServer({ port: server.port, dataDir: server.dataDir });
+    await inCall(a, 0, 15000);
+    await sleep(6000);
+    assert.equal((await server.health()).peers, 1, 'B, who left, stayed out');
+    assert.equal(await b.page.evaluate(() => window.atome.roomId), null);
+    assert.doesNotMatch(await b.page.textContent('#info'), /reconnecting/);
   } finally {
     await browser.close();
     server.stop();

@@ -2,7 +2,7 @@
 // Plain JavaScript over the server's HTTP API and WebSocket signaling, with mediasoup-client.
 import { $, action, api, renderTiles, showError, showInfo, state } from './ui.js';
 import {
-  join, leave, request, savedCall, setCameraOff, setMuted, setOnCallChange, switchDevice, teardownMedia, toggleScreen,
+  join, leave, request, saveCall, savedCall, setCameraOff, setMuted, setOnCallChange, switchDevice, teardownMedia, toggleScreen,
 } from './call.js';
 
 // ---------------------------------------------------------------- login
@@ -162,6 +162,7 @@ action('join', async () => {
       const ws = state.ws;
       state.ws = null;
       state.roomId = null;
+      saveCall(); // a reload does not try it again
       ws?.close();
       teardownMedia();
     }

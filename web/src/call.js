@@ -14,6 +14,8 @@ const RETRY_MS = [1000, 2000, 4000, 5000];
 let requestId = 0;
 const pending = new Map();
 let retryTimer = null;
+// Bumped by leave(): a join still on its way when the user left gives up instead of entering.
+let generation = 0;
 export let onCallChange = () => {};
 export function setOnCallChange(fn) { onCallChange = fn; }
 
@@ -136,6 +138,7 @@ function reconnect(attempt) {
     } catch (e) {
       console.warn('rejoin failed', e);
       teardownSocket();
+      if (!state.roomId || state.leaving) return; // the user left meanwhile
       // Refusals that retrying cannot fix end the attempts.
       if (['not_allowed', 'not_found', 'unauthorized'].includes(e.code) || e.status === 401 || e.status === 403 || e.status === 404) {
         state.roomId = null;
@@ -222,7 +225,9 @@ async function getMedia() {
 export async function join(roomId) {
   if (!roomId) throw new Error('Create or choose a room first.');
   clearTimeout(retryTimer);
+  const gen = generation;
   const joined = await api('POST', `/rooms/${roomId}/join`, {});
+  if (gen !== generation) throw new Error('You left the call.');
   state.ws = await openSocket();
   await request('auth', { token: state.token });
   const device = new Device();
@@ -233,6 +238,12 @@ export async function join(roomId) {
     join_token: joined.join_token,
     rtpCapabilities: device.rtpCapabilities,
   });
+  if (gen !== generation) {
+    const ws = state.ws;
+    state.ws = null;
+    ws?.close();
+    throw new Error('You left the call.');
+  }
   state.roomId = roomId;
   state.leaving = false;
   state.reconnecting = false;
@@ -300,6 +311,7 @@ export function teardownMedia() {
 
 export async function leave() {
   clearTimeout(retryTimer);
+  generation += 1;
   if (!state.roomId) return;
   state.leaving = true;
   const roomId = state.roomId;
