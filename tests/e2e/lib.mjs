@@ -199,18 +199,6 @@ export async function connect(a, b) {
   await b.page.waitForSelector(`#connections input[data-phone="${a.phone}"]`, { timeout: 10000 });
 }
 
-/** Alice and Bob, logged in and connected; with `call`, in a room together and in the call. */
-export async function aliceAndBob(browser, server, { call = false, initA } = {}) {
-  const a = await openUser(browser, server, '+33611111111', 'Alice', '', { init: initA });
-  const b = await openUser(browser, server, '+33622222222', 'Bob');
-  await connect(a, b);
-  if (call) {
-    await roomWith(a, [b]);
-    await joinAll([a, b], 1);
-  }
-  return { a, b };
-}
-
 /** The owner creates a room and invites `guests`; returns the room id. */
 export async function roomWith(owner, guests) {
   const before = await owner.page.$$eval('#room-list option', (o) => o.length);

@@ -3,17 +3,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  aliceAndBob, assertReceiving, inCall, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, sum, waitFor,
+  assertReceiving, connect, inCall, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, sum, waitFor,
 } from './lib.mjs';
 
 const A = '+33611111111';
 const B = '+33622222222';
 
+async function twoUsers(server, browser) {
+  const a = await openUser(browser, server, A, 'Alice');
+  const b = await openUser(browser, server, B, 'Bob');
+  await connect(a, b);
+  return { a, b };
+}
+
 test('double clicks are one action each: one room, one session, no ghost', { timeout: 180000 }, async () => {
   const server = await startServer();
   const browser = await launchBrowser();
   try {
-    const { a, b } = await aliceAndBob(browser, server);
+    const { a, b } = await twoUsers(server, browser);
     const roomsBefore = await a.page.$$eval('#room-list option', (o) => o.length);
     await a.page.dblclick('#create-room');
     await sleep(1500);
@@ -62,7 +69,7 @@ test('a server restart mid-call: the client retries, says so, and is back with m
   let server = await startServer();
   const browser = await launchBrowser();
   try {
-    const { a, b } = await aliceAndBob(browser, server);
+    const { a, b } = await twoUsers(server, browser);
     await roomWith(a, [b]);
     await joinAll([a, b], 1);
     await a.page.click('#mute');
@@ -124,7 +131,7 @@ test('a reload mid-call is back in the same call, media both ways', { timeout: 1
   const server = await startServer();
   const browser = await launchBrowser();
   try {
-    const { a, b } = await aliceAndBob(browser, server);
+    const { a, b } = await twoUsers(server, browser);
     await roomWith(a, [b]);
     await joinAll([a, b], 1);
     await a.page.reload();

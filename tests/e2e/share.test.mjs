@@ -1,7 +1,21 @@
 // End-to-end: screen sharing and switching the camera in a call (issue 15).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aliceAndBob, assertReceiving, launchBrowser, rtpStats, sleep, startServer, waitFor } from './lib.mjs';
+import {
+  assertReceiving, connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, waitFor,
+} from './lib.mjs';
+
+const A = '+33611111111';
+const B = '+33622222222';
+
+async function call(server, browser) {
+  const a = await openUser(browser, server, A, 'Alice');
+  const b = await openUser(browser, server, B, 'Bob');
+  await connect(a, b);
+  await roomWith(a, [b]);
+  await joinAll([a, b], 1);
+  return { a, b };
+}
 
 /** Video streams B decodes: frames per stream, after `ms`. */
 async function decoding(user, ms = 3000) {
@@ -16,7 +30,7 @@ test('screen share: the other user decodes a second video; the button or the tra
   const server = await startServer();
   const browser = await launchBrowser();
   try {
-    const { a, b } = await aliceAndBob(browser, server, { call: true });
+    const { a, b } = await call(server, browser);
     for (const how of ['button', 'track ended']) {
       await a.page.click('#screen');
       await a.page.waitForFunction(() => document.querySelector('#screen').textContent === 'Stop sharing');
@@ -107,7 +121,11 @@ test('switching the camera in a call changes the picture the other user sees, wi
   // Chrome's fake devices, two of each (the first camera draws on green).
   const browser = await launchBrowser({ fakeDevices: 'device-count=2' });
   try {
-    const { a, b } = await aliceAndBob(browser, server, { call: true, initA: canvasCamera });
+    const a = await openUser(browser, server, A, 'Alice', '', { init: canvasCamera });
+    const b = await openUser(browser, server, B, 'Bob');
+    await connect(a, b);
+    await roomWith(a, [b]);
+    await joinAll([a, b], 1);
     const cameras = await a.page.$$eval('#camera-select option', (os) => os.map((o) => [o.value, o.textContent]));
     assert.deepEqual(cameras.map(([, label]) => label), ['fake_device_0', 'fake_device_1', 'Canvas camera'], 'the cameras are listed');
     assert.ok(await a.page.$$eval('#mic-select option', (os) => os.length) >= 2, 'the microphones are listed');
