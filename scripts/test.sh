@@ -21,7 +21,7 @@ else
 fi
 cargo test --workspace --locked
 # Fuzz targets (fuzz/, nightly + cargo-fuzz, installed when missing): the committed regression
-# inputs, then each target for 20 s. Skipped, saying why, where the nightly toolchain or
+# inputs, then each target for 15 s. Skipped, saying why, where the nightly toolchain or
 # cargo-fuzz cannot be installed. Their build is cached beside the main one.
 CARGO_TARGET_DIR="$CARGO_TARGET_DIR-fuzz" scripts/fuzz.sh --ci
 # Browser tests: two and three users in real Chromium through the UI (builds the web bundle).

@@ -43,9 +43,9 @@ export async function waitUntilUp(url) {
  * The server on loopback, or on `ip` (HTTP and media: the host end of a test namespace's veth,
  * see netns.mjs), announcing that address.
  */
-export async function startServer({ ip = '127.0.0.1' } = {}) {
-  const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atome-e2e-'));
+export async function startServer({ ip = '127.0.0.1', port, dataDir } = {}) {
+  port ??= await freePort();
+  dataDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'atome-e2e-'));
   const log = fs.openSync(path.join(dataDir, 'server.log'), 'a');
   const proc = spawn(binary, [
     '--listen', `${ip}:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '2',
@@ -54,11 +54,18 @@ export async function startServer({ ip = '127.0.0.1' } = {}) {
   ], { stdio: ['ignore', log, log] });
   const base = `http://${ip}:${port}`;
   await waitUntilUp(`${base}/health`);
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
   return {
     base,
+    port,
     dataDir,
     health: async () => (await fetch(`${base}/health`)).json(),
     stop: () => proc.kill('SIGTERM'),
+    /** Killed at once (as by a crash or `kill -9`), resolved once the process is gone. */
+    kill: async () => {
+      proc.kill('SIGKILL');
+      await exited;
+    },
   };
 }
 
@@ -82,17 +89,20 @@ function fakeCameraFile() {
  * Chromium, inside the namespace `netns` (netns.mjs) if given; then the page is on the server's
  * non-loopback address, which Chromium must treat as secure (getUserMedia needs it).
  */
-export async function launchBrowser({ netns, server } = {}) {
+export async function launchBrowser({ netns, server, args = [], fakeDevices } = {}) {
   return chromium.launch({
     executablePath: netns ? netns.wrapper('/usr/bin/chromium') : '/usr/bin/chromium',
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      fakeDevices ? `--use-fake-device-for-media-stream=${fakeDevices}` : '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
-      `--use-file-for-fake-video-capture=${fakeCameraFile()}`,
+      // Chrome's own fake cameras (each device its own picture) when `fakeDevices` is given.
+      ...(fakeDevices ? [] : [`--use-file-for-fake-video-capture=${fakeCameraFile()}`]),
       ...(server ? [`--unsafely-treat-insecure-origin-as-secure=${server.base}`] : []),
+      ...args,
     ],
   });
 }
@@ -113,8 +123,9 @@ async function readCode(dataDir, phone) {
 }
 
 /** A user in their own browser context, logged in through the one-time-code UI. */
-export async function openUser(browser, server, phone, name, query = '') {
+export async function openUser(browser, server, phone, name, query = '', { init } = {}) {
   const context = await browser.newContext();
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const logs = [];
   page.on('console', (m) => logs.push(`${m.type()} ${m.text()}`));
@@ -168,6 +179,11 @@ export async function waitFor(what, fn, timeoutMs = 20000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** The user is in the call: published, and consuming `n` producers. */
+export async function inCall(user, n, timeout = 30000) {
+  await user.page.waitForFunction((k) => window.atome.published && window.atome.consumers.size >= k, n, { timeout });
+}
+
 export async function screenshot(user, name) {
   fs.mkdirSync(artifacts, { recursive: true });
   await user.page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
@@ -185,11 +201,14 @@ export async function connect(a, b) {
 
 /** The owner creates a room and invites `guests`; returns the room id. */
 export async function roomWith(owner, guests) {
+  const before = await owner.page.$$eval('#room-list option', (o) => o.length);
   await owner.page.click('#create-room');
-  const roomId = await waitFor('room created', () => owner.page.$eval('#room-list', (s) => s.value));
+  await owner.page.waitForFunction((n) => document.querySelectorAll('#room-list option').length > n
+    && document.querySelector('#info').textContent.startsWith('Room created'), before);
+  const roomId = await owner.page.$eval('#room-list', (s) => s.value);
   for (const g of guests) await owner.page.check(`#connections input[data-phone="${g.phone}"]`);
   await owner.page.click('#invite');
-  await owner.page.waitForFunction(() => document.querySelector('#error').textContent.startsWith('Invited'));
+  await owner.page.waitForFunction(() => document.querySelector('#info').textContent.startsWith('Invited'));
   for (const g of guests) {
     await g.page.waitForSelector(`#room-list option[value="${roomId}"]`, { state: 'attached', timeout: 10000 });
     await g.page.selectOption('#room-list', roomId);

@@ -5,6 +5,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/atome-target}"
 command -v chromium >/dev/null || { echo "the browser tests need Debian's chromium (apt-get install chromium)" >&2; exit 1; }
-(cd "$repo/web" && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+"$repo/scripts/build-web.sh"
 (cd "$repo" && cargo build --locked -p atome)
 node --test --test-concurrency=1 "$repo"/tests/e2e/*.test.mjs

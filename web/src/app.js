@@ -1,74 +1,9 @@
 // Atome's minimal browser client: login by phone, contacts, rooms, and one video window.
 // Plain JavaScript over the server's HTTP API and WebSocket signaling, with mediasoup-client.
-import { Device } from 'mediasoup-client';
-
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-// Test knob: which track to publish first (`audio-first` or the default video first).
-const ORDER = params.get('order') === 'audio-first' ? ['audio', 'video'] : ['video', 'audio'];
-
-const state = {
-  token: localStorage.getItem('atome.token'),
-  user: null,
-  roomId: null,
-  ws: null,
-  device: null,
-  sendTransport: null,
-  recvTransport: null,
-  producers: {}, // kind -> Producer
-  consumers: new Map(), // consumer id -> { consumer, peer }
-  peers: new Map(), // user id -> display name
-  leaving: false,
-  errors: [],
-};
-window.atome = state; // for tests and debugging
-
-function showError(message) {
-  $('error').textContent = message || '';
-  if (message) state.errors.push(message);
-}
-
-// ---------------------------------------------------------------- HTTP
-
-async function api(method, path, body) {
-  const headers = { 'content-type': 'application/json' };
-  if (state.token) headers.authorization = `Bearer ${state.token}`;
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok || data.success === false) {
-    const err = new Error(friendly(data.code, data.error || res.statusText));
-    err.code = data.code;
-    throw err;
-  }
-  return data;
-}
-
-function friendly(code, fallback) {
-  return {
-    not_connected: 'You can only invite your connections: send them a contact request first.',
-    not_found: 'Not found (the room may not exist or you may not be invited).',
-    not_allowed: 'You are not invited to this room.',
-    invalid_phone: 'That phone number is not valid.',
-    invalid_code: 'Wrong code.',
-    code_expired: 'The code has expired: ask for a new one.',
-    rate_limited: 'Too many attempts: wait a little and try again.',
-    unauthorized: 'Your session has ended: log in again.',
-    too_many_sockets: 'Too many open windows or devices: close one and try again.',
-    too_many_transports: 'Too many calls open at once: leave one first.',
-    worker_unavailable: 'The call was interrupted on the server: join again.',
-    unsupported_codec: 'Your browser offers no video or audio format this server can carry.',
-    otp_unavailable: 'Login codes are turned off on this server: ask its administrator.',
-  }[code] || fallback;
-}
-
-const run = (fn) => async (...args) => {
-  try {
-    showError('');
-    await fn(...args);
-  } catch (e) {
-    showError(e.message || String(e));
-  }
-};
+import { $, action, api, renderTiles, showError, showInfo, state } from './ui.js';
+import {
+  join, leave, request, saveCall, savedCall, setCameraOff, setMuted, setOnCallChange, switchDevice, teardownMedia, toggleScreen,
+} from './call.js';
 
 // ---------------------------------------------------------------- login
 
@@ -80,35 +15,58 @@ async function afterLogin(data) {
   $('app').hidden = false;
   $('logout').hidden = false;
   $('me').textContent = `${data.user.display_name} (${data.user.phone_e164})`;
+  showInfo('');
   await refresh();
 }
 
-$('send-code').onclick = run(async () => {
+function loginBody() {
+  const body = { phone_e164: $('phone').value };
+  if ($('name').value.trim()) body.display_name = $('name').value.trim();
+  return body;
+}
+
+action('send-code', async () => {
   await api('POST', '/auth/otp/request', { phone_e164: $('phone').value });
-  showError('');
+  showInfo('Code sent: type it below. (On a development server the code is in the server\'s log, '
+    + 'or in sms_outbox.jsonl in its data folder.)');
   $('code').focus();
 });
 
-$('verify').onclick = run(async () => {
-  const body = { phone_e164: $('phone').value, code: $('code').value.trim() };
-  if ($('name').value.trim()) body.display_name = $('name').value.trim();
-  await afterLogin(await api('POST', '/auth/otp/verify', body));
+action('verify', async () => {
+  await afterLogin(await api('POST', '/auth/otp/verify', { ...loginBody(), code: $('code').value.trim() }));
+  await rejoinAfterReload();
 });
 
-$('dev-login').onclick = run(async () => {
-  const body = { phone_e164: $('phone').value };
-  if ($('name').value.trim()) body.display_name = $('name').value.trim();
-  await afterLogin(await api('POST', '/auth/dev-login', body));
+action('dev-login', async () => {
+  await afterLogin(await api('POST', '/auth/dev-login', loginBody()));
+  await rejoinAfterReload();
 });
 
-$('logout').onclick = run(async () => {
+action('logout', async () => {
   await leave();
   await api('POST', '/auth/logout', {}).catch(() => {});
   localStorage.removeItem('atome.token');
   location.reload();
 });
 
+// Enter submits: the field's own button.
+const ENTER = { phone: 'send-code', name: 'send-code', code: 'verify', 'contact-phone': 'add-contact', 'room-name': 'create-room' };
+for (const [field, button] of Object.entries(ENTER)) {
+  $(field).addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') {
+      ev.preventDefault();
+      $(button).click();
+    }
+  });
+}
+
 // ---------------------------------------------------------------- contacts and rooms
+
+function item(text, ...children) {
+  const li = document.createElement('li');
+  li.append(text, ...children);
+  return li;
+}
 
 async function refresh() {
   const [requests, contacts, rooms] = await Promise.all([
@@ -116,16 +74,14 @@ async function refresh() {
     api('GET', '/contacts'),
     api('GET', '/rooms'),
   ]);
-  const incoming = $('incoming');
-  incoming.replaceChildren(...requests.incoming.map((r) => {
-    const li = document.createElement('li');
+  $('incoming').replaceChildren(...requests.incoming.map((r) => {
+    const li = item(`${r.from.display_name} (${r.from.phone_e164}) wants to connect `);
     li.dataset.requestId = r.request_id;
-    li.append(`${r.from.display_name} (${r.from.phone_e164}) wants to connect `);
     for (const [label, decision] of [['Accept', 'accepted'], ['Reject', 'rejected']]) {
       const b = document.createElement('button');
       b.textContent = label;
       b.className = decision;
-      b.onclick = run(async () => {
+      action(b, async () => {
         await api('POST', '/contacts/respond', { request_id: r.request_id, decision });
         await refresh();
       });
@@ -133,14 +89,13 @@ async function refresh() {
     }
     return li;
   }));
+  $('outgoing').replaceChildren(...requests.outgoing.map((r) => item(`Waiting for ${r.to.phone_e164} to accept`)));
   $('connections').replaceChildren(...contacts.contacts.map((c) => {
-    const li = document.createElement('li');
     const box = document.createElement('input');
     box.type = 'checkbox';
     box.value = c.phone_e164;
     box.dataset.phone = c.phone_e164;
-    li.append(box, ` ${c.display_name} (${c.phone_e164})`);
-    return li;
+    return item(box, ` ${c.display_name} (${c.phone_e164})`);
   }));
   const select = $('room-list');
   const current = select.value;
@@ -151,298 +106,73 @@ async function refresh() {
     return o;
   }));
   if (current && rooms.rooms.some((r) => r.room_id === current)) select.value = current;
+  if (state.roomId && rooms.rooms.some((r) => r.room_id === state.roomId)) select.value = state.roomId;
 }
 setInterval(() => { if (state.token && state.user) refresh().catch(() => {}); }, 2000);
 
-$('add-contact').onclick = run(async () => {
+action('add-contact', async () => {
   const r = await api('POST', '/contacts/request', { to_phone_e164: $('contact-phone').value });
   $('contact-phone').value = '';
-  showError(r.status === 'accepted' ? '' : 'Request sent.');
+  showInfo(r.status === 'accepted' ? 'Connected.' : 'Request sent: they will see it when they log in.');
   await refresh();
 });
 
-$('create-room').onclick = run(async () => {
-  const r = await api('POST', '/rooms', {});
+action('create-room', async () => {
+  const name = $('room-name').value.trim();
+  const r = await api('POST', '/rooms', name ? { name } : {});
+  $('room-name').value = '';
   await refresh();
   $('room-list').value = r.room_id;
+  showInfo('Room created: tick connections and invite them.');
 });
 
-$('invite').onclick = run(async () => {
+action('invite', async () => {
   const roomId = $('room-list').value;
   if (!roomId) throw new Error('Create or choose a room first.');
   const phones = [...document.querySelectorAll('#connections input:checked')].map((b) => b.value);
   if (!phones.length) throw new Error('Tick the connections to invite.');
   for (const p of phones) await api('POST', `/rooms/${roomId}/invite`, { to_phone_e164: p });
-  showError(`Invited ${phones.length}.`);
+  showInfo(`Invited ${phones.length}.`);
 });
 
-// ---------------------------------------------------------------- signaling
+// ---------------------------------------------------------------- the call's buttons
 
-let requestId = 0;
-const pending = new Map();
-
-function request(type, data = {}) {
-  return new Promise((resolve, reject) => {
-    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return reject(new Error('Connection lost.'));
-    const id = ++requestId;
-    pending.set(id, { resolve, reject });
-    state.ws.send(JSON.stringify({ type, requestId: id, ...data }));
-  });
+/** Every call button from the state: in a call, rejoining, or out. */
+function setCallButtons() {
+  const inCall = !!state.roomId;
+  const live = inCall && !state.reconnecting && !!state.sendTransport;
+  const busy = (id) => !!$(id).dataset.busy;
+  $('join').disabled = inCall || busy('join');
+  $('leave').disabled = !inCall || busy('leave');
+  for (const id of ['mute', 'camera', 'screen']) $(id).disabled = !live || busy(id);
+  $('mute').textContent = state.muted ? 'Unmute' : 'Mute';
+  $('camera').textContent = state.cameraOff ? 'Camera on' : 'Camera off';
+  $('screen').textContent = state.producers.screen ? 'Stop sharing' : 'Share screen';
+  $('toggle-window').hidden = !inCall;
 }
+setOnCallChange(setCallButtons);
 
-function openSocket() {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-    ws.onopen = () => resolve(ws);
-    ws.onerror = () => reject(new Error('Cannot reach the server.'));
-    ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
-    ws.onclose = () => onSocketClosed(ws);
-  });
-}
-
-function onMessage(msg) {
-  if (msg.requestId && pending.has(msg.requestId)) {
-    const p = pending.get(msg.requestId);
-    pending.delete(msg.requestId);
-    if (msg.type === 'error' || msg.type === 'authError') p.reject(new Error(friendly(msg.code, msg.error)));
-    else p.resolve(msg);
-    return;
-  }
-  switch (msg.type) {
-    case 'newProducer':
-      consume(msg.producer_id, msg.peer_user_id).catch((e) => showError(e.message));
-      break;
-    case 'producerClosed':
-      if (Object.values(state.producers).some((p) => p.id === msg.producer_id)) {
-        // The server lost our media connection (closed, or silent too long): join again.
-        showError('Media connection lost: reconnecting...');
-        state.ws?.close();
-        break;
-      }
-      for (const [id, c] of state.consumers) {
-        if (c.consumer.producerId === msg.producer_id) {
-          c.consumer.close();
-          state.consumers.delete(id);
-          renderTiles();
-        }
-      }
-      break;
-    case 'roomClosed':
-      // The media worker of this call failed: join again (the server places the call anew).
-      showError('The call was interrupted: reconnecting...');
-      state.ws?.close();
-      break;
-    case 'sessionReplaced':
-      // This user joined the call again elsewhere (a reload, another tab): the server closes this
-      // socket; leave quietly instead of joining back, which would in turn replace the other.
-      state.leaving = true;
-      state.roomId = null;
-      teardownMedia();
-      setCallButtons(false);
-      showError('This call continues in another window.');
-      break;
-    case 'participantJoined':
-      state.peers.set(msg.peer_user_id, msg.display_name);
-      renderTiles();
-      break;
-    case 'participantLeft':
-      state.peers.delete(msg.peer_user_id);
-      renderTiles();
-      break;
-    default:
-      break;
-  }
-}
-
-function onSocketClosed(ws) {
-  if (ws !== state.ws) return;
-  for (const p of pending.values()) p.reject(new Error('Connection lost.'));
-  pending.clear();
-  state.ws = null;
-  if (state.roomId && !state.leaving) {
-    showError('Connection lost: reconnecting...');
-    const roomId = state.roomId;
-    teardownMedia();
-    setTimeout(() => join(roomId).then(() => showError(''), (e) => showError(`Connection lost: ${e.message}`)), 1000);
-  }
-}
-
-// ---------------------------------------------------------------- the call
-
-function wire(transport) {
-  transport.on('connect', ({ dtlsParameters }, ok, fail) => {
-    request('connectTransport', { transport_id: transport.id, dtlsParameters }).then(() => ok(), fail);
-  });
-  transport.on('connectionstatechange', (connectionState) => {
-    if (connectionState === 'disconnected' || connectionState === 'failed') restartIce(transport);
-  });
-}
-
-// How long an ICE restart may take before the call is joined again from scratch.
-const ICE_RESTART_GRACE_MS = 10000;
-
-// The network changed or the media path broke: new ICE parameters from the server, then
-// RTCPeerConnection.restartIce(). If the transport is not connected again soon, rejoin.
-async function restartIce(transport) {
-  if (transport.closed || transport.restarting) return;
-  transport.restarting = true;
-  // Armed before asking: when the address changed, the signaling socket is as dead as the media
-  // path (still OPEN, its TCP connection bound to the old address), and the request never answers.
-  setTimeout(() => {
-    transport.restarting = false;
-    if (!transport.closed && transport.connectionState !== 'connected' && transport === currentTransport(transport)) {
-      showError('Media connection lost: reconnecting...');
+action('join', async () => {
+  try {
+    await join($('room-list').value);
+    showInfo('');
+  } catch (e) {
+    if (!state.reconnecting) {
+      // A first join that failed leaves nothing behind (no socket, no half call).
       const ws = state.ws;
+      state.ws = null;
+      state.roomId = null;
+      saveCall(); // a reload does not try it again
       ws?.close();
-      if (ws) onSocketClosed(ws); // joins the call again (now: a dead socket's close event may come late)
+      teardownMedia();
     }
-  }, ICE_RESTART_GRACE_MS);
-  try {
-    const r = await request('restartIce', { transport_id: transport.id });
-    await transport.restartIce({ iceParameters: r.iceParameters });
-  } catch (e) {
-    console.warn('ICE restart failed', e);
+    throw e;
   }
-}
-
-function currentTransport(transport) {
-  return [state.sendTransport, state.recvTransport].find((t) => t === transport);
-}
-
-// A new network (Wi-Fi to mobile, a cable plugged in): restart ICE on both transports.
-function onNetworkChange() {
-  for (const t of [state.sendTransport, state.recvTransport]) if (t) restartIce(t);
-}
-window.addEventListener('online', onNetworkChange);
-navigator.connection?.addEventListener?.('change', onNetworkChange);
-
-async function join(roomId) {
-  if (!roomId) throw new Error('Create or choose a room first.');
-  const joined = await api('POST', `/rooms/${roomId}/join`, {});
-  state.ws = await openSocket();
-  await request('auth', { token: state.token });
-  state.device = new Device();
-  await state.device.load({ routerRtpCapabilities: joined.rtpCapabilities });
-  const room = await request('joinRoom', {
-    room_id: roomId,
-    join_token: joined.join_token,
-    rtpCapabilities: state.device.rtpCapabilities,
-  });
-  state.roomId = roomId;
-  state.leaving = false;
-  state.peers = new Map(room.peers.map((p) => [p.peer_user_id, p.display_name]));
-
-  const send = await request('createTransport', { direction: 'send', rtpCapabilities: state.device.sendRtpCapabilities });
-  state.sendTransport = state.device.createSendTransport(send.transportOptions);
-  wire(state.sendTransport);
-  state.sendTransport.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
-    request('produce', { transport_id: state.sendTransport.id, kind, rtpParameters, appData })
-      .then((r) => ok({ id: r.producer_id }), fail);
-  });
-  const recv = await request('createTransport', { direction: 'recv' });
-  state.recvTransport = state.device.createRecvTransport(recv.transportOptions);
-  wire(state.recvTransport);
-
-  setCallButtons(true);
-  for (const p of room.existingProducers) {
-    // A producer may close before we consume it (its owner joining again at the same moment):
-    // that is no reason to give up our own join.
-    await consume(p.producer_id, p.peer_user_id).catch((e) => console.warn('producer gone before consumed', e));
-  }
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
-  } catch (e) {
-    throw new Error('Camera or microphone denied: allow them in the browser to be seen and heard.');
-  }
-  state.localStream = stream;
-  renderTiles();
-  for (const kind of ORDER) {
-    const track = kind === 'video' ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
-    if (track) state.producers[kind] = await state.sendTransport.produce({ track });
-  }
-  state.published = true;
-}
-
-async function consume(producerId, peerUserId) {
-  if (!state.recvTransport) return;
-  const r = await request('consume', { transport_id: state.recvTransport.id, producer_id: producerId });
-  const consumer = await state.recvTransport.consume(r.consumerOptions);
-  state.consumers.set(consumer.id, { consumer, peer: peerUserId });
-  renderTiles();
-  await request('resumeConsumer', { consumer_id: consumer.id });
-}
-
-function teardownMedia() {
-  for (const c of state.consumers.values()) c.consumer.close();
-  state.consumers.clear();
-  for (const p of Object.values(state.producers)) p.close();
-  state.producers = {};
-  state.sendTransport?.close();
-  state.recvTransport?.close();
-  state.sendTransport = state.recvTransport = null;
-  state.localStream?.getTracks().forEach((t) => t.stop());
-  state.localStream = null;
-  state.published = false;
-  renderTiles();
-}
-
-async function leave() {
-  if (!state.roomId) return;
-  state.leaving = true;
-  const roomId = state.roomId;
-  await request('leaveRoom', { room_id: roomId }).catch(() => {});
-  state.roomId = null;
-  teardownMedia();
-  state.ws?.close();
-  state.ws = null;
-  setCallButtons(false);
-}
-
-function setCallButtons(inCall) {
-  $('join').disabled = inCall;
-  $('leave').disabled = !inCall;
-  $('mute').disabled = !inCall;
-  $('camera').disabled = !inCall;
-  $('mute').textContent = 'Mute';
-  $('camera').textContent = 'Camera off';
-}
-
-$('join').onclick = run(() => join($('room-list').value));
-$('leave').onclick = run(leave);
-
-$('mute').onclick = run(async () => {
-  const p = state.producers.audio;
-  if (!p) throw new Error('No microphone is published.');
-  if (p.paused) {
-    await request('resumeProducer', { producer_id: p.id });
-    p.resume();
-    $('mute').textContent = 'Mute';
-  } else {
-    await request('pauseProducer', { producer_id: p.id });
-    p.pause();
-    $('mute').textContent = 'Unmute';
-  }
-});
-
-$('camera').onclick = run(async () => {
-  const p = state.producers.video;
-  if (p) {
-    await request('closeProducer', { producer_id: p.id });
-    p.close();
-    p.track?.stop();
-    delete state.producers.video;
-    $('camera').textContent = 'Camera on';
-  } else {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
-    const track = stream.getVideoTracks()[0];
-    state.localStream?.getVideoTracks().forEach((t) => { t.stop(); state.localStream.removeTrack(t); });
-    state.localStream?.addTrack(track);
-    state.producers.video = await state.sendTransport.produce({ track });
-    $('camera').textContent = 'Camera off';
-  }
-  renderTiles();
-});
+}, setCallButtons);
+action('leave', leave, setCallButtons);
+action('mute', () => setMuted(!state.producers.audio?.paused), setCallButtons);
+action('camera', () => setCameraOff(!state.cameraOff), setCallButtons);
+action('screen', toggleScreen, setCallButtons);
 
 $('toggle-window').onclick = () => {
   const w = $('window');
@@ -450,55 +180,73 @@ $('toggle-window').onclick = () => {
   $('toggle-window').textContent = w.hidden ? 'Open video window' : 'Close video window';
 };
 
-// ---------------------------------------------------------------- video window
+// ---------------------------------------------------------------- devices
 
-function tile(key, label, stream, muted) {
-  let el = document.querySelector(`[data-tile="${key}"]`);
-  if (!el) {
-    el = document.createElement('div');
-    el.className = 'tile';
-    el.dataset.tile = key;
-    const v = document.createElement('video');
-    v.autoplay = true;
-    v.playsInline = true;
-    v.muted = muted;
-    const span = document.createElement('span');
-    el.append(v, span);
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+  for (const [kind, id, chosen] of [['videoinput', 'camera-select', state.cameraId], ['audioinput', 'mic-select', state.micId]]) {
+    const select = $(id);
+    const list = devices.filter((d) => d.kind === kind && d.deviceId);
+    select.replaceChildren(...list.map((d, i) => {
+      const o = document.createElement('option');
+      o.value = d.deviceId;
+      o.textContent = d.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${i + 1}`;
+      return o;
+    }));
+    if (chosen && list.some((d) => d.deviceId === chosen)) select.value = chosen;
+    select.disabled = list.length === 0;
   }
-  el.querySelector('span').textContent = label;
-  const v = el.querySelector('video');
-  if (v.srcObject !== stream) {
-    v.srcObject = stream;
-    v.play().catch(() => {});
-  }
-  return el;
 }
+navigator.mediaDevices?.addEventListener?.('devicechange', listDevices);
 
-function renderTiles() {
-  const tiles = [];
-  if (state.localStream) tiles.push(tile('local', `${state.user?.display_name || 'Me'} (me)`, state.localStream, true));
-  const byPeer = new Map();
-  for (const { consumer, peer } of state.consumers.values()) {
-    if (!byPeer.has(peer)) byPeer.set(peer, []);
-    byPeer.get(peer).push(consumer.track);
-  }
-  for (const [peer, tracks] of byPeer) {
-    const key = `peer-${peer}`;
-    const existing = document.querySelector(`[data-tile="${key}"] video`);
-    const same = existing?.srcObject && existing.srcObject.getTracks().length === tracks.length &&
-      tracks.every((t) => existing.srcObject.getTracks().includes(t));
-    const stream = same ? existing.srcObject : new MediaStream(tracks);
-    const el = tile(key, state.peers.get(peer) || 'Guest', stream, false);
-    el.dataset.peer = peer;
-    tiles.push(el);
-  }
-  $('videos').replaceChildren(...tiles);
+for (const [id, kind] of [['camera-select', 'video'], ['mic-select', 'audio']]) {
+  $(id).addEventListener('change', async (ev) => {
+    const select = ev.target;
+    select.disabled = true;
+    try {
+      await switchDevice(kind, select.value);
+    } catch (e) {
+      showError(e.message || String(e));
+    } finally {
+      select.disabled = false;
+    }
+  });
 }
 
 // ---------------------------------------------------------------- start
 
+/** After a reload mid-call (this tab's sessionStorage remembers it), back into that call. */
+async function rejoinAfterReload() {
+  const saved = savedCall();
+  if (!saved?.roomId || state.roomId) return;
+  Object.assign(state, { muted: !!saved.muted, cameraOff: !!saved.cameraOff, cameraId: saved.cameraId || '', micId: saved.micId || '' });
+  $('room-list').value = saved.roomId;
+  showInfo('Joining the call you were in...');
+  $('join').click();
+}
+
+// After joining, the browser has given access: the devices now have their labels.
+const joinButton = $('join');
+const joinClick = joinButton.onclick;
+joinButton.onclick = async (ev) => {
+  await joinClick(ev);
+  if (state.roomId) listDevices();
+};
+listDevices();
+setCallButtons();
+renderTiles();
+window.atomeRequest = request; // for tests and debugging
+
 if (state.token) {
   api('GET', '/auth/me')
     .then((d) => afterLogin({ token: state.token, user: d.user }))
-    .catch(() => { localStorage.removeItem('atome.token'); state.token = null; });
+    .then(rejoinAfterReload)
+    .catch((e) => {
+      if (e.status === 401) {
+        localStorage.removeItem('atome.token');
+        state.token = null;
+      } else {
+        showError(e.message);
+      }
+    });
 }

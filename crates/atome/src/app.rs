@@ -25,6 +25,7 @@ use crate::plugins::media::Media;
 use crate::plugins::rooms::Rooms;
 use crate::plugins::Plugin;
 use crate::secret::{SecretError, ServerSecret};
+use crate::startup::{self, io_hint};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -33,13 +34,13 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub enum AppError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {}: {source} ({})", .path.display(), io_hint(.source, "--data-dir"))]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Db(#[from] db::DbError),
     #[error(transparent)]
     Secret(#[from] SecretError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source} ({})", io_hint(.source, "--listen"))]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
@@ -69,7 +70,13 @@ impl App {
         let db = db::open(&config.data_dir).await?;
         let core = Core::new(config, db);
 
-        let media = Media::start(core.clone()).await.map_err(|e| AppError::Media(e.to_string()))?;
+        startup::log_config(&core.config);
+        let media = Media::start(core.clone()).await.map_err(|e| match &e {
+            sfu::StartError::Bind { source, .. } => {
+                AppError::Media(format!("{e} ({})", io_hint(source, "--rtc-port (worker i uses port + i) or --rtc-listen-ip")))
+            }
+            _ => AppError::Media(e.to_string()),
+        })?;
         let engine = media.engine().clone();
         let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
         let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone(), Arc::new(media.clone())));
@@ -82,9 +89,10 @@ impl App {
             tracing::debug!(plugin = plugin.name(), "plugin routes registered");
             router = router.merge(plugin.router());
         }
-        router = match web_dir(&core.config) {
+        let web = startup::find_web_dir(&core.config, std::env::current_exe().ok().as_deref());
+        web.log();
+        router = match web.dir() {
             Some(dir) => {
-                tracing::info!(dir = %dir.display(), "serving the web client");
                 // Unknown routes are 404 in our shape for every method, not ServeDir's bare 405.
                 router.fallback_service(ServeDir::new(dir).call_fallback_on_method_not_allowed(true).fallback(any(not_found)))
             }
@@ -181,11 +189,6 @@ fn create_data_dir(dir: &Path) -> std::io::Result<()> {
 async fn hsts(mut response: Response) -> Response {
     response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     response
-}
-
-fn web_dir(config: &Config) -> Option<PathBuf> {
-    let dir = config.web_dir.clone().unwrap_or_else(|| PathBuf::from("web/dist"));
-    dir.join("index.html").is_file().then_some(dir)
 }
 
 async fn not_found() -> ApiError {

@@ -15,7 +15,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum DbError {
     #[error("cannot open database {path}: {source}")]
     Open { path: String, source: sqlx::Error },
-    #[error("database file {path}: {source}")]
+    #[error("database file {path}: {source} ({})", crate::startup::io_hint(.source, "--data-dir"))]
     File { path: String, source: std::io::Error },
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

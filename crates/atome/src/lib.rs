@@ -9,6 +9,7 @@ pub mod http;
 pub mod plugins;
 pub mod ratelimit;
 pub mod secret;
+pub mod startup;
 
 pub use app::{App, AppError};
 pub use config::Config;

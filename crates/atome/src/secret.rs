@@ -27,7 +27,7 @@ pub fn sha256_hex(data: &str) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("secret file {}: {source}", .path.display())]
+    #[error("secret file {}: {source} ({})", .path.display(), crate::startup::io_hint(.source, "--secret-file or --data-dir"))]
     Io { path: PathBuf, source: std::io::Error },
     #[error("secret file {} is not a regular file", .path.display())]
     NotAFile { path: PathBuf },

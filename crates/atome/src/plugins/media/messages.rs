@@ -13,7 +13,7 @@ use crate::plugins::identity::UserView;
 
 pub use sfu::Direction;
 
-/// What a client may send. Unknown fields are ignored (`appData` among them).
+/// What a client may send. Unknown fields are ignored; of `appData`, only `source` is read.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ClientMessage {
@@ -44,6 +44,10 @@ pub enum ClientMessage {
         kind: MediaKind,
         #[serde(rename = "rtpParameters")]
         rtp_parameters: RtpParameters,
+        /// mediasoup's free-form `appData`; its `source` ("camera", "screen", ...) is kept
+        /// and shown to the room (anything else in it, or any other shape, is ignored).
+        #[serde(rename = "appData", default)]
+        app_data: Option<serde_json::Value>,
     },
     Consume {
         transport_id: TransportId,
@@ -174,6 +178,24 @@ pub struct ProducerInfo {
     pub producer_id: ProducerId,
     pub kind: MediaKind,
     pub peer_user_id: String,
+    /// `{source}` when the producer's `appData` named one.
+    #[serde(rename = "appData", skip_serializing_if = "Option::is_none")]
+    pub app_data: Option<ProducerAppData>,
+}
+
+/// The part of a producer's `appData` the room hears.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProducerAppData {
+    pub source: String,
+}
+
+impl ProducerAppData {
+    /// `appData.source` when it is a short name (letters, digits, `-`, `_`; 1 to 32 of them).
+    pub fn from_client(app_data: Option<&serde_json::Value>) -> Option<ProducerAppData> {
+        let source = app_data?.get("source")?.as_str()?;
+        let valid = (1..=32).contains(&source.len()) && source.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then(|| ProducerAppData { source: source.to_string() })
+    }
 }
 
 /// `peers` entries of `roomJoined`.
@@ -347,11 +369,33 @@ mod tests {
     }
 
     #[test]
+    fn only_a_short_source_name_is_kept_of_app_data() {
+        let keep = |v: Value| ProducerAppData::from_client(Some(&v)).map(|a| a.source);
+        assert_eq!(keep(json!({"source": "screen"})), Some("screen".into()));
+        assert_eq!(keep(json!({"source": "x".repeat(33)})), None);
+        assert_eq!(keep(json!({"source": "<b>"})), None);
+        assert_eq!(keep(json!({"source": ""})), None);
+        assert_eq!(keep(json!({"source": 5})), None);
+        assert_eq!(keep(json!([1, 2])), None);
+        assert_eq!(keep(json!("screen")), None);
+        assert_eq!(ProducerAppData::from_client(None), None);
+    }
+
+    #[test]
     fn notifications_have_the_documented_shapes() {
         let producer_id: ProducerId = serde_json::from_value(json!("w0-p1-0")).unwrap();
-        let note = ServerMessage::NewProducer(ProducerInfo { producer_id, kind: MediaKind::Video, peer_user_id: "u".into() });
+        let note = ServerMessage::NewProducer(ProducerInfo {
+            producer_id: producer_id.clone(),
+            kind: MediaKind::Video,
+            peer_user_id: "u".into(),
+            app_data: None,
+        });
         let v: Value = serde_json::from_str(&note.render(None)).unwrap();
         assert_eq!(v, json!({"type": "newProducer", "producer_id": "w0-p1-0", "kind": "video", "peer_user_id": "u"}));
+        let app_data = ProducerAppData::from_client(Some(&json!({"source": "screen", "other": [1]})));
+        let note = ServerMessage::NewProducer(ProducerInfo { producer_id, kind: MediaKind::Video, peer_user_id: "u".into(), app_data });
+        let v: Value = serde_json::from_str(&note.render(None)).unwrap();
+        assert_eq!(v["appData"], json!({"source": "screen"}));
         let note = ServerMessage::ParticipantJoined(PeerInfo { peer_user_id: "u".into(), display_name: "U".into() });
         let v: Value = serde_json::from_str(&note.render(None)).unwrap();
         assert_eq!(v, json!({"type": "participantJoined", "peer_user_id": "u", "display_name": "U"}));

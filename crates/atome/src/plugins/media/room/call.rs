@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Command, Member, PeerId, Reply, Welcome};
 use crate::plugins::media::error::SignalError;
 use crate::plugins::media::events::Happened;
-use crate::plugins::media::messages::{ClientMessage, Direction, PeerInfo, ProducerInfo, ServerMessage};
+use crate::plugins::media::messages::{ClientMessage, Direction, PeerInfo, ProducerAppData, ProducerInfo, ServerMessage};
 use crate::plugins::media::Shared;
 use crate::plugins::rooms::Participant;
 
@@ -54,6 +54,8 @@ struct Peer {
     replaced: Option<oneshot::Sender<()>>,
     transports: HashMap<TransportId, Direction>,
     producers: HashMap<ProducerId, MediaKind>,
+    /// `appData.source` of the producers that named one.
+    sources: HashMap<ProducerId, ProducerAppData>,
     consumers: HashMap<ConsumerId, Consuming>,
 }
 
@@ -68,12 +70,18 @@ impl Peer {
             replaced: Some(replaced),
             transports: HashMap::new(),
             producers: HashMap::new(),
+            sources: HashMap::new(),
             consumers: HashMap::new(),
         }
     }
 
     fn producer_infos(&self) -> impl Iterator<Item = ProducerInfo> + '_ {
-        self.producers.iter().map(|(id, kind)| ProducerInfo { producer_id: id.clone(), kind: *kind, peer_user_id: self.user_id.clone() })
+        self.producers.iter().map(|(id, kind)| ProducerInfo {
+            producer_id: id.clone(),
+            kind: *kind,
+            peer_user_id: self.user_id.clone(),
+            app_data: self.sources.get(id).cloned(),
+        })
     }
 }
 
@@ -239,6 +247,7 @@ impl Room {
     fn producer_closed(&mut self, producer: &ProducerId, except: Option<PeerId>) {
         for peer in self.peers.values_mut() {
             peer.producers.remove(producer);
+            peer.sources.remove(producer);
             peer.consumers.retain(|_, c| c.producer != *producer);
         }
         self.notify_all(except, &ServerMessage::ProducerClosed { producer_id: producer.clone() });
@@ -282,7 +291,10 @@ impl Room {
                 engine.connect_transport(transport_id.clone(), dtls_parameters).await?;
                 Ok(ServerMessage::TransportConnected { transport_id })
             }
-            ClientMessage::Produce { transport_id, kind, rtp_parameters } => self.produce(peer, transport_id, kind, rtp_parameters).await,
+            ClientMessage::Produce { transport_id, kind, rtp_parameters, app_data } => {
+                let app_data = ProducerAppData::from_client(app_data.as_ref());
+                self.produce(peer, transport_id, kind, rtp_parameters, app_data).await
+            }
             ClientMessage::Consume { transport_id, producer_id } => self.consume(peer, transport_id, producer_id).await,
             ClientMessage::ResumeConsumer { consumer_id } => {
                 self.own_consumer(peer, &consumer_id)?;
@@ -377,7 +389,14 @@ impl Room {
         Ok(ServerMessage::TransportCreated { direction, transport_options: options })
     }
 
-    async fn produce(&mut self, peer: PeerId, transport: TransportId, kind: MediaKind, params: RtpParameters) -> Reply {
+    async fn produce(
+        &mut self,
+        peer: PeerId,
+        transport: TransportId,
+        kind: MediaKind,
+        params: RtpParameters,
+        app_data: Option<ProducerAppData>,
+    ) -> Reply {
         self.own_transport(peer, &transport, Some(Direction::Send))?;
         let max = self.shared.limits.max_producers_per_socket;
         if self.peers[&peer].producers.len() >= max {
@@ -386,8 +405,11 @@ impl Room {
         let producer = self.shared.engine.produce(transport, kind, params).await?;
         let Some(me) = self.peers.get_mut(&peer) else { return Err(SignalError::refuse("not_in_room", "not in this room")) };
         me.producers.insert(producer.clone(), kind);
+        if let Some(app_data) = &app_data {
+            me.sources.insert(producer.clone(), app_data.clone());
+        }
         let peer_user_id = me.user_id.clone();
-        let info = ProducerInfo { producer_id: producer.clone(), kind, peer_user_id: peer_user_id.clone() };
+        let info = ProducerInfo { producer_id: producer.clone(), kind, peer_user_id: peer_user_id.clone(), app_data };
         self.notify_all(Some(peer), &ServerMessage::NewProducer(info));
         self.publish(Happened::ProducerAdded { producer: producer.clone(), kind, peer_user_id });
         Ok(ServerMessage::Produced { producer_id: producer })

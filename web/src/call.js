@@ -1,0 +1,404 @@
+// The call: signaling over the WebSocket, mediasoup-client's transports, and every way back into
+// the call (a lost socket or media path, a server restart, a page reload).
+import { Device } from 'mediasoup-client';
+import { $, api, friendly, renderTiles, showError, showInfo, state } from './ui.js';
+
+const params = new URLSearchParams(location.search);
+// Test knob: which track to publish first (`audio-first` or the default video first).
+const ORDER = params.get('order') === 'audio-first' ? ['audio', 'video'] : ['video', 'audio'];
+// How long an ICE restart may take before the call is joined again from scratch.
+const ICE_RESTART_GRACE_MS = 10000;
+// Waits between attempts to get back into the call: 1, 2, 4 s, then every 5 s.
+const RETRY_MS = [1000, 2000, 4000, 5000];
+
+let requestId = 0;
+const pending = new Map();
+let retryTimer = null;
+// Bumped by leave(): a join still on its way when the user left gives up instead of entering.
+let generation = 0;
+export let onCallChange = () => {};
+export function setOnCallChange(fn) { onCallChange = fn; }
+
+// ---------------------------------------------------------------- choices kept across reloads
+
+const SAVED = 'atome.call';
+export function saveCall() {
+  if (!state.roomId) return sessionStorage.removeItem(SAVED);
+  const { roomId, muted, cameraOff, cameraId, micId } = state;
+  sessionStorage.setItem(SAVED, JSON.stringify({ roomId, muted, cameraOff, cameraId, micId }));
+}
+export function savedCall() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SAVED) || 'null');
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------- signaling
+
+export function request(type, data = {}) {
+  return new Promise((resolve, reject) => {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return reject(new Error('Connection lost.'));
+    const id = ++requestId;
+    pending.set(id, { resolve, reject });
+    state.ws.send(JSON.stringify({ type, requestId: id, ...data }));
+  });
+}
+
+function openSocket() {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+    ws.onopen = () => resolve(ws);
+    ws.onerror = () => reject(new Error('Cannot reach the server.'));
+    ws.onmessage = (ev) => onMessage(ws, JSON.parse(ev.data));
+    ws.onclose = () => onSocketClosed(ws);
+  });
+}
+
+function onMessage(ws, msg) {
+  if (msg.requestId && pending.has(msg.requestId)) {
+    const p = pending.get(msg.requestId);
+    pending.delete(msg.requestId);
+    if (msg.type === 'error' || msg.type === 'authError') p.reject(new Error(friendly(msg.code, msg.error)));
+    else p.resolve(msg);
+    return;
+  }
+  if (ws !== state.ws) return;
+  switch (msg.type) {
+    case 'newProducer':
+      consume(msg.producer_id, msg.peer_user_id, msg.appData?.source).catch((e) => console.warn('consume failed', e));
+      break;
+    case 'producerClosed':
+      if (Object.values(state.producers).some((p) => p.id === msg.producer_id)) {
+        // The server lost our media connection (closed, or silent too long): join again.
+        showInfo('Media connection lost: reconnecting...');
+        state.ws?.close();
+        break;
+      }
+      for (const [id, c] of state.consumers) {
+        if (c.consumer.producerId === msg.producer_id) {
+          c.consumer.close();
+          state.consumers.delete(id);
+        }
+      }
+      renderTiles();
+      break;
+    case 'roomClosed':
+      // The media worker of this call failed: join again (the server places the call anew).
+      showInfo('The call was interrupted: reconnecting...');
+      state.ws?.close();
+      break;
+    case 'sessionReplaced':
+      // This user joined the call again elsewhere (a reload, another tab): the server closes this
+      // socket; leave quietly instead of joining back, which would in turn replace the other.
+      state.leaving = true;
+      state.roomId = null;
+      saveCall();
+      teardownMedia();
+      onCallChange();
+      showInfo('This call continues in another window.');
+      break;
+    case 'participantJoined':
+      state.peers.set(msg.peer_user_id, msg.display_name);
+      renderTiles();
+      break;
+    case 'participantLeft':
+      state.peers.delete(msg.peer_user_id);
+      renderTiles();
+      break;
+    default:
+      break;
+  }
+}
+
+function onSocketClosed(ws) {
+  if (ws !== state.ws) return;
+  for (const p of pending.values()) p.reject(new Error('Connection lost.'));
+  pending.clear();
+  state.ws = null;
+  if (state.roomId && !state.leaving) {
+    teardownMedia();
+    reconnect(0);
+  }
+}
+
+/** Back into the call, retrying with growing waits (said on screen) until it works or we leave. */
+function reconnect(attempt) {
+  clearTimeout(retryTimer);
+  state.reconnecting = true;
+  onCallChange();
+  const wait = RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)];
+  showInfo(`Connection lost: reconnecting in ${wait / 1000} s${attempt ? ` (attempt ${attempt + 1})` : ''}...`);
+  retryTimer = setTimeout(async () => {
+    if (!state.roomId || state.leaving) return;
+    try {
+      await join(state.roomId);
+      showInfo('Back in the call.');
+    } catch (e) {
+      console.warn('rejoin failed', e);
+      teardownSocket();
+      if (!state.roomId || state.leaving) return; // the user left meanwhile
+      // Refusals that retrying cannot fix end the attempts.
+      if (['not_allowed', 'not_found', 'unauthorized'].includes(e.code) || e.status === 401 || e.status === 403 || e.status === 404) {
+        state.roomId = null;
+        state.reconnecting = false;
+        saveCall();
+        onCallChange();
+        showError(e.message);
+        return;
+      }
+      reconnect(attempt + 1);
+    }
+  }, wait);
+}
+
+function teardownSocket() {
+  const ws = state.ws;
+  state.ws = null;
+  ws?.close();
+  teardownMedia();
+}
+
+// ---------------------------------------------------------------- the call
+
+function wire(transport) {
+  transport.on('connect', ({ dtlsParameters }, ok, fail) => {
+    request('connectTransport', { transport_id: transport.id, dtlsParameters }).then(() => ok(), fail);
+  });
+  transport.on('connectionstatechange', (connectionState) => {
+    if (connectionState === 'disconnected' || connectionState === 'failed') restartIce(transport);
+  });
+}
+
+// The network changed or the media path broke: new ICE parameters from the server, then
+// RTCPeerConnection.restartIce(). If the transport is not connected again soon, rejoin.
+async function restartIce(transport) {
+  if (transport.closed || transport.restarting) return;
+  transport.restarting = true;
+  // Armed before asking: when the address changed, the signaling socket is as dead as the media
+  // path (still OPEN, its TCP connection bound to the old address), and the request never answers.
+  setTimeout(() => {
+    transport.restarting = false;
+    if (!transport.closed && transport.connectionState !== 'connected' && [state.sendTransport, state.recvTransport].includes(transport)) {
+      showInfo('Media connection lost: reconnecting...');
+      const ws = state.ws;
+      ws?.close();
+      if (ws) onSocketClosed(ws); // joins the call again (now: a dead socket's close event may come late)
+    }
+  }, ICE_RESTART_GRACE_MS);
+  try {
+    const r = await request('restartIce', { transport_id: transport.id });
+    await transport.restartIce({ iceParameters: r.iceParameters });
+  } catch (e) {
+    console.warn('ICE restart failed', e);
+  }
+}
+
+// A new network (Wi-Fi to mobile, a cable plugged in): restart ICE on both transports.
+function onNetworkChange() {
+  for (const t of [state.sendTransport, state.recvTransport]) if (t) restartIce(t);
+}
+window.addEventListener('online', onNetworkChange);
+navigator.connection?.addEventListener?.('change', onNetworkChange);
+
+function constraints(kind) {
+  if (kind === 'video') return { width: 640, height: 480, ...(state.cameraId ? { deviceId: { exact: state.cameraId } } : {}) };
+  return state.micId ? { deviceId: { exact: state.micId } } : true;
+}
+
+/** Camera and microphone as chosen (the camera only if it is on). */
+async function getMedia() {
+  const wanted = { audio: constraints('audio'), video: state.cameraOff ? false : constraints('video') };
+  try {
+    return await navigator.mediaDevices.getUserMedia(wanted);
+  } catch (e) {
+    if (e.name === 'OverconstrainedError' || e.name === 'NotFoundError') {
+      // The chosen device is gone: take the default one.
+      state.cameraId = state.micId = '';
+      return navigator.mediaDevices.getUserMedia({ audio: true, video: state.cameraOff ? false : constraints('video') });
+    }
+    throw new Error('Camera or microphone denied: allow them in the browser to be seen and heard.');
+  }
+}
+
+export async function join(roomId) {
+  if (!roomId) throw new Error('Create or choose a room first.');
+  clearTimeout(retryTimer);
+  const gen = generation;
+  const joined = await api('POST', `/rooms/${roomId}/join`, {});
+  if (gen !== generation) throw new Error('You left the call.');
+  state.ws = await openSocket();
+  await request('auth', { token: state.token });
+  const device = new Device();
+  await device.load({ routerRtpCapabilities: joined.rtpCapabilities });
+  state.device = device;
+  const room = await request('joinRoom', {
+    room_id: roomId,
+    join_token: joined.join_token,
+    rtpCapabilities: device.rtpCapabilities,
+  });
+  if (gen !== generation) {
+    const ws = state.ws;
+    state.ws = null;
+    ws?.close();
+    throw new Error('You left the call.');
+  }
+  state.roomId = roomId;
+  state.leaving = false;
+  state.reconnecting = false;
+  saveCall();
+  state.peers = new Map(room.peers.map((p) => [p.peer_user_id, p.display_name]));
+
+  const send = await request('createTransport', { direction: 'send', rtpCapabilities: device.sendRtpCapabilities });
+  const sendTransport = device.createSendTransport(send.transportOptions);
+  state.sendTransport = sendTransport;
+  wire(sendTransport);
+  sendTransport.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
+    request('produce', { transport_id: sendTransport.id, kind, rtpParameters, appData })
+      .then((r) => ok({ id: r.producer_id }), fail);
+  });
+  const recv = await request('createTransport', { direction: 'recv' });
+  state.recvTransport = device.createRecvTransport(recv.transportOptions);
+  wire(state.recvTransport);
+
+  onCallChange();
+  renderTiles();
+  for (const p of room.existingProducers) {
+    // A producer may close before we consume it (its owner joining again at the same moment):
+    // that is no reason to give up our own join.
+    await consume(p.producer_id, p.peer_user_id, p.appData?.source).catch((e) => console.warn('producer gone before consumed', e));
+  }
+  const stream = await getMedia();
+  state.localStream = stream;
+  renderTiles();
+  for (const kind of ORDER) {
+    const track = kind === 'video' ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+    if (track) state.producers[kind] = await sendTransport.produce({ track, appData: { source: kind === 'video' ? 'camera' : 'mic' } });
+  }
+  if (state.muted && state.producers.audio) await setMuted(true);
+  state.published = true;
+  onCallChange();
+}
+
+async function consume(producerId, peerUserId, source) {
+  if (!state.recvTransport) return;
+  const transport = state.recvTransport;
+  const r = await request('consume', { transport_id: transport.id, producer_id: producerId });
+  const consumer = await transport.consume(r.consumerOptions);
+  if (transport !== state.recvTransport) return consumer.close();
+  state.consumers.set(consumer.id, { consumer, peer: peerUserId, source });
+  renderTiles();
+  await request('resumeConsumer', { consumer_id: consumer.id });
+}
+
+export function teardownMedia() {
+  for (const c of state.consumers.values()) c.consumer.close();
+  state.consumers.clear();
+  for (const p of Object.values(state.producers)) {
+    p.close();
+    p.track?.stop();
+  }
+  state.producers = {};
+  state.sendTransport?.close();
+  state.recvTransport?.close();
+  state.sendTransport = state.recvTransport = null;
+  state.localStream?.getTracks().forEach((t) => t.stop());
+  state.localStream = null;
+  state.published = false;
+  renderTiles();
+}
+
+export async function leave() {
+  clearTimeout(retryTimer);
+  generation += 1;
+  if (!state.roomId) return;
+  state.leaving = true;
+  const roomId = state.roomId;
+  await request('leaveRoom', { room_id: roomId }).catch(() => {});
+  state.roomId = null;
+  state.reconnecting = false;
+  saveCall();
+  teardownMedia();
+  state.ws?.close();
+  state.ws = null;
+  showInfo('');
+}
+
+// ---------------------------------------------------------------- mute, camera, screen, devices
+
+export async function setMuted(muted) {
+  const p = state.producers.audio;
+  if (!p) throw new Error('No microphone is published.');
+  await request(muted ? 'pauseProducer' : 'resumeProducer', { producer_id: p.id });
+  if (muted) p.pause();
+  else p.resume();
+  state.muted = muted;
+  saveCall();
+}
+
+export async function setCameraOff(off) {
+  const p = state.producers.video;
+  if (off && p) {
+    await request('closeProducer', { producer_id: p.id });
+    p.close();
+    p.track?.stop();
+    delete state.producers.video;
+    state.localStream?.getVideoTracks().forEach((t) => state.localStream.removeTrack(t));
+  } else if (!off && !p) {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: constraints('video') });
+    const track = stream.getVideoTracks()[0];
+    state.localStream?.getVideoTracks().forEach((t) => { t.stop(); state.localStream.removeTrack(t); });
+    state.localStream?.addTrack(track);
+    state.producers.video = await state.sendTransport.produce({ track, appData: { source: 'camera' } });
+  }
+  state.cameraOff = off;
+  saveCall();
+  renderTiles();
+}
+
+/** Shares the screen as a second video producer (appData.source = "screen"), or stops it. */
+export async function toggleScreen() {
+  if (state.producers.screen) return stopScreen();
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  const track = stream.getVideoTracks()[0];
+  if (!state.sendTransport) {
+    track.stop();
+    return;
+  }
+  const producer = await state.sendTransport.produce({ track, appData: { source: 'screen' } });
+  state.producers.screen = producer;
+  // The browser's own "Stop sharing" ends the track.
+  track.addEventListener('ended', () => { if (state.producers.screen === producer) stopScreen().catch(() => {}); });
+  renderTiles();
+  onCallChange();
+}
+
+async function stopScreen() {
+  const p = state.producers.screen;
+  if (!p) return;
+  delete state.producers.screen;
+  p.close();
+  p.track?.stop();
+  renderTiles();
+  onCallChange();
+  await request('closeProducer', { producer_id: p.id }).catch(() => {});
+}
+
+/** The camera or microphone to use, switched in the call with replaceTrack (no renegotiation). */
+export async function switchDevice(kind, deviceId) {
+  if (kind === 'video') state.cameraId = deviceId;
+  else state.micId = deviceId;
+  saveCall();
+  const p = state.producers[kind];
+  if (!p) return;
+  const stream = await navigator.mediaDevices.getUserMedia({ [kind]: constraints(kind) });
+  const track = stream.getTracks()[0];
+  const old = p.track;
+  await p.replaceTrack({ track });
+  if (kind === 'audio' && state.muted) track.enabled = false;
+  state.localStream?.removeTrack(old);
+  state.localStream?.addTrack(track);
+  old?.stop();
+  renderTiles();
+}
