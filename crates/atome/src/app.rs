@@ -25,6 +25,7 @@ use crate::plugins::media::Media;
 use crate::plugins::rooms::Rooms;
 use crate::plugins::Plugin;
 use crate::secret::{SecretError, ServerSecret};
+use crate::turn::Turn;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -62,12 +63,13 @@ impl App {
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate().map_err(AppError::Config)?;
         Identity::check_config(&config).map_err(AppError::Config)?;
+        let turn = Turn::from_config(&config).map_err(AppError::Config)?;
         create_data_dir(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let secret = ServerSecret::load_or_create(&config.secret_path())?;
         let db = db::open(&config.data_dir).await?;
         let core = Core::new(config, db);
 
-        let media = Media::start(core.clone()).await.map_err(|e| AppError::Media(e.to_string()))?;
+        let media = Media::start(core.clone(), turn).await.map_err(|e| AppError::Media(e.to_string()))?;
         let engine = media.engine().clone();
         let contacts: Arc<dyn Plugin> = Arc::new(Contacts::new(core.clone()));
         let rooms: Arc<dyn Plugin> = Arc::new(Rooms::new(core.clone(), Arc::new(media.clone())));

@@ -7,6 +7,7 @@ pub mod http;
 pub mod plugins;
 pub mod ratelimit;
 pub mod secret;
+pub mod turn;
 
 pub use app::{App, AppError};
 pub use config::Config;
