@@ -6,6 +6,9 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 // Test knob: which track to publish first (`audio-first` or the default video first).
 const ORDER = params.get('order') === 'audio-first' ? ['audio', 'video'] : ['video', 'audio'];
+// Which ICE candidates the transports may use: `all` (default) or `relay` (TURN only; tests, and
+// networks where only a relay works).
+const ICE_TRANSPORT_POLICY = params.get('iceTransportPolicy') === 'relay' ? 'relay' : 'all';
 
 const state = {
   token: localStorage.getItem('atome.token'),
@@ -18,6 +21,7 @@ const state = {
   producers: {}, // kind -> Producer
   consumers: new Map(), // consumer id -> { consumer, peer }
   peers: new Map(), // user id -> display name
+  iceServers: [], // TURN servers and credentials from roomJoined / iceRestarted
   leaving: false,
   errors: [],
 };
@@ -299,6 +303,11 @@ async function restartIce(transport) {
   }, ICE_RESTART_GRACE_MS);
   try {
     const r = await request('restartIce', { transport_id: transport.id });
+    // Fresh TURN credentials: the old ones may have expired during a long call.
+    if (r.iceServers?.length) {
+      state.iceServers = r.iceServers;
+      await transport.updateIceServers({ iceServers: r.iceServers });
+    }
     await transport.restartIce({ iceParameters: r.iceParameters });
   } catch (e) {
     console.warn('ICE restart failed', e);
@@ -331,16 +340,18 @@ async function join(roomId) {
   state.roomId = roomId;
   state.leaving = false;
   state.peers = new Map(room.peers.map((p) => [p.peer_user_id, p.display_name]));
+  state.iceServers = room.iceServers || [];
+  const ice = { iceServers: state.iceServers, iceTransportPolicy: ICE_TRANSPORT_POLICY };
 
   const send = await request('createTransport', { direction: 'send', rtpCapabilities: state.device.sendRtpCapabilities });
-  state.sendTransport = state.device.createSendTransport(send.transportOptions);
+  state.sendTransport = state.device.createSendTransport({ ...send.transportOptions, ...ice });
   wire(state.sendTransport);
   state.sendTransport.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
     request('produce', { transport_id: state.sendTransport.id, kind, rtpParameters, appData })
       .then((r) => ok({ id: r.producer_id }), fail);
   });
   const recv = await request('createTransport', { direction: 'recv' });
-  state.recvTransport = state.device.createRecvTransport(recv.transportOptions);
+  state.recvTransport = state.device.createRecvTransport({ ...recv.transportOptions, ...ice });
   wire(state.recvTransport);
 
   setCallButtons(true);
