@@ -156,7 +156,7 @@ test('5% loss and 30 ms jitter on the client link: video decodes every second, a
       await connect(a, b);
       await roomWith(a, [b]);
       const [ta, tb] = await joinTimed([a, b]);
-      console.log(`loss 5% + jitter 40±30 ms: time to media ${ta} ms (Alice), ${tb} ms (Bob)`);
+      console.log(`loss 5% + delay 40±30 ms (order kept): time to media ${ta} ms (Alice), ${tb} ms (Bob)`);
       await sleep(2000); // the first keyframe's repairs settle
 
       const seconds = 15;
@@ -178,7 +178,9 @@ test('5% loss and 30 ms jitter on the client link: video decodes every second, a
         const sound = last.find((x) => x.kind === 'audio');
         console.log(`${u.name}: video frames decoded per second ${frames.join(' ')}; audio packets per second ${audio.join(' ')}`);
         console.log(`${u.name}: video ${JSON.stringify(video)}; audio ${JSON.stringify(sound)}`);
-        console.log(`${u.name}: freezeCount ${video.freezes} (${video.freezeMs} ms frozen in all), framesDecoded ${video.frames}`);
+        const before = s[0].find((x) => x.kind === 'video') ?? { freezes: 0, freezeMs: 0 };
+        console.log(`${u.name}: freezeCount ${video.freezes} (${video.freezeMs} ms frozen) since the first frame, `
+          + `${video.freezes - before.freezes} (${video.freezeMs - before.freezeMs} ms) in the ${seconds} s measured; framesDecoded ${video.frames}`);
         assert.equal(last.filter((x) => x.kind === 'video').length, 1, `${u.name}: one video stream`);
         assert.equal(last.filter((x) => x.kind === 'audio').length, 1, `${u.name}: one audio stream`);
         frames.forEach((n, i) => assert.ok(n > 0, `${u.name}: no video frame decoded in second ${i + 1} (${frames})`));
@@ -187,7 +189,7 @@ test('5% loss and 30 ms jitter on the client link: video decodes every second, a
         assert.ok(video.lost > 0 || video.nacks > 0, `${u.name}: the loss did not reach the video (${JSON.stringify(video)})`);
       }
       assert.ok(dropped.input > 0 && dropped.output > 0, `nft dropped nothing: ${JSON.stringify(dropped)}`);
-      assert.ok(r.reordered > 0 && r.meanDelayMs > 30, `the relay added no jitter: ${JSON.stringify(r)}`);
+      assert.ok(r.meanDelayMs > 30 && r.reordered === 0, `the relay: ${JSON.stringify(r)}`);
     } finally {
       await browser?.close();
       server?.stop();
