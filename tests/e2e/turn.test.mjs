@@ -4,7 +4,7 @@
 // is refused. 2. 5% random loss (nftables) and 30 ms of jitter (a userspace relay, jitter.mjs) on
 // the client's link: audio flows every second, video keeps decoding (at least 10 frames/s, and
 // it always comes back); "video decodes every second", the issue's goal, is a TODO check: about
-// one run in three here has one stall of 1-3 s.
+// one run in four here has one stall of 1-3 s.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -198,10 +198,10 @@ test('5% loss and 30 ms jitter on the client link: video keeps decoding, audio f
         assert.equal(last.filter((x) => x.kind === 'video').length, 1, `${u.name}: one video stream`);
         assert.equal(last.filter((x) => x.kind === 'audio').length, 1, `${u.name}: one audio stream`);
         console.log(`${u.name}: longest time seen without a new decoded frame (250 ms sampling) ${gap[u.name].longest} ms`);
-        // The issue asks for new frames in every second. About one run in three here has one
+        // The issue asks for new frames in every second. About one run in four here has one
         // stall of 1-3 s in the 15 s (under study, see issue 17's note): checked, reported as TODO
         // so the suite stays green; what must always hold is asserted below.
-        await t.test(`${u.name}: video decodes every second`, { todo: 'stalls of 1-3 s in about one run in three' }, () => {
+        await t.test(`${u.name}: video decodes every second`, { todo: 'stalls of 1-3 s in about one run in four' }, () => {
           frames.forEach((n, i) => assert.ok(n > 0, `${u.name}: no video frame decoded in second ${i + 1} (${frames})`));
         });
         audio.forEach((n, i) => assert.ok(n > 0, `${u.name}: no audio packet in second ${i + 1} (${audio})`));
