@@ -4,6 +4,11 @@
 #   sudo ./install_full.sh [--binary PATH] [--no-recording] [--port 443] [--rtc-port 40000]
 #                          [--workers N] [--announced-ip IP] [--tls-cert PEM --tls-key PEM]
 #                          [--domain NAME] [--sms-webhook-url URL] [--no-start]
+#                          [--turn-port 3478] [--turn-relay-ports 49152-49999] [--no-turn]
+#
+# TURN: Debian's coturn relays media for clients behind firewalls and symmetric NATs, with a
+# secret shared with the server (TURN REST API credentials; --no-turn: none). Ports: 3478 UDP/TCP,
+# 5349 (TLS) when a trusted certificate is installed, and the relay range (UDP).
 #
 # Sign-in by one-time code needs an SMS gateway: give its URL with --sms-webhook-url (the server
 # POSTs {to, text} to it). Without one, codes are off (the server answers 503 otp_unavailable);
@@ -22,6 +27,9 @@ ENV_FILE=$CONF_DIR/atome.env
 SECRET_FILE=$CONF_DIR/secret
 UNIT_FILE=/etc/systemd/system/atome.service
 NFT_FILE=$CONF_DIR/atome.nft
+TURN_SECRET_FILE=$CONF_DIR/turn-secret
+TURN_CONF=/etc/turnserver.conf
+TURN_TLS_DIR=/etc/coturn/tls
 SERVICE_USER=atome
 
 BINARY=""
@@ -35,6 +43,10 @@ TLS_KEY=""
 DOMAIN=""
 SMS_WEBHOOK_URL=""
 START=1
+TURN=1
+TURN_PORT=3478
+TURN_RELAY_PORTS=49152-49999
+TURN_TLS=0
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() { printf '[atome-install] %s\n' "$*"; }
@@ -44,7 +56,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -62,6 +74,9 @@ parse_args() {
       --domain) DOMAIN=${2:?--domain needs a name}; shift 2 ;;
       --sms-webhook-url) SMS_WEBHOOK_URL=${2:?--sms-webhook-url needs a URL}; shift 2 ;;
       --no-start) START=0; shift ;;
+      --turn-port) TURN_PORT=${2:?--turn-port needs a number}; shift 2 ;;
+      --turn-relay-ports) TURN_RELAY_PORTS=${2:?--turn-relay-ports needs MIN-MAX}; shift 2 ;;
+      --no-turn) TURN=0; shift ;;
       -h | --help) usage 0 ;;
       *) printf 'unknown option %s\n' "$1" >&2; usage 2 ;;
     esac
@@ -75,6 +90,8 @@ parse_args() {
   if [ -n "$BINARY" ] && [ ! -x "$BINARY" ]; then
     die "--binary $BINARY is not an executable file"
   fi
+  [[ "$TURN_PORT" =~ ^[0-9]+$ ]] || die "--turn-port must be a port number"
+  [[ "$TURN_RELAY_PORTS" =~ ^[0-9]+-[0-9]+$ ]] || die "--turn-relay-ports must be MIN-MAX (e.g. 49152-49999)"
   [ -n "$WORKERS" ] || WORKERS=$(nproc 2>/dev/null || echo 1)
 }
 
@@ -105,6 +122,7 @@ os_packages_missing() {
 os_install_packages() {
   local wanted=(ca-certificates curl openssl sqlite3 nftables)
   [ "$RECORDING" = 1 ] && wanted+=(ffmpeg)
+  [ "$TURN" = 1 ] && wanted+=(coturn)
   if [ -z "$BINARY" ]; then
     wanted+=(build-essential pkg-config)
     [ -f "$SRC_DIR/web/package.json" ] && wanted+=(nodejs npm)
@@ -194,16 +212,25 @@ EOF
 
 os_firewall() {
   local last=$((RTC_PORT + WORKERS - 1))
-  local rules
+  local rules turn_rules=""
+  if [ "$TURN" = 1 ]; then
+    turn_rules="    udp dport $TURN_PORT accept
+    tcp dport $TURN_PORT accept
+    udp dport $TURN_RELAY_PORTS accept"
+    [ "$TURN_TLS" = 1 ] && turn_rules="$turn_rules
+    tcp dport 5349 accept"
+  fi
   rules=$(
     cat <<EOF
-# Atome: HTTPS/WSS and the WebRTC ports (one per media worker: UDP, and TCP for ICE-TCP).
+# Atome: HTTPS/WSS, the WebRTC ports (one per media worker: UDP, and TCP for ICE-TCP), and
+# coturn's (its port over UDP and TCP, 5349 for TLS, the relay range).
 table inet atome {
   chain input {
     type filter hook input priority 0; policy accept;
     tcp dport $PORT accept
     udp dport $RTC_PORT-$last accept
     tcp dport $RTC_PORT-$last accept
+${turn_rules}
   }
 }
 EOF
@@ -214,9 +241,20 @@ EOF
   elif nft list tables >/dev/null 2>&1; then
     nft delete table inet atome >/dev/null 2>&1 || true
     nft -f "$NFT_FILE"
-    log "firewall: tcp $PORT and udp $RTC_PORT-$last open (nftables table inet atome)"
+    log "firewall: tcp $PORT, udp/tcp $RTC_PORT-$last$([ "$TURN" = 1 ] && echo ", TURN $TURN_PORT udp/tcp, relay udp $TURN_RELAY_PORTS") open (nftables table inet atome)"
   else
     log "firewall: cannot reach nftables here (chroot or container); rules written to $NFT_FILE, load them with: nft -f $NFT_FILE"
+  fi
+}
+
+# coturn as a service: enabled, and restarted when its configuration changed.
+os_coturn_service() {
+  [ "$TURN" = 1 ] || return 0
+  systemd_running || return 0
+  systemctl enable coturn.service >/dev/null 2>&1
+  if [ "$TURN_CHANGED" = 1 ] || ! systemctl is-active --quiet coturn.service; then
+    systemctl restart coturn.service
+    log "coturn: (re)started"
   fi
 }
 
@@ -225,6 +263,7 @@ EOF
 # ---------------------------------------------------------------------------------------------
 
 CHANGED_ANY=0
+TURN_CHANGED=0
 
 # write_if_changed FILE MODE CONTENT: writes only when the content differs.
 write_if_changed() {
@@ -378,6 +417,7 @@ ATOME_SECRET_FILE=$SECRET_FILE
 # One-time codes: webhook (POSTs {to, text} to ATOME_SMS_WEBHOOK_URL), or none (codes off: sign-in
 # by code answers 503). Never 'log' here: it writes codes to the log (development only).
 $(sms_config)
+$(turn_config)
 ATOME_PHONE_REGION=FR
 # Media tuning, defaults shown: a media transport silent this long after first contact is closed
 # (the room hears producerClosed); a signaling socket silent this long is a leave; how long video
@@ -412,6 +452,110 @@ upgrade_env() {
     CHANGED_ANY=1
     log "config: added ATOME_SECRET_FILE=$SECRET_FILE"
   fi
+  if [ "$TURN" = 1 ] && ! grep -q '^ATOME_TURN_URLS=' "$ENV_FILE"; then
+    turn_config >>"$ENV_FILE"
+    CHANGED_ANY=1
+    log "config: added TURN (ATOME_TURN_URLS, ATOME_TURN_SECRET_FILE)"
+  fi
+}
+
+# TURN over TLS (5349) only with a certificate browsers trust: a self-signed one is refused.
+turn_tls_decide() {
+  local cert=$CONF_DIR/tls/cert.pem
+  TURN_TLS=0
+  [ "$TURN" = 1 ] && [ -f "$cert" ] || return 0
+  [ "$(openssl x509 -noout -issuer -nameopt compat -in "$cert" | sed 's/^issuer=//')" != \
+    "$(openssl x509 -noout -subject -nameopt compat -in "$cert" | sed 's/^subject=//')" ] && TURN_TLS=1
+  return 0
+}
+
+# The secret shared by the server and coturn (TURN REST API): root-owned, readable by atome.
+install_turn_secret() {
+  [ "$TURN" = 1 ] || return 0
+  if [ -f "$TURN_SECRET_FILE" ]; then
+    log "turn secret: keeping $TURN_SECRET_FILE"
+    return
+  fi
+  (
+    umask 077
+    openssl rand -hex 32 >"$TURN_SECRET_FILE.tmp"
+  )
+  chgrp "$SERVICE_USER" "$TURN_SECRET_FILE.tmp"
+  chmod 0640 "$TURN_SECRET_FILE.tmp"
+  mv "$TURN_SECRET_FILE.tmp" "$TURN_SECRET_FILE"
+  CHANGED_ANY=1
+  log "turn secret: generated $TURN_SECRET_FILE"
+}
+
+# Lines of the server's configuration for TURN: its URLs and the secret file.
+turn_config() {
+  [ "$TURN" = 1 ] || return 0
+  local host=${DOMAIN:-$ANNOUNCED_IP} urls
+  urls="turn:$host:$TURN_PORT?transport=udp,turn:$host:$TURN_PORT?transport=tcp"
+  [ "$TURN_TLS" = 1 ] && [ -n "$DOMAIN" ] && urls="$urls,turns:$DOMAIN:5349?transport=tcp"
+  printf '%s\n' "# TURN: coturn on this machine, with the secret of static-auth-secret in $TURN_CONF" \
+    "ATOME_TURN_URLS='$urls'" "ATOME_TURN_SECRET_FILE=$TURN_SECRET_FILE"
+}
+
+# coturn's configuration: REST API secret, its ports, relaying only to public addresses and to
+# this server's media address (never to loopback), TLS with a trusted certificate.
+configure_coturn() {
+  [ "$TURN" = 1 ] || return 0
+  local announced conf tls allowed=""
+  announced=$(configured ATOME_RTC_ANNOUNCED_IP)
+  case "$announced" in
+    127.* | ::1 | "") ;;
+    *) allowed="allowed-peer-ip=$announced" ;;
+  esac
+  tls="no-tls
+no-dtls"
+  if [ "$TURN_TLS" = 1 ]; then
+    install -d -m 0750 -o root -g turnserver "$TURN_TLS_DIR"
+    install -m 0644 "$CONF_DIR/tls/cert.pem" "$TURN_TLS_DIR/cert.pem"
+    install -m 0640 -g turnserver "$CONF_DIR/tls/key.pem" "$TURN_TLS_DIR/key.pem"
+    tls="tls-listening-port=5349
+cert=$TURN_TLS_DIR/cert.pem
+pkey=$TURN_TLS_DIR/key.pem
+no-tlsv1
+no-tlsv1_1"
+  fi
+  install -d -m 0750 -o turnserver -g turnserver /var/log/turnserver
+  conf=$(
+    cat <<EOF
+# Written by install_full.sh for Atome on each run: change its options (--turn-port,
+# --turn-relay-ports) rather than this file.
+listening-port=$TURN_PORT
+min-port=${TURN_RELAY_PORTS%-*}
+max-port=${TURN_RELAY_PORTS#*-}
+realm=atome
+use-auth-secret
+static-auth-secret=$(cat "$TURN_SECRET_FILE")
+fingerprint
+no-cli
+no-software-attribute
+no-multicast-peers
+no-rfc5780
+stale-nonce=600
+denied-peer-ip=0.0.0.0-0.255.255.255
+denied-peer-ip=10.0.0.0-10.255.255.255
+denied-peer-ip=100.64.0.0-100.127.255.255
+denied-peer-ip=169.254.0.0-169.254.255.255
+denied-peer-ip=172.16.0.0-172.31.255.255
+denied-peer-ip=192.168.0.0-192.168.255.255
+denied-peer-ip=198.18.0.0-198.19.255.255
+$allowed
+$tls
+log-file=/var/log/turnserver/turnserver.log
+simple-log
+EOF
+  )
+  local before=$CHANGED_ANY
+  CHANGED_ANY=0
+  write_if_changed "$TURN_CONF" 0640 "$conf"
+  chgrp turnserver "$TURN_CONF"
+  TURN_CHANGED=$CHANGED_ANY
+  CHANGED_ANY=$before
+  log "coturn: port $TURN_PORT udp/tcp, relay udp $TURN_RELAY_PORTS, TLS $([ "$TURN_TLS" = 1 ] && echo "on 5349" || echo "off (no trusted certificate)")"
 }
 
 # configured NAME: the value of NAME in the configuration (empty if unset).
@@ -422,6 +566,14 @@ configured() {
 # The port the configuration listens on (the file wins over --port on later runs).
 configured_port() {
   sed -n 's/^ATOME_LISTEN=.*:\([0-9]*\)$/\1/p' "$ENV_FILE" | tail -n 1
+}
+
+# stop_started PID: stops a server started once for a check (and its child), if any.
+stop_started() {
+  [ -n "$1" ] || return 0
+  pkill -TERM -P "$1" 2>/dev/null || true
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
 
 health_check() {
@@ -449,13 +601,36 @@ health_check() {
     fi
     sleep 0.2
   done
-  if [ -n "$tmp_pid" ]; then
-    pkill -TERM -P "$tmp_pid" 2>/dev/null || true
-    kill "$tmp_pid" 2>/dev/null || true
-    wait "$tmp_pid" 2>/dev/null || true
-  fi
+  stop_started "$tmp_pid"
   [ "$ok" = 1 ] || die "health check failed: $url (see $LOG_DIR)"
   log "health: ok ($body)"
+}
+
+# coturn answers a STUN binding request on its port (started once here where systemd does not
+# run, as its unit would); TURN_STATUS says how it went.
+turn_check() {
+  TURN_STATUS="off (--no-turn)"
+  [ "$TURN" = 1 ] || return 0
+  local tmp_pid="" out="" ok=0
+  if ! (systemd_running && systemctl is-active --quiet coturn.service); then
+    log "coturn: starting it once to check it"
+    runuser -u turnserver -- /usr/bin/turnserver -c "$TURN_CONF" --pidfile= >>"$LOG_DIR/health-check.log" 2>&1 &
+    tmp_pid=$!
+  fi
+  for _ in $(seq 1 25); do
+    out=$(timeout 3 turnutils_stunclient -p "$TURN_PORT" 127.0.0.1 2>&1 || true)
+    if grep -q 'reflexive addr' <<<"$out"; then
+      ok=1
+      break
+    fi
+    sleep 0.2
+  done
+  stop_started "$tmp_pid"
+  [ "$ok" = 1 ] || die "coturn check failed: no STUN answer on 127.0.0.1:$TURN_PORT (see /var/log/turnserver)"
+  local tls=""
+  [ "$TURN_TLS" = 1 ] && tls=", 5349 tls"
+  TURN_STATUS="coturn ok: $TURN_PORT udp/tcp$tls, relay udp $TURN_RELAY_PORTS"
+  log "coturn: answers on $TURN_PORT"
 }
 
 # One line on one-time codes for the status block, from the configuration in force.
@@ -483,6 +658,7 @@ Secret:     $SECRET_FILE   (keys stored one-time codes; keep it out of database 
 Codes:      $(otp_status)
 Service:    $UNIT_FILE $(systemd_running && echo "(systemctl status atome)" || echo "(installed; start it where systemd runs)")
 Firewall:   $NFT_FILE
+TURN:       $TURN_STATUS
 Recording:  $([ "$RECORDING" = 1 ] && echo "on (ffmpeg)" || echo "off (--no-recording)")
 Next:       point a DNS name here and rerun with --domain NAME for a trusted certificate.
 =============================================================
@@ -503,11 +679,16 @@ main() {
   install_web
   detect_ip
   install_tls
+  turn_tls_decide
   install_secret
+  install_turn_secret
   write_env
+  configure_coturn
   os_install_service
+  os_coturn_service
   os_firewall
   health_check
+  turn_check
   status_block
   log "install finished"
 }

@@ -41,16 +41,19 @@ export async function waitUntilUp(url) {
 
 /**
  * The server on loopback, or on `ip` (HTTP and media: the host end of a test namespace's veth,
- * see netns.mjs), announcing that address.
+ * see netns.mjs), announcing that address. `rtcIp` moves the media elsewhere (announcing
+ * `announcedIp`, a relay's address); `args` are more flags.
  */
-export async function startServer({ ip = '127.0.0.1', port, dataDir } = {}) {
+export async function startServer({ ip = '127.0.0.1', rtcIp = ip, announcedIp, args = [], port, dataDir } = {}) {
   port ??= await freePort();
   dataDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'atome-e2e-'));
   const log = fs.openSync(path.join(dataDir, 'server.log'), 'a');
   const proc = spawn(binary, [
     '--listen', `${ip}:${port}`, '--data-dir', dataDir, '--rtc-port', '0', '--workers', '2',
-    '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'), '--rtc-listen-ip', ip,
+    '--sms-sender', 'file', '--web-dir', path.join(repo, 'web/dist'), '--rtc-listen-ip', rtcIp,
+    ...(announcedIp ? ['--rtc-announced-ip', announcedIp] : []),
     ...(ip === '127.0.0.1' ? [] : ['--insecure-http']),
+    ...args,
   ], { stdio: ['ignore', log, log] });
   const base = `http://${ip}:${port}`;
   await waitUntilUp(`${base}/health`);
@@ -60,6 +63,12 @@ export async function startServer({ ip = '127.0.0.1', port, dataDir } = {}) {
     port,
     dataDir,
     health: async () => (await fetch(`${base}/health`)).json(),
+    /** The media workers' ports (UDP, and TCP for ICE-TCP). */
+    mediaPorts: async () => {
+      const h = await (await fetch(`${base}/health`)).json();
+      return h.media_workers.map((w) => Number(w.addr.split(':').pop()));
+    },
+    log: () => fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8'),
     stop: () => proc.kill('SIGTERM'),
     /** Killed at once (as by a crash or `kill -9`), resolved once the process is gone. */
     kill: async () => {
@@ -243,4 +252,46 @@ export async function assertReceiving(user, expectedPeers, seconds = 4) {
   }
   assert.equal(last.remoteWidths.length, expectedPeers);
   assert.ok(last.remoteWidths.every((w) => w > 0), `${user.name}: remote video widths ${last.remoteWidths}`);
+}
+
+/** The selected candidate pair of each transport: protocol, addresses, local candidate type. */
+export async function selectedPairs(user) {
+  return user.page.evaluate(async () => {
+    const out = [];
+    for (const t of [window.atome.sendTransport, window.atome.recvTransport]) {
+      if (!t) continue;
+      const stats = await t.getStats();
+      const all = new Map();
+      stats.forEach((s) => all.set(s.id, s));
+      const transport = [...all.values()].find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+      const pair = transport && all.get(transport.selectedCandidatePairId);
+      if (!pair) { out.push(null); continue; }
+      const local = all.get(pair.localCandidateId);
+      const remote = all.get(pair.remoteCandidateId);
+      out.push({ protocol: local.protocol, type: local.candidateType, local: `${local.address}:${local.port}`, remote: `${remote.address}:${remote.port}/${remote.protocol}` });
+    }
+    return out;
+  });
+}
+
+/** Both transports' selected pairs have `field` = `value` (e.g. protocol tcp, type relay). */
+export async function assertPairs(user, field, value) {
+  const pairs = await selectedPairs(user);
+  console.log(`${user.name}: selected pairs ${JSON.stringify(pairs)}`);
+  assert.equal(pairs.length, 2);
+  for (const p of pairs) assert.equal(p?.[field], value, `${user.name}: selected pair ${JSON.stringify(p)}`);
+}
+
+export const videoFrames = async (user) => (await rtpStats(user)).inbound.filter((s) => s.kind === 'video').reduce((a, s) => a + s.frames, 0);
+
+/** Joins both users and returns the milliseconds until each decodes the other's video. */
+export async function joinTimed(users) {
+  const t0 = Date.now();
+  await joinAll(users, 1);
+  const times = [];
+  for (const u of users) {
+    await waitFor(`${u.name} decodes video`, async () => (await videoFrames(u)) > 0, 30000);
+    times.push(Date.now() - t0);
+  }
+  return times;
 }

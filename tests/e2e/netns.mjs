@@ -78,15 +78,41 @@ export function createNetns() {
   const table = `atome_${process.pid}_${id}`;
   const { hostIp, nsIp } = freeSubnet();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+  // Adds rules to this namespace's table: `chain` is input (from the namespace) or output (to it).
+  const nft = (chain, rules) => run('nft', ['-f', '-'], {
+    input: `table inet ${table} {\n chain ${chain} {\n  type filter hook ${chain} priority 0; policy accept;\n`
+      + `${rules.map((r) => `  ${r}\n`).join('')} }\n}\n`,
+  });
   const ns = {
     name, hostIf, nsIf, hostIp, nsIp,
     exec: (args, opts) => run('ip', ['netns', 'exec', name, ...args], opts),
     /** Drops UDP from the namespace to the host end (the server's media port included). */
     dropUdp() {
-      run('nft', ['-f', '-'], {
-        input: `table inet ${table} {\n chain input {\n  type filter hook input priority 0; policy accept;\n`
-          + `  iifname "${hostIf}" ip daddr ${hostIp} meta l4proto udp drop\n }\n}\n`,
-      });
+      nft('input', [`iifname "${hostIf}" ip daddr ${hostIp} meta l4proto udp drop`]);
+    },
+    /** Drops UDP and TCP from the namespace to these ports of the host end (the media ports). */
+    dropPorts(ports) {
+      const set = `{ ${ports.join(', ')} }`;
+      nft('input', [`iifname "${hostIf}" ip daddr ${hostIp} udp dport ${set} counter drop`,
+        `iifname "${hostIf}" ip daddr ${hostIp} tcp dport ${set} counter drop`]);
+    },
+    /** Drops `percent` % of UDP packets on the link at random, both ways (counted). */
+    loseUdp(percent) {
+      nft('input', [`iifname "${hostIf}" meta l4proto udp numgen random mod 100 < ${percent} counter drop`]);
+      nft('output', [`oifname "${hostIf}" meta l4proto udp numgen random mod 100 < ${percent} counter drop`]);
+    },
+    /** Packets the counted rules dropped so far, by chain. */
+    dropped() {
+      const out = run('nft', ['list', 'table', 'inet', table]).stdout;
+      const counts = { input: 0, output: 0 };
+      let chain = null;
+      for (const line of out.split('\n')) {
+        const c = line.match(/^\s*chain (\w+)/);
+        if (c) chain = c[1];
+        const m = line.match(/counter packets (\d+)/);
+        if (m && chain in counts) counts[chain] += Number(m[1]);
+      }
+      return counts;
     },
     /** Moves the namespace end to a new address in another /30 (the client's network changes). */
     moveAddress() {

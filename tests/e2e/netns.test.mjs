@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  assertReceiving, connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, waitFor,
+  assertPairs, assertReceiving, connect, joinTimed, launchBrowser, openUser, roomWith, rtpStats, selectedPairs, sleep, startServer,
+  videoFrames, waitFor,
 } from './lib.mjs';
 import { createNetns, netnsUnavailable } from './netns.mjs';
 
@@ -36,40 +37,6 @@ async function recordSignaling(user) {
 
 const signaling = (user) => user.page.evaluate(() => ({ sent: window.__sent, received: window.__received }));
 
-/** The selected candidate pair of each transport: protocol and addresses. */
-async function selectedPairs(user) {
-  return user.page.evaluate(async () => {
-    const out = [];
-    for (const t of [window.atome.sendTransport, window.atome.recvTransport]) {
-      if (!t) continue;
-      const stats = await t.getStats();
-      const all = new Map();
-      stats.forEach((s) => all.set(s.id, s));
-      const transport = [...all.values()].find((s) => s.type === 'transport' && s.selectedCandidatePairId);
-      const pair = transport && all.get(transport.selectedCandidatePairId);
-      if (!pair) { out.push(null); continue; }
-      const local = all.get(pair.localCandidateId);
-      const remote = all.get(pair.remoteCandidateId);
-      out.push({ protocol: local.protocol, local: `${local.address}:${local.port}`, remote: `${remote.address}:${remote.port}/${remote.protocol}` });
-    }
-    return out;
-  });
-}
-
-const videoFrames = async (user) => (await rtpStats(user)).inbound.filter((s) => s.kind === 'video').reduce((a, s) => a + s.frames, 0);
-
-/** Joins both users and returns the milliseconds until each decodes the other's video. */
-async function joinTimed(users) {
-  const t0 = Date.now();
-  await joinAll(users, 1);
-  const times = [];
-  for (const u of users) {
-    await waitFor(`${u.name} decodes video`, async () => (await videoFrames(u)) > 0, 30000);
-    times.push(Date.now() - t0);
-  }
-  return times;
-}
-
 test('UDP to the server is dropped: the call goes over ICE-TCP', { timeout: 120000, skip: noNetns }, async () => {
   const ns = createNetns();
   let server;
@@ -84,12 +51,7 @@ test('UDP to the server is dropped: the call goes over ICE-TCP', { timeout: 1200
     await roomWith(a, [b]);
     const [ta, tb] = await joinTimed([a, b]);
     console.log(`UDP dropped: time to media ${ta} ms (Alice), ${tb} ms (Bob)`);
-    for (const u of [a, b]) {
-      const pairs = await selectedPairs(u);
-      console.log(`${u.name}: selected pairs ${JSON.stringify(pairs)}`);
-      assert.equal(pairs.length, 2);
-      for (const p of pairs) assert.equal(p?.protocol, 'tcp', `${u.name}: selected pair ${JSON.stringify(p)}`);
-    }
+    for (const u of [a, b]) await assertPairs(u, 'protocol', 'tcp');
     await assertReceiving(a, 1);
     await assertReceiving(b, 1);
   } finally {

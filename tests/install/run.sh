@@ -16,6 +16,7 @@ base=$cache/bookworm-minbase
 archives=$cache/apt-archives
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 port=18443
+turn_port=13478
 
 pass() { printf 'PASS: %s\n' "$*"; }
 # check DESCRIPTION COMMAND...: PASS if the command succeeds, else FAIL and stop.
@@ -64,13 +65,17 @@ mount --bind /dev/pts "$root/dev/pts"
 mkdir -p "$root/var/cache/apt/archives"
 mount --bind "$archives" "$root/var/cache/apt/archives"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# As in any chroot: packages must not start their daemons (coturn's) here; the installer checks
+# coturn by starting it once itself.
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 0755 "$root/usr/sbin/policy-rc.d"
 mkdir -p "$root/src"
 cp "$repo/install_full.sh" "$root/src/"
 cp "$binary" "$root/src/atome"
 
 install_once() {
   chroot "$root" /bin/bash /src/install_full.sh --binary /src/atome --port "$port" --rtc-port 0 \
-    --workers 2 --announced-ip 127.0.0.1 >"$1" 2>&1 || {
+    --workers 2 --announced-ip 127.0.0.1 --turn-port "$turn_port" --turn-relay-ports 47100-47199 >"$1" 2>&1 || {
     tail -n 30 "$1"
     fail "install_full.sh exited non-zero"
   }
@@ -101,8 +106,9 @@ stop_server() {
 snapshot() {
   (
     cd "$root"
-    find etc/atome etc/systemd/system/atome.service opt/atome -type f -print0 | sort -z | xargs -0 sha256sum
-    stat -c '%n %a %U' var/lib/atome var/log/atome etc/atome/tls/key.pem etc/atome/atome.env etc/atome/secret
+    find etc/atome etc/systemd/system/atome.service etc/turnserver.conf opt/atome -type f -print0 | sort -z | xargs -0 sha256sum
+    stat -c '%n %a %U %G' var/lib/atome var/log/atome etc/atome/tls/key.pem etc/atome/atome.env etc/atome/secret \
+      etc/atome/turn-secret etc/turnserver.conf
     chroot "$root" sqlite3 /var/lib/atome/atome.db 'SELECT user_id, phone_e164 FROM users ORDER BY 1;'
   )
 }
@@ -126,6 +132,26 @@ check "the secret is under /etc/atome" has '^ATOME_SECRET_FILE=/etc/atome/secret
 check "secret: 32 bytes, atome-owned, 0600" test "$(chroot "$root" stat -c '%s %U %a' /etc/atome/secret)" = "32 atome 600"
 check "ffmpeg installed in the root" quietly chroot "$root" ffmpeg -version
 
+# TURN: Debian's coturn with the server's secret, its ports in the firewall, checked at the end.
+turn_conf=$root/etc/turnserver.conf
+check "coturn installed in the root" test -x "$root/usr/bin/turnserver"
+check "turn secret: 64 hex digits, root:atome 0640" test "$(chroot "$root" stat -c '%s %U %G %a' /etc/atome/turn-secret)" = "65 root atome 640"
+check "coturn uses the TURN REST API" has '^use-auth-secret$' "$turn_conf"
+check "coturn has the server's secret" test "$(sed -n 's/^static-auth-secret=//p' "$turn_conf")" = "$(cat "$root/etc/atome/turn-secret")"
+check "coturn's config is not world-readable (root:turnserver 0640)" test "$(chroot "$root" stat -c '%U %G %a' /etc/turnserver.conf)" = "root turnserver 640"
+check "coturn listens on the chosen port" has "^listening-port=$turn_port$" "$turn_conf"
+check "coturn relays from the chosen range" test "$(grep -c '^m[ai][nx]-port=471[09]' "$turn_conf")" = 2
+check "coturn never relays to loopback (no allow-loopback-peers)" test -z "$(grep 'allow-loopback-peers' "$turn_conf")"
+check "no TURN over TLS with a self-signed certificate" has '^no-tls$' "$turn_conf"
+check "the server gets the TURN URLs" has "^ATOME_TURN_URLS='turn:127.0.0.1:$turn_port?transport=udp,turn:127.0.0.1:$turn_port?transport=tcp'$" "$env_file"
+check "the server gets the TURN secret file" has '^ATOME_TURN_SECRET_FILE=/etc/atome/turn-secret$' "$env_file"
+check "firewall: TURN port over UDP" has "udp dport $turn_port accept" "$root/etc/atome/atome.nft"
+check "firewall: TURN port over TCP" has "tcp dport $turn_port accept" "$root/etc/atome/atome.nft"
+check "firewall: the relay range" has "udp dport 47100-47199 accept" "$root/etc/atome/atome.nft"
+check "firewall: no 5349 without TLS" test -z "$(grep 'dport 5349' "$root/etc/atome/atome.nft")"
+check "status block: coturn checked" has "^TURN: *coturn ok: $turn_port udp/tcp" "$root/../install-1.log"
+check "the TURN secret is not in the install log" test -z "$(grep -F "$(cat "$root/etc/atome/turn-secret")" "$root/var/log/atome/install.log" "$root/../install-1.log")"
+
 start_server
 health=$(curl -fsSk "https://127.0.0.1:$port/health")
 check "health over HTTPS: $health" grep -q '"status":"ok"' <<<"$health"
@@ -135,6 +161,7 @@ check "HSTS over TLS" grep -qi '^strict-transport-security: max-age=31536000' <<
 stop_server
 server_log=$root/var/log/atome/test-server.log
 check "the server said at start that codes are off" has 'one-time codes are off' "$server_log"
+check "the server hands out TURN credentials" has "TURN: clients get credentials for turn:127.0.0.1:$turn_port" "$server_log"
 check "no one-time code in the server's logs" test -z "$(grep -rh 'one-time code (log SMS sender)' "$root/var/log/atome")"
 check "database files 0600" test "$(stat -c '%a' "$root/var/lib/atome/atome.db")" = 600
 before=$(snapshot)
@@ -154,11 +181,12 @@ stop_server
 
 # A configuration written by an older installer: the sender 'log', no secret line. A new run
 # turns codes off and points the server at the secret; everything else in the file is kept.
-sed -i -e 's/^ATOME_SMS_SENDER=none$/ATOME_SMS_SENDER=log/' -e '/^ATOME_SECRET_FILE=/d' "$env_file"
+sed -i -e 's/^ATOME_SMS_SENDER=none$/ATOME_SMS_SENDER=log/' -e '/^ATOME_SECRET_FILE=/d' -e '/^ATOME_TURN_/d' -e '/^# TURN:/d' "$env_file"
 install_once "$root/../install-3.log"
 check "an old ATOME_SMS_SENDER=log becomes none" has '^ATOME_SMS_SENDER=none$' "$env_file"
 check "an old configuration gets ATOME_SECRET_FILE" has '^ATOME_SECRET_FILE=/etc/atome/secret$' "$env_file"
 check "the rest of the configuration is kept" has '^ATOME_RTC_ANNOUNCED_IP=127.0.0.1$' "$env_file"
+check "an old configuration gets TURN once" test "$(grep -c '^ATOME_TURN_URLS=' "$env_file")" = 1
 if command -v shellcheck >/dev/null; then
   check "shellcheck clean" shellcheck "$repo/install_full.sh" "$here/run.sh"
 fi

@@ -6,6 +6,9 @@ import { $, api, friendly, renderTiles, showError, showInfo, state } from './ui.
 const params = new URLSearchParams(location.search);
 // Test knob: which track to publish first (`audio-first` or the default video first).
 const ORDER = params.get('order') === 'audio-first' ? ['audio', 'video'] : ['video', 'audio'];
+// Which ICE candidates the transports may use: `all` (default) or `relay` (TURN only; tests, and
+// networks where only a relay works).
+const ICE_TRANSPORT_POLICY = params.get('iceTransportPolicy') === 'relay' ? 'relay' : 'all';
 // How long an ICE restart may take before the call is joined again from scratch.
 const ICE_RESTART_GRACE_MS = 10000;
 // Waits between attempts to get back into the call: 1, 2, 4 s, then every 5 s.
@@ -189,6 +192,11 @@ async function restartIce(transport) {
   }, ICE_RESTART_GRACE_MS);
   try {
     const r = await request('restartIce', { transport_id: transport.id });
+    // Fresh TURN credentials: the old ones may have expired during a long call.
+    if (r.iceServers?.length) {
+      state.iceServers = r.iceServers;
+      await transport.updateIceServers({ iceServers: r.iceServers });
+    }
     await transport.restartIce({ iceParameters: r.iceParameters });
   } catch (e) {
     console.warn('ICE restart failed', e);
@@ -249,9 +257,11 @@ export async function join(roomId) {
   state.reconnecting = false;
   saveCall();
   state.peers = new Map(room.peers.map((p) => [p.peer_user_id, p.display_name]));
+  state.iceServers = room.iceServers || [];
+  const ice = { iceServers: state.iceServers, iceTransportPolicy: ICE_TRANSPORT_POLICY };
 
   const send = await request('createTransport', { direction: 'send', rtpCapabilities: device.sendRtpCapabilities });
-  const sendTransport = device.createSendTransport(send.transportOptions);
+  const sendTransport = device.createSendTransport({ ...send.transportOptions, ...ice });
   state.sendTransport = sendTransport;
   wire(sendTransport);
   sendTransport.on('produce', ({ kind, rtpParameters, appData }, ok, fail) => {
@@ -259,7 +269,7 @@ export async function join(roomId) {
       .then((r) => ok({ id: r.producer_id }), fail);
   });
   const recv = await request('createTransport', { direction: 'recv' });
-  state.recvTransport = device.createRecvTransport(recv.transportOptions);
+  state.recvTransport = device.createRecvTransport({ ...recv.transportOptions, ...ice });
   wire(state.recvTransport);
 
   onCallChange();

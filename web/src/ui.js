@@ -12,6 +12,7 @@ export const state = {
   producers: {}, // 'audio' | 'video' | 'screen' -> Producer
   consumers: new Map(), // consumer id -> { consumer, peer, source }
   peers: new Map(), // user id -> display name
+  iceServers: [], // TURN servers and credentials from roomJoined / iceRestarted
   leaving: false,
   reconnecting: false,
   // What the user chose, kept across reconnects and reloads (sessionStorage, this tab only).

@@ -26,6 +26,7 @@ use crate::plugins::rooms::Rooms;
 use crate::plugins::Plugin;
 use crate::secret::{SecretError, ServerSecret};
 use crate::startup::{self, io_hint};
+use crate::turn::Turn;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -65,13 +66,14 @@ impl App {
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate().map_err(AppError::Config)?;
         Identity::check_config(&config).map_err(AppError::Config)?;
+        let turn = Turn::from_config(&config).map_err(AppError::Config)?;
         create_data_dir(&config.data_dir).map_err(|source| AppError::DataDir { path: config.data_dir.clone(), source })?;
         let secret = ServerSecret::load_or_create(&config.secret_path())?;
         let db = db::open(&config.data_dir).await?;
         let core = Core::new(config, db);
 
         startup::log_config(&core.config);
-        let media = Media::start(core.clone()).await.map_err(|e| match &e {
+        let media = Media::start(core.clone(), turn).await.map_err(|e| match &e {
             sfu::StartError::Bind { source, .. } => {
                 AppError::Media(format!("{e} ({})", io_hint(source, "--rtc-port (worker i uses port + i) or --rtc-listen-ip")))
             }

@@ -69,6 +69,21 @@ pub struct Config {
     /// TCP candidate after the UDP one, for clients whose UDP is blocked (`--rtc-tcp=false`: off).
     #[arg(long, env = "ATOME_RTC_TCP", default_value_t = true, action = clap::ArgAction::Set)]
     pub rtc_tcp: bool,
+    /// TURN servers handed to clients in `iceServers` (comma-separated URLs, e.g.
+    /// `turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp`), for
+    /// clients behind NATs and firewalls that let no UDP through to the media ports.
+    #[arg(long, env = "ATOME_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`). Prefer
+    /// `--turn-secret-file`: a flag shows in the process list.
+    #[arg(long, env = "ATOME_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<crate::turn::TurnSecret>,
+    /// File holding the TURN secret (its first line; not readable by others).
+    #[arg(long, env = "ATOME_TURN_SECRET_FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+    /// Lifetime of the TURN credentials handed to clients, in seconds (default 24 h).
+    #[arg(long, env = "ATOME_TURN_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(60..=7 * 86_400))]
+    pub turn_ttl: u32,
     /// Where one-time codes are sent.
     #[arg(long, env = "ATOME_SMS_SENDER", value_enum, default_value = "log")]
     pub sms_sender: SmsSenderKind,
@@ -206,6 +221,7 @@ impl Config {
         if self.sms_sender == SmsSenderKind::Webhook && self.sms_webhook_url.is_none() {
             return Err("--sms-sender webhook needs --sms-webhook-url".into());
         }
+        crate::turn::check(self)?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod plugins;
 pub mod ratelimit;
 pub mod secret;
 pub mod startup;
+pub mod turn;
 
 pub use app::{App, AppError};
 pub use config::Config;

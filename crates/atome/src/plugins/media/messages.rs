@@ -10,6 +10,7 @@ use sfu::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilit
 use sfu::{ConsumerId, ConsumerOptions, ProducerId, TransportId, WebRtcTransportOptions};
 
 use crate::plugins::identity::UserView;
+use crate::turn::IceServer;
 
 pub use sfu::Direction;
 
@@ -228,6 +229,9 @@ pub enum ServerMessage {
         #[serde(rename = "existingProducers")]
         existing_producers: Vec<ProducerInfo>,
         peers: Vec<PeerInfo>,
+        /// TURN servers with this user's credentials; absent when the server has no TURN.
+        #[serde(rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     RoomLeft {
         room_id: String,
@@ -276,6 +280,9 @@ pub enum ServerMessage {
         transport_id: TransportId,
         #[serde(rename = "iceParameters")]
         ice_parameters: IceParameters,
+        /// Fresh TURN credentials (the old ones may be near their end); absent without TURN.
+        #[serde(rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// This socket's place in the room went to a newer session of the same user (a reload, a
     /// second tab); the socket is closed after it.

@@ -28,6 +28,7 @@ use crate::core::Core;
 use crate::http::ApiError;
 use crate::plugins::rooms::{Calls, Participant};
 use crate::plugins::Plugin;
+use crate::turn::{IceServer, Turn};
 use directory::Directory;
 use events::RoomEvents;
 
@@ -59,6 +60,15 @@ pub struct Shared {
     pub events: RoomEvents,
     /// Peers in all calls, for `/health`.
     pub peers: AtomicUsize,
+    /// TURN servers and their secret, when configured.
+    pub turn: Option<Turn>,
+}
+
+impl Shared {
+    /// The `iceServers` for `user_id` (none without TURN), with credentials valid from now.
+    pub fn ice_servers(&self, user_id: &str) -> Vec<IceServer> {
+        self.turn.as_ref().map(|t| t.ice_servers(user_id, std::time::SystemTime::now())).unwrap_or_default()
+    }
 }
 
 impl axum::extract::FromRef<Media> for Core {
@@ -70,7 +80,7 @@ impl axum::extract::FromRef<Media> for Core {
 impl Media {
     /// Starts the media engine (one worker thread per configured core), the recording
     /// component and the plugin.
-    pub async fn start(core: Core) -> Result<Media, sfu::StartError> {
+    pub async fn start(core: Core, turn: Option<Turn>) -> Result<Media, sfu::StartError> {
         // FFmpeg processes left by a previous run hold ports the engine may want.
         recording::Recorder::clean_up_after_last_run(&core).await;
         let config = &core.config;
@@ -92,6 +102,7 @@ impl Media {
             usage: usage::Usage::default(),
             events: RoomEvents::new(vec![to_recorder]),
             peers: AtomicUsize::new(0),
+            turn,
         };
         let media = Media(Arc::new(MediaInner {
             core,

@@ -251,7 +251,7 @@ impl Session {
             return Err(SignalError::refuse("invalid_join_token", "join token invalid, expired or for another room"));
         }
         let (replaced, replaced_rx) = oneshot::channel();
-        let mut member = Member { user_id, display_name, tx: self.tx.clone(), rtp_capabilities, replaced };
+        let mut member = Member { user_id: user_id.clone(), display_name, tx: self.tx.clone(), rtp_capabilities, replaced };
         for _ in 0..JOIN_TRIES {
             let room = self.media.0.calls.open(&room_id, &self.media.0.shared).await?;
             match room.join(self.peer_id, member).await {
@@ -263,6 +263,7 @@ impl Session {
                         rtp_capabilities: self.media.engine().rtp_capabilities().clone(),
                         existing_producers: welcome.existing_producers,
                         peers: welcome.peers,
+                        ice_servers: self.media.0.shared.ice_servers(&user_id),
                     });
                 }
                 // The call ended as we arrived: the next try opens a new one.

@@ -321,7 +321,8 @@ impl Room {
             ClientMessage::RestartIce { transport_id } => {
                 self.own_transport(peer, &transport_id, None)?;
                 let ice_parameters = engine.restart_ice(transport_id.clone()).await?;
-                Ok(ServerMessage::IceRestarted { transport_id, ice_parameters })
+                let ice_servers = self.peers.get(&peer).map(|p| self.shared.ice_servers(&p.user_id)).unwrap_or_default();
+                Ok(ServerMessage::IceRestarted { transport_id, ice_parameters, ice_servers })
             }
             ClientMessage::CloseProducer { producer_id } => {
                 self.own_producer(peer, &producer_id)?;
