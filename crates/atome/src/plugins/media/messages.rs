@@ -106,8 +106,12 @@ pub fn parse(text: &str) -> Incoming {
 fn refused(text: &str, error: serde_json::Error) -> Incoming {
     #[derive(Deserialize)]
     struct Envelope {
-        #[serde(rename = "requestId", default)]
+        // Not `Option`'s own deserializer: it would read `"requestId": null` as no requestId.
+        #[serde(rename = "requestId", default, deserialize_with = "present")]
         request_id: Option<Box<RawValue>>,
+    }
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Some)
     }
     match serde_json::from_str::<Envelope>(text) {
         Ok(envelope) => Incoming { request_id: envelope.request_id, msg: Err(error.to_string()) },
@@ -353,11 +357,15 @@ mod tests {
 
     #[test]
     fn request_ids_come_back_byte_for_byte() {
-        for id in ["18446744073709551616", "-0", "1.0", r#""x""#, r#"{"a":[1, 2]}"#, "[]", "0.30000000000000004"] {
+        for id in ["18446744073709551616", "-0", "1.0", r#""x""#, r#"{"a":[1, 2]}"#, "[]", "0.30000000000000004", "null"] {
             let m = parse(&format!(r#"{{"type":"ping","requestId":{id}}}"#));
             assert!(m.msg.is_ok(), "{id}");
             let reply = ServerMessage::Pong.render(m.request_id.as_deref());
             assert_eq!(reply, format!(r#"{{"requestId":{id},"type":"pong"}}"#));
+            // Refused messages echo it the same way (fuzz/regressions/signaling/request-id-null).
+            let m = parse(&format!(r#"{{"type":"createTransport","direction":"sideways","requestId":{id}}}"#));
+            assert!(m.msg.is_err(), "{id}");
+            assert_eq!(m.request_id.map(|r| r.get().to_string()), Some(id.to_string()));
         }
         // A number no f64 holds: the message is refused, its requestId still echoed as sent.
         let m = parse(r#"{"type":"ping","requestId":1e400}"#);
