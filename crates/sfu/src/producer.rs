@@ -8,10 +8,7 @@ use crate::ids::{Key, ProducerId};
 use crate::ortc::ProducerPlan;
 use crate::rtp_parameters::MediaKind;
 
-/// Keyframe requests reach a producer at most this often (unless forced, e.g. by a resume); one
-/// that comes sooner is sent when the interval ends, not dropped (as mediasoup's
-/// KeyFrameRequestManager delays requests instead of losing them): a lost keyframe or PLI is
-/// asked for again at most this late.
+/// Keyframe requests reach a producer at most this often (unless forced, e.g. by a resume).
 pub(crate) const KEYFRAME_THROTTLE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Producer {
@@ -26,8 +23,6 @@ pub(crate) struct Producer {
     consumers: Vec<Key>,
     paused: bool,
     last_keyframe_request: Option<Instant>,
-    /// A request came within the throttle: it goes out when the throttle ends.
-    keyframe_deferred: bool,
 }
 
 impl Producer {
@@ -43,7 +38,6 @@ impl Producer {
             consumers: Vec::new(),
             paused: false,
             last_keyframe_request: None,
-            keyframe_deferred: false,
         }
     }
 
@@ -102,24 +96,16 @@ impl Producer {
     }
 
     /// Whether a keyframe request should go out now (video only; at most one per
-    /// [`KEYFRAME_THROTTLE`] unless `force`); if so it counts as sent. One that may not go out
-    /// yet is deferred: [`Producer::keyframe_due`] says when.
+    /// [`KEYFRAME_THROTTLE`] unless `force`); if so it counts as sent.
     pub fn take_keyframe_request(&mut self, now: Instant, force: bool) -> bool {
         if self.kind != MediaKind::Video {
             return false;
         }
         if !force && self.last_keyframe_request.is_some_and(|l| now.saturating_duration_since(l) < KEYFRAME_THROTTLE) {
-            self.keyframe_deferred = true;
             return false;
         }
         self.last_keyframe_request = Some(now);
-        self.keyframe_deferred = false;
         true
-    }
-
-    /// When a deferred keyframe request may go out, if one is waiting.
-    pub fn keyframe_due(&self) -> Option<Instant> {
-        self.last_keyframe_request.filter(|_| self.keyframe_deferred).map(|l| l + KEYFRAME_THROTTLE)
     }
 }
 
@@ -182,12 +168,9 @@ mod tests {
         let mut p = producer(MediaKind::Video, plan(1, None, "0"));
         assert!(p.take_keyframe_request(t0, false));
         assert!(!p.take_keyframe_request(t0 + Duration::from_millis(500), false), "within the throttle");
-        assert_eq!(p.keyframe_due(), Some(t0 + KEYFRAME_THROTTLE), "deferred to the throttle's end, not dropped");
         assert!(p.take_keyframe_request(t0 + Duration::from_millis(600), true), "forced");
-        assert_eq!(p.keyframe_due(), None, "the forced one served the deferred one");
         assert!(!p.take_keyframe_request(t0 + Duration::from_millis(1500), false), "the forced one restarted the throttle");
         assert!(p.take_keyframe_request(t0 + Duration::from_millis(1700), false));
-        assert_eq!(p.keyframe_due(), None, "sent: nothing waits");
         let mut audio = producer(MediaKind::Audio, plan(2, None, "1"));
         assert!(!audio.take_keyframe_request(t0, true), "audio has no keyframes");
     }

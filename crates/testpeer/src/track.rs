@@ -27,6 +27,9 @@ pub struct Track {
     pub force_keyframe: bool,
     /// Real VP8 frames to send in a loop (frame 0 a keyframe) instead of synthetic ones.
     pub vp8_frames: Option<Vec<Vec<u8>>>,
+    /// The frame count at which the loop of real frames last started over (a keyframe
+    /// request starts it over; timestamps and picture ids keep counting up, as an encoder's).
+    loop_start: u32,
 }
 
 impl Track {
@@ -43,6 +46,7 @@ impl Track {
             record: true,
             force_keyframe: false,
             vp8_frames: None,
+            loop_start: 0,
         }
     }
 
@@ -116,9 +120,9 @@ impl Track {
     fn tick_real_vp8(&mut self, t: &mut ClientTransport, now: Instant) {
         let Some(frames) = self.vp8_frames.as_ref().filter(|f| !f.is_empty()) else { return };
         if std::mem::take(&mut self.force_keyframe) {
-            self.frame -= self.frame % frames.len() as u32; // back to the keyframe at index 0
+            self.loop_start = self.frame; // back to the keyframe at index 0
         }
-        let frame = &frames[self.frame as usize % frames.len()];
+        let frame = &frames[self.frame.wrapping_sub(self.loop_start) as usize % frames.len()];
         let pic = (self.frame & 0x7fff) as u16;
         let chunks: Vec<&[u8]> = frame.chunks(1100).collect();
         let mut api = t.rtc.direct_api();

@@ -54,36 +54,3 @@ fn video_first_then_audio() {
 fn audio_first_then_video() {
     publish_and_receive(MediaKind::Audio);
 }
-
-/// A keyframe request within a second of the last one is sent when that second ends, not
-/// dropped: a PLI or keyframe lost on a bad link is asked for again within the throttle
-/// (sfu::producer's KEYFRAME_THROTTLE, as mediasoup's KeyFrameRequestManager delays them).
-#[test]
-fn a_keyframe_request_within_the_throttle_is_sent_when_it_ends() {
-    let mut sim = sim();
-    let router = sim.worker.create_router();
-    let mut a = Publisher::new(&mut sim, &router);
-    let p = a.produce(&mut sim, MediaKind::Video);
-    let mut b = Subscriber::new(&mut sim, &router);
-    b.consume(&mut sim, &p).unwrap();
-    let connected = run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(10), |p, s| p[0].connected && s[0].inbox.connected);
-    assert!(connected);
-    // Past the keyframe request of the subscriber's connection.
-    run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(2), |_, _| false);
-    let ssrc = b.consumers[0].1;
-    let before = a.keyframe_requests;
-    assert!(testpeer::request_keyframe(&mut b.transport, ssrc));
-    let first = run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_millis(200), |p, _| p[0].keyframe_requests > before);
-    assert!(first, "the first PLI goes through at once");
-    let sent_at = sim.now;
-    run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_millis(200), |_, _| false);
-    assert!(testpeer::request_keyframe(&mut b.transport, ssrc));
-    let early = run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_millis(500), |p, _| p[0].keyframe_requests > before + 1);
-    assert!(!early, "the second waits for the throttle");
-    let second = run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_millis(600), |p, _| p[0].keyframe_requests > before + 1);
-    assert!(second, "the second is sent when the throttle ends");
-    let waited = sim.now - sent_at;
-    assert!(waited >= Duration::from_millis(950) && waited <= Duration::from_millis(1200), "sent {waited:?} after the first");
-    run(&mut sim, &mut [&mut a], &mut [&mut b], Duration::from_secs(2), |_, _| false);
-    assert_eq!(a.keyframe_requests, before + 2, "one request each, nothing more");
-}

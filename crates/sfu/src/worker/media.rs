@@ -106,9 +106,6 @@ impl Worker {
     /// Marks every transport whose str0m timeout has passed for a tick and a poll. The scan runs
     /// only once the earliest deadline known has come, not on every datagram.
     pub(super) fn fire_timeouts(&mut self, now: Instant) {
-        if self.next_keyframe.is_some_and(|k| now >= k) {
-            self.send_deferred_keyframe_requests(now);
-        }
         if now < self.next_due {
             return;
         }
@@ -259,23 +256,10 @@ impl Worker {
         }
     }
 
-    /// The keyframe requests deferred by the throttle whose time has come.
-    fn send_deferred_keyframe_requests(&mut self, now: Instant) {
-        let due: Vec<Key> = self.producers.iter().filter(|(_, p)| p.keyframe_due().is_some_and(|d| d <= now)).map(|(k, _)| *k).collect();
-        for key in due {
-            self.request_keyframe_key(key, false, now);
-        }
-        self.next_keyframe = self.producers.values().filter_map(|p| p.keyframe_due()).min();
-    }
-
-    /// Sends the producer a PLI, or defers it to the end of the throttle (see
-    /// [`crate::producer::KEYFRAME_THROTTLE`]).
+    /// Sends the producer a PLI unless throttled (see [`crate::producer::KEYFRAME_THROTTLE`]).
     pub(super) fn request_keyframe_key(&mut self, key: Key, force: bool, now: Instant) {
         let Some(p) = self.producers.get_mut(&key) else { return };
         if !p.take_keyframe_request(now, force) {
-            if let Some(due) = p.keyframe_due() {
-                self.next_keyframe = Some(self.next_keyframe.map_or(due, |k| k.min(due)));
-            }
             return;
         }
         let (ssrc, tkey) = (p.ssrc(), p.transport());

@@ -83,8 +83,6 @@ pub struct Worker {
     next_liveness: Instant,
     /// No transport's str0m timeout is earlier than this; a scan then finds what is due.
     next_due: Instant,
-    /// No deferred keyframe request is due before this (see [`crate::producer::KEYFRAME_THROTTLE`]).
-    next_keyframe: Option<Instant>,
     out: Outbox,
     events: VecDeque<EngineEvent>,
     /// Events of one Rtc poll (kept for its allocation).
@@ -122,7 +120,6 @@ impl Worker {
             dead: Vec::new(),
             next_liveness: now + LIVENESS_EVERY,
             next_due: now,
-            next_keyframe: None,
             out: Outbox::default(),
             events: VecDeque::new(),
             rtc_events: Vec::new(),
@@ -193,8 +190,7 @@ impl Worker {
     /// When [`Worker::handle_timeout`] should be called next (it may be called earlier).
     pub fn poll_timeout(&self) -> Instant {
         let due = if self.dirty.is_empty() { self.next_due } else { self.now };
-        let due = due.min(self.next_liveness);
-        self.next_keyframe.map_or(due, |k| due.min(k))
+        due.min(self.next_liveness)
     }
 
     /// Objects alive and traffic so far.
