@@ -190,5 +190,6 @@ fn start_up_log_says_how_codes_are_sent() {
     let warning = log.lines().find(|l| l.contains("WARN") && l.contains("one-time codes are written to this log"));
     assert!(warning.is_some_and(|w| w.contains("never in production")), "{log}");
     let log = startup_log(&["--sms-sender", "file"]);
-    assert!(!log.contains("WARN"), "{log}");
+    // (Other warnings may be there: without a built web client the start says so.)
+    assert!(!log.lines().any(|l| l.contains("WARN") && l.contains("code")), "{log}");
 }
