@@ -49,6 +49,9 @@ pub struct Ids {
     pub transports: Vec<String>,
     pub producers: Vec<String>,
     pub consumers: Vec<String>,
+    /// `resume_token`s of `roomJoined` replies (B's too: A may authenticate as B and take B's
+    /// session back).
+    pub resume_tokens: Vec<String>,
 }
 
 impl Ids {
@@ -62,6 +65,7 @@ impl Ids {
                         "transport_id" => add(&mut self.transports, x),
                         "producer_id" | "producerId" => add(&mut self.producers, x),
                         "consumer_id" => add(&mut self.consumers, x),
+                        "resume_token" => add(&mut self.resume_tokens, x),
                         _ => {}
                     }
                     self.learn(x);
@@ -112,7 +116,7 @@ impl State {
             // B (made again if an input took its place).
             if b.as_mut().is_none_or(|(s, _)| s.replaced()) {
                 if let Some((old, _)) = b.take() {
-                    old.close().await;
+                    old.close(false).await;
                 }
                 *b = Some(peer_b(world).await);
             }
@@ -169,7 +173,7 @@ impl State {
                     break;
                 }
             }
-            a.close().await;
+            a.close(false).await;
             b_session.take();
             if !b_session.replaced() {
                 let after = world.objects().await.expect("engine stats");
@@ -309,7 +313,12 @@ fn message(u: &mut Unstructured, world: &World, ids: &Ids, n: usize) -> Result<S
             let kind = ["pauseProducer", "resumeProducer", "closeProducer"][u.choose_index(3)?];
             json!({"type": kind, "producer_id": p(u)?})
         }
-        9 => json!({"type": "restartIce", "transport_id": t(u)?}),
+        9 if u.arbitrary()? => json!({"type": "restartIce", "transport_id": t(u)?}),
+        9 => {
+            let token = Ids::pick(&ids.resume_tokens, u.arbitrary()?);
+            let room = if u.arbitrary()? { world.room_id.clone() } else { "another-room".into() };
+            json!({"type": "resumeSession", "room_id": room, "resume_token": token})
+        }
         10 => match u.choose_index(3)? {
             0 => json!({"type": "leaveRoom"}),
             1 => json!({"type": "leaveRoom", "room_id": world.room_id}),

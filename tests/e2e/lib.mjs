@@ -137,7 +137,7 @@ export async function openUser(browser, server, phone, name, query = '', { init 
   if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const logs = [];
-  page.on('console', (m) => logs.push(`${m.type()} ${m.text()}`));
+  page.on('console', (m) => logs.push(`${new Date().toISOString().slice(11, 23)} ${m.type()} ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`pageerror ${e}`));
   await page.goto(`${server.base}/${query}`);
   await page.fill('#phone', phone);

@@ -10,7 +10,12 @@ const ORDER = params.get('order') === 'audio-first' ? ['audio', 'video'] : ['vid
 // networks where only a relay works).
 const ICE_TRANSPORT_POLICY = params.get('iceTransportPolicy') === 'relay' ? 'relay' : 'all';
 // How long an ICE restart may take before the call is joined again from scratch.
-const ICE_RESTART_GRACE_MS = 10000;
+const ICE_RESTART_GRACE_MS = 12000;
+// How long a request may go unanswered before the signaling socket is taken for dead (after a
+// network change, its TCP connection is bound to an address that is gone: nothing comes back and
+// the browser does not notice for minutes). Short: a live socket wrongly taken for dead costs one
+// resume on a new socket, which replaces it.
+const ANSWER_MS = 1500;
 // Waits between attempts to get back into the call: 1, 2, 4 s, then every 5 s.
 const RETRY_MS = [1000, 2000, 4000, 5000];
 
@@ -40,13 +45,40 @@ export function savedCall() {
 
 // ---------------------------------------------------------------- signaling
 
-export function request(type, data = {}) {
+/** A request on the call's socket; `timeoutMs` bounds the wait for its answer. */
+export function request(type, data = {}, { timeoutMs } = {}) {
+  return requestOn(state.ws, type, data, timeoutMs);
+}
+
+/** The socket is gone or did not answer in time (as opposed to a refusal). */
+function lost(message) {
+  const e = new Error(message);
+  e.lost = true;
+  return e;
+}
+
+function requestOn(ws, type, data, timeoutMs) {
   return new Promise((resolve, reject) => {
-    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return reject(new Error('Connection lost.'));
+    if (!ws || ws.readyState !== WebSocket.OPEN) return reject(lost('Connection lost.'));
     const id = ++requestId;
-    pending.set(id, { resolve, reject });
-    state.ws.send(JSON.stringify({ type, requestId: id, ...data }));
+    const timer = timeoutMs && setTimeout(() => {
+      pending.delete(id);
+      reject(lost(`No answer to ${type} within ${timeoutMs / 1000} s.`));
+    }, timeoutMs);
+    const settle = (fn) => (v) => { clearTimeout(timer); fn(v); };
+    pending.set(id, { resolve: settle(resolve), reject: settle(reject), ws });
+    ws.send(JSON.stringify({ type, requestId: id, ...data }));
   });
+}
+
+/** Fails what is still waiting for an answer on `ws`. */
+function rejectPending(ws) {
+  for (const [id, p] of pending) {
+    if (p.ws === ws) {
+      pending.delete(id);
+      p.reject(lost('Connection lost.'));
+    }
+  }
 }
 
 function openSocket() {
@@ -75,10 +107,10 @@ function onMessage(ws, msg) {
     case 'producerClosed':
       if (Object.values(state.producers).some((p) => p.id === msg.producer_id)) {
         // The server lost our media connection (closed, or silent too long): join again.
-        showInfo('Media connection lost: reconnecting...');
-        state.ws?.close();
+        rejoin('Media connection lost: reconnecting...');
         break;
       }
+      state.closedProducers.add(msg.producer_id);
       for (const [id, c] of state.consumers) {
         if (c.consumer.producerId === msg.producer_id) {
           c.consumer.close();
@@ -89,10 +121,11 @@ function onMessage(ws, msg) {
       break;
     case 'roomClosed':
       // The media worker of this call failed: join again (the server places the call anew).
-      showInfo('The call was interrupted: reconnecting...');
-      state.ws?.close();
+      rejoin('The call was interrupted: reconnecting...');
       break;
     case 'sessionReplaced':
+      // `resumed`: this page took its own session onto a new socket; this old one just closes.
+      if (msg.reason === 'resumed') break;
       // This user joined the call again elsewhere (a reload, another tab): the server closes this
       // socket; leave quietly instead of joining back, which would in turn replace the other.
       state.leaving = true;
@@ -116,14 +149,92 @@ function onMessage(ws, msg) {
 }
 
 function onSocketClosed(ws) {
+  rejectPending(ws);
   if (ws !== state.ws) return;
-  for (const p of pending.values()) p.reject(new Error('Connection lost.'));
-  pending.clear();
   state.ws = null;
+  if (!state.roomId || state.leaving) return;
+  if (!state.sendTransport || !state.resumeToken) {
+    teardownMedia();
+    reconnect(0);
+    return;
+  }
+  // The signaling socket went away but the media may still flow: take the session back on a new
+  // socket; only if the server no longer has it (a restart, too long away), join from scratch.
+  showInfo('Connection lost: reconnecting...');
+  resume()
+    .then(() => {
+      showInfo('Back in the call.');
+      for (const t of [state.sendTransport, state.recvTransport]) if (t && t.connectionState !== 'connected') restartIce(t);
+    })
+    .catch((e) => {
+      console.warn('resume failed', e);
+      if (state.ws || !state.roomId || state.leaving) return;
+      teardownMedia();
+      reconnect(0);
+    });
+}
+
+/** Gives the session up and joins the call again from scratch (new socket, new transports). */
+function rejoin(message) {
+  showInfo(message);
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) {
+    rejectPending(ws);
+    ws.close();
+  }
   if (state.roomId && !state.leaving) {
     teardownMedia();
     reconnect(0);
   }
+}
+
+let resuming = null;
+/** Takes this call's session back on a new socket (`resumeSession`), once at a time. */
+function resume() {
+  resuming ??= takeBack().finally(() => { resuming = null; });
+  return resuming;
+}
+
+async function takeBack() {
+  console.info('taking the session back on a new socket');
+  const old = state.ws;
+  const ws = await openSocket();
+  let r;
+  try {
+    await requestOn(ws, 'auth', { token: state.token }, 5000);
+    r = await requestOn(ws, 'resumeSession', { room_id: state.roomId, resume_token: state.resumeToken }, 5000);
+  } catch (e) {
+    ws.close();
+    throw e;
+  }
+  if (!state.roomId || state.leaving || !state.sendTransport) {
+    ws.close();
+    throw new Error('You left the call.');
+  }
+  state.ws = ws;
+  state.resumes += 1;
+  if (old) {
+    rejectPending(old);
+    old.close();
+  }
+  if (r.iceServers?.length) state.iceServers = r.iceServers;
+  // What was said to the lost socket is lost: the room as it is now.
+  state.peers = new Map(r.peers.map((p) => [p.peer_user_id, p.display_name]));
+  const live = new Map(r.existingProducers.map((p) => [p.producer_id, p]));
+  for (const [id, c] of state.consumers) {
+    if (!live.has(c.consumer.producerId)) {
+      c.consumer.close();
+      state.consumers.delete(id);
+    }
+  }
+  const consumed = new Set([...state.consumers.values()].map((c) => c.consumer.producerId));
+  for (const p of live.values()) {
+    if (!consumed.has(p.producer_id)) consume(p.producer_id, p.peer_user_id, p.appData?.source).catch((e) => console.warn('consume failed', e));
+  }
+  renderTiles();
+  onCallChange();
+  return r;
 }
 
 /** Back into the call, retrying with growing waits (said on screen) until it works or we leave. */
@@ -170,6 +281,7 @@ function wire(transport) {
     request('connectTransport', { transport_id: transport.id, dtlsParameters }).then(() => ok(), fail);
   });
   transport.on('connectionstatechange', (connectionState) => {
+    console.info(`${transport.direction} transport ${connectionState}`);
     if (connectionState === 'disconnected' || connectionState === 'failed') restartIce(transport);
   });
 }
@@ -184,14 +296,21 @@ async function restartIce(transport) {
   setTimeout(() => {
     transport.restarting = false;
     if (!transport.closed && transport.connectionState !== 'connected' && [state.sendTransport, state.recvTransport].includes(transport)) {
-      showInfo('Media connection lost: reconnecting...');
-      const ws = state.ws;
-      ws?.close();
-      if (ws) onSocketClosed(ws); // joins the call again (now: a dead socket's close event may come late)
+      rejoin('Media connection lost: reconnecting...');
     }
   }, ICE_RESTART_GRACE_MS);
   try {
-    const r = await request('restartIce', { transport_id: transport.id });
+    let r;
+    try {
+      r = await request('restartIce', { transport_id: transport.id }, { timeoutMs: ANSWER_MS });
+    } catch (e) {
+      if (!e.lost) throw e;
+      // No answer: the signaling socket is as dead as the media path. Take the session back on
+      // a new socket (from the new address) and ask there.
+      await resume();
+      if (transport.closed) return;
+      r = await request('restartIce', { transport_id: transport.id }, { timeoutMs: ANSWER_MS });
+    }
     // Fresh TURN credentials: the old ones may have expired during a long call.
     if (r.iceServers?.length) {
       state.iceServers = r.iceServers;
@@ -258,6 +377,8 @@ export async function join(roomId) {
   saveCall();
   state.peers = new Map(room.peers.map((p) => [p.peer_user_id, p.display_name]));
   state.iceServers = room.iceServers || [];
+  state.resumeToken = room.resume_token;
+  state.closedProducers = new Set();
   const ice = { iceServers: state.iceServers, iceTransportPolicy: ICE_TRANSPORT_POLICY };
 
   const send = await request('createTransport', { direction: 'send', rtpCapabilities: device.sendRtpCapabilities });
@@ -296,7 +417,9 @@ async function consume(producerId, peerUserId, source) {
   const transport = state.recvTransport;
   const r = await request('consume', { transport_id: transport.id, producer_id: producerId });
   const consumer = await transport.consume(r.consumerOptions);
-  if (transport !== state.recvTransport) return consumer.close();
+  // The transport was replaced meanwhile, or the producer closed while we consumed it (its
+  // producerClosed can come before our consume's answer): nothing to show.
+  if (transport !== state.recvTransport || state.closedProducers.has(producerId)) return consumer.close();
   state.consumers.set(consumer.id, { consumer, peer: peerUserId, source });
   renderTiles();
   await request('resumeConsumer', { consumer_id: consumer.id });
@@ -327,6 +450,7 @@ export async function leave() {
   const roomId = state.roomId;
   await request('leaveRoom', { room_id: roomId }).catch(() => {});
   state.roomId = null;
+  state.resumeToken = null;
   state.reconnecting = false;
   saveCall();
   teardownMedia();

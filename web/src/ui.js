@@ -13,6 +13,9 @@ export const state = {
   consumers: new Map(), // consumer id -> { consumer, peer, source }
   peers: new Map(), // user id -> display name
   iceServers: [], // TURN servers and credentials from roomJoined / iceRestarted
+  resumeToken: null, // from roomJoined: takes the session back on a new socket (resumeSession)
+  closedProducers: new Set(), // producers heard closed in this call (a consume may still be on its way)
+  resumes: 0, // sessions taken back on a new socket (tests read it)
   leaving: false,
   reconnecting: false,
   // What the user chose, kept across reconnects and reloads (sessionStorage, this tab only).

@@ -139,6 +139,11 @@ pub struct Limits {
     /// times per period) for this many seconds is closed, which is a leave.
     #[arg(long, env = "ATOME_WS_IDLE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u16).range(3..=3600))]
     pub ws_idle_seconds: u16,
+    /// Seconds a peer whose signaling socket was lost (closed without a close frame, or silent)
+    /// keeps its place and its media in the call, for a new socket of the same client to take
+    /// it back (`resumeSession`); 0 makes a lost socket a leave at once.
+    #[arg(long, env = "ATOME_SESSION_GRACE_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=600))]
+    pub session_grace_seconds: u16,
     /// Transports one WebSocket connection may create per minute.
     #[arg(long, env = "ATOME_TRANSPORTS_PER_MINUTE", default_value_t = 20)]
     pub transports_per_minute: u32,

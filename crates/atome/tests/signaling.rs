@@ -360,7 +360,13 @@ async fn a_publisher_gone_silent_is_announced_as_producer_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_signaling_socket_is_a_leave() {
-    let s = TestServer::start_with(|c| c.limits.ws_idle_seconds = 3).await;
+    // No session grace: the silent socket's peer leaves as soon as the socket is closed (the grace
+    // that follows otherwise is sessions.rs's).
+    let s = TestServer::start_with(|c| {
+        c.limits.ws_idle_seconds = 3;
+        c.limits.session_grace_seconds = 0;
+    })
+    .await;
     let (a, b, room_id) = room_for_two(&s).await;
     let mut wa = Ws::auth(&s, &a).await;
     let mut wb = Ws::auth(&s, &b).await;

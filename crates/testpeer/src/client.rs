@@ -176,6 +176,18 @@ impl ClientTransport {
         self.local
     }
 
+    /// In memory: the client's network changes (Wi-Fi to mobile): it has a new address, where
+    /// it gathers a new UDP host candidate, and the old one is gone.
+    pub fn move_to(&mut self, local: SocketAddr) -> Result<(), String> {
+        if !matches!(self.net, Net::Memory { .. }) {
+            return Err("only an in-memory client can move".into());
+        }
+        let candidate = Candidate::host(local, "udp").map_err(|e| e.to_string())?;
+        self.rtc.add_local_candidate(candidate).ok_or("the new candidate was refused")?;
+        self.local = local;
+        Ok(())
+    }
+
     /// In memory: a datagram (or TCP frame) from `src` arrives (taken at the next pump).
     pub fn deliver(&mut self, proto: Protocol, src: SocketAddr, data: Vec<u8>) {
         if let Net::Memory { inbox, .. } = &mut self.net {

@@ -5,6 +5,7 @@ pub(crate) mod codecs;
 mod fingerprint;
 #[cfg(feature = "fuzzing")]
 pub(crate) use fingerprint::remote_fingerprint;
+pub(crate) mod path;
 pub(crate) mod plain;
 pub(crate) mod webrtc;
 

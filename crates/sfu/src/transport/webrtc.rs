@@ -10,10 +10,11 @@ use str0m::ice::{IceCreds, StunMessage};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpWrite, Ssrc};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, CandidateKind, Event, Input, Output, Rtc, RtcConfig};
 
 use super::codecs::{extension_from_uri, str0m_codec};
 use super::fingerprint::remote_fingerprint;
+use super::path::{MediaPath, PeerAddrs};
 use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
 use crate::ortc;
@@ -26,9 +27,6 @@ use crate::{Direction, WebRtcTransportOptions};
 
 /// Datagrams kept for a send transport while it waits for its first `produce`.
 const MAX_PENDING: usize = 512;
-/// Peer addresses a transport accepts datagrams from (its ICE candidates as they reach us: a
-/// browser has a few); beyond, the least recently confirmed one is forgotten.
-pub(crate) const MAX_PEER_ADDRS: usize = 8;
 /// How long to wait before polling an Rtc again after it reported an error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(50);
 
@@ -80,8 +78,10 @@ pub(crate) struct WebRtcTransport {
     guards: Vec<(u32, SeqGuard)>,
     /// The transport-cc numbers str0m records, see [`TwccGuard`] (made again with the Rtc).
     twcc: TwccGuard,
-    /// The addresses the worker maps to this transport, least recently confirmed first.
-    peer_addrs: Vec<(SocketAddr, Protocol)>,
+    /// The addresses the worker maps to this transport.
+    peer_addrs: PeerAddrs,
+    /// Where its media goes.
+    path: MediaPath,
 }
 
 impl WebRtcTransport {
@@ -151,7 +151,8 @@ impl WebRtcTransport {
             cname_for_producers: None,
             guards: Vec::new(),
             twcc: TwccGuard::default(),
-            peer_addrs: Vec::new(),
+            peer_addrs: PeerAddrs::default(),
+            path: MediaPath::default(),
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;
         Ok(t)
@@ -262,16 +263,37 @@ impl WebRtcTransport {
     }
 
     /// The peer confirmed `src` (an authentic binding request came from it). Returns the
-    /// address forgotten to make room, if any (see [`MAX_PEER_ADDRS`]).
+    /// address forgotten to make room, if any (see [`super::path::MAX_PEER_ADDRS`]).
     pub fn confirm_addr(&mut self, src: (SocketAddr, Protocol)) -> Option<(SocketAddr, Protocol)> {
-        self.peer_addrs.retain(|a| *a != src);
-        self.peer_addrs.push(src);
-        (self.peer_addrs.len() > MAX_PEER_ADDRS).then(|| self.peer_addrs.remove(0))
+        self.peer_addrs.confirm(src)
     }
 
     /// The worker maps `src` to another transport now.
     pub fn forget_addr(&mut self, src: (SocketAddr, Protocol)) {
-        self.peer_addrs.retain(|a| *a != src);
+        self.peer_addrs.forget(src)
+    }
+
+    /// An authentic binding request from `src` (before str0m handles it): a nomination of
+    /// another path while the current one is silent abandons the current one, and a path
+    /// abandoned before comes back (see [`MediaPath`]). The peer's candidates are all peer
+    /// reflexive to str0m (mediasoup-client signals none), which is what is matched here.
+    pub fn peer_checked(&mut self, now: Instant, msg: &StunMessage<'_>, proto: Protocol, src: SocketAddr) {
+        let change = self.path.checked(proto, src, msg.use_candidate(), now);
+        let prflx =
+            |proto, addr, prio| Candidate::from_parts("peer".into(), 1, proto, prio, addr, CandidateKind::PeerReflexive, None, None, None);
+        if change.revive {
+            self.rtc.add_remote_candidate(prflx(proto, src, msg.prio().unwrap_or(1)));
+        }
+        if let Some((proto, addr)) = change.abandon {
+            tracing::debug!(%addr, ?proto, to = %src, "the peer nominated another path; the silent one is abandoned");
+            self.rtc.direct_api().invalidate_candidate(&prflx(proto, addr, 1));
+        }
+    }
+
+    /// Whether the peer's media path moved (ICE restarted, a network change) since the last
+    /// call; see [`MediaPath`].
+    pub fn take_path_moved(&mut self) -> bool {
+        self.path.take_moved()
     }
 
     /// ICE-lite answers only once it knows the remote ufrag, and mediasoup-client never sends
@@ -328,6 +350,7 @@ impl WebRtcTransport {
     /// A datagram from the peer arrived: it counts as heard; it is buffered while frozen.
     pub fn receive(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) -> Arrival {
         self.last_heard = Some(now);
+        self.path.heard(proto, src, now);
         if !self.frozen {
             return Arrival::Ready;
         }
@@ -358,7 +381,10 @@ impl WebRtcTransport {
                     self.next_timeout = at;
                     break;
                 }
-                Ok(Output::Transmit(tx)) => out.push_via(tx.proto, tx.destination, tx.contents.into()),
+                Ok(Output::Transmit(tx)) => {
+                    self.path.sent(tx.proto, tx.destination, tx.contents.first().copied());
+                    out.push_via(tx.proto, tx.destination, tx.contents.into())
+                }
                 Ok(Output::Event(e)) => events.push(e),
                 Err(e) => {
                     tracing::debug!("poll_output: {e}");

@@ -28,7 +28,7 @@ impl Worker {
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
         self.current = None;
-        let Some(key) = self.stun_target(proto, src, data).or_else(|| self.by_addr.get(&(src, proto)).copied()) else {
+        let Some(key) = self.stun_target(now, proto, src, data).or_else(|| self.by_addr.get(&(src, proto)).copied()) else {
             self.stats.datagrams_dropped += 1;
             return;
         };
@@ -79,7 +79,7 @@ impl Worker {
     /// address. Only a request signed with that transport's ICE password counts (the ufrag
     /// travels in clear), and a transport keeps at most `MAX_PEER_ADDRS` addresses: what anyone
     /// sends cannot grow `by_addr`, nor keep a transport alive from addresses of its own.
-    fn stun_target(&mut self, proto: Protocol, src: SocketAddr, data: &[u8]) -> Option<Key> {
+    fn stun_target(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) -> Option<Key> {
         let msg = binding_request(data)?;
         let (local, remote) = ufrags(&msg)?;
         let key = *self.by_ufrag.get(local)?;
@@ -88,6 +88,7 @@ impl Worker {
             return None;
         }
         t.learn_remote_ufrag(&msg, remote);
+        t.peer_checked(now, &msg, proto, src);
         let forgotten = t.confirm_addr((src, proto));
         if let Some(old) = self.by_addr.insert((src, proto), key).filter(|old| *old != key) {
             // The address moved to another transport (a peer's NAT reused it).
@@ -148,11 +149,40 @@ impl Worker {
         if !polled.alive {
             dead.push((key, CloseReason::PeerClosed));
         }
+        let moved = t.take_path_moved();
         let mut events = std::mem::take(rtc_events);
         for e in events.drain(..) {
             self.on_rtc_event(key, e, now);
         }
         self.rtc_events = events;
+        if moved {
+            self.path_moved(key, now);
+        }
+    }
+
+    /// The peer's media now goes to another address (it restarted ICE, its network changed):
+    /// video it receives and video it sends lost packets on the way, so every video producer it
+    /// consumes is asked for a keyframe now, and its own video producers too (their other
+    /// subscribers may ask already: those requests are throttled). mediasoup does the same when
+    /// a transport connects again (`Transport::Connected` -> `Consumer::TransportConnected`).
+    fn path_moved(&mut self, tkey: Key, now: Instant) {
+        let Some(t) = self.transports.get(&tkey) else { return };
+        tracing::debug!(transport = %t.id(), "media path moved; asking for keyframes");
+        let consumed: Vec<Key> = t
+            .consumers()
+            .iter()
+            .filter_map(|c| self.consumers.get(c))
+            .filter(|c| !c.is_paused() && c.kind() == MediaKind::Video)
+            .map(|c| c.producer())
+            .collect();
+        let own: Vec<Key> =
+            t.producers().iter().copied().filter(|p| self.producers.get(p).is_some_and(|p| p.kind() == MediaKind::Video)).collect();
+        for p in consumed {
+            self.request_keyframe_key(p, true, now);
+        }
+        for p in own {
+            self.request_keyframe_key(p, false, now);
+        }
     }
 
     fn on_rtc_event(&mut self, tkey: Key, event: Event, now: Instant) {

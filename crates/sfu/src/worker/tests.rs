@@ -212,7 +212,7 @@ fn only_signed_binding_requests_teach_the_demux_an_address_and_few_of_them() {
     for port in 1000..1100 {
         w.handle_datagram(now, addr(port).0, &signed);
     }
-    assert_eq!(w.by_addr.len(), crate::transport::webrtc::MAX_PEER_ADDRS, "even the peer gets a few");
+    assert_eq!(w.by_addr.len(), crate::transport::path::MAX_PEER_ADDRS, "even the peer gets a few");
     assert!(w.by_addr.contains_key(&addr(1099)) && !w.by_addr.contains_key(&addr(1000)), "the oldest is forgotten");
     w.handle_datagram(now, addr(1092).0, &signed); // confirmed again: now the most recent
     w.handle_datagram(now, addr(2000).0, &signed);

@@ -24,6 +24,12 @@ impl SignalError {
         SignalError::refuse("not_in_room", "the room has closed")
     }
 
+    /// `resumeSession` names no session this user may take back (it left, was replaced, or its
+    /// grace ran out): join again.
+    pub fn session_expired() -> SignalError {
+        SignalError::refuse("session_expired", "no such session to resume (it ended); join the room again")
+    }
+
     /// The reply: `authError` for authentication codes, `error` otherwise.
     pub fn to_message(&self) -> ServerMessage {
         let (code, error) = (self.code, self.message.clone());

@@ -78,6 +78,13 @@ pub enum ClientMessage {
     RestartIce {
         transport_id: TransportId,
     },
+    /// Takes this user's place in `room_id` back on a new socket, transports and all: the
+    /// `resume_token` of the `roomJoined` that made it. For a client whose signaling socket was
+    /// lost (a network change) while its media may still run.
+    ResumeSession {
+        room_id: String,
+        resume_token: String,
+    },
     Ping,
 }
 
@@ -236,6 +243,20 @@ pub enum ServerMessage {
         /// TURN servers with this user's credentials; absent when the server has no TURN.
         #[serde(rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
+        /// The secret that lets a new socket of this client take this session back
+        /// (`resumeSession`); `rt_` and 48 hex digits.
+        resume_token: String,
+    },
+    /// This socket now holds the session `resumeSession` named: what is in the room now (what
+    /// the client heard before may be stale: notifications sent to a lost socket are lost).
+    SessionResumed {
+        room_id: String,
+        /// Every other peer's producers.
+        #[serde(rename = "existingProducers")]
+        existing_producers: Vec<ProducerInfo>,
+        peers: Vec<PeerInfo>,
+        #[serde(rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     RoomLeft {
         room_id: String,
@@ -288,8 +309,9 @@ pub enum ServerMessage {
         #[serde(rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
     },
-    /// This socket's place in the room went to a newer session of the same user (a reload, a
-    /// second tab); the socket is closed after it.
+    /// This socket's place in the room went to a newer session of the same user: a join (a
+    /// reload, a second tab; reason `new_session`) or a `resumeSession` (`resumed`); the socket
+    /// is closed after it.
     SessionReplaced {
         room_id: String,
         reason: &'static str,

@@ -1,7 +1,9 @@
 //! One WebSocket connection: authentication first, then typed signaling messages. The session
 //! answers what concerns the socket itself (auth, ping, rate limits, joining and leaving) and
 //! passes every call message to its room's owner, which checks it against what this peer owns.
-//! Every message is answered, echoing `requestId`. A dropped socket is a leave.
+//! Every message is answered, echoing `requestId`. A socket closed with a close frame (or by us)
+//! is a leave; a lost one (no close frame, or silent) keeps the peer's place for the session
+//! grace, for a new socket to take back with `resumeSession`.
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -13,9 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::SignalError;
 use super::messages::{self, ClientMessage, ServerMessage};
-use super::room::{Member, PeerId, RoomHandle, PEER_QUEUE};
+use super::room::{Claim, Member, PeerId, RoomHandle, PEER_QUEUE};
 use super::Media;
 use crate::plugins::identity::{phone, tokens, User};
+use crate::secret::{random_hex, sha256_hex};
 
 /// Time a new socket has to authenticate.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,11 +69,17 @@ pub async fn run(socket: WebSocket, media: Media) {
     });
     let mut session = Session::new(media, tx);
     let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    // Whether the socket was lost rather than closed (see the module's doc).
+    let mut lost = false;
     loop {
         let authenticated = session.user.is_some();
         let next = tokio::select! {
-            // A newer session of this user took our place in the room: it was told, we close.
-            () = replaced(&mut session.replaced) => break,
+            // A newer session of this user took our place in the room: it was told, we close
+            // and leave nothing (the place is the newer session's now).
+            () = replaced(&mut session.replaced) => {
+                session.joined = None;
+                break;
+            }
             next = next_frame(&mut stream, authenticated, deadline, idle) => next,
         };
         let next = match next {
@@ -81,6 +90,7 @@ pub async fn run(socket: WebSocket, media: Media) {
             }
             Err(Silence::Idle) => {
                 tracing::info!(peer = session.peer_id, "signaling socket silent for {idle:?}; closing it");
+                lost = true;
                 break;
             }
         };
@@ -98,15 +108,37 @@ pub async fn run(socket: WebSocket, media: Media) {
                 }
                 continue;
             }
-            // Closed, or a protocol error such as a frame over the size limit.
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            Some(Ok(Message::Close(_))) => break,
+            // Gone without a close frame (a reset, a network change): lost. A frame we refuse
+            // (over the size limit, not UTF-8, against the protocol) ends it as a leave.
+            None => {
+                lost = true;
+                break;
+            }
+            Some(Err(e)) => {
+                lost = socket_lost(e);
+                break;
+            }
         };
         if !session.handle_text(&text).await {
             break;
         }
     }
-    session.close().await;
+    session.close(lost).await;
     let _ = writer.await;
+}
+
+/// Whether a read error means the connection went away (rather than a frame we refuse).
+fn socket_lost(e: axum::Error) -> bool {
+    use tungstenite::error::{Error, ProtocolError};
+    match e.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(
+            Error::Io(_) | Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+        ) => true,
+        Ok(_) => false,
+        // Not tungstenite's: axum only wraps tungstenite errors; count it as lost.
+        Err(_) => true,
+    }
 }
 
 /// Why no frame came.
@@ -193,6 +225,7 @@ impl Session {
             ClientMessage::Auth { .. } => Err(SignalError::refuse("already_authenticated", "this socket is authenticated")),
             ClientMessage::Ping => Ok(ServerMessage::Pong),
             ClientMessage::JoinRoom { room_id, join_token, rtp_capabilities } => self.join(room_id, &join_token, rtp_capabilities).await,
+            ClientMessage::ResumeSession { room_id, resume_token } => self.resume(room_id, &resume_token).await,
             ClientMessage::LeaveRoom { room_id: Some(other) } if self.joined.as_ref().is_none_or(|j| j.room_id != other) => {
                 Err(SignalError::refuse("not_in_room", format!("not in room {other}")))
             }
@@ -235,7 +268,8 @@ impl Session {
         self.joined.as_ref().map(|j| &j.room).ok_or_else(|| SignalError::refuse("not_in_room", "join a room first"))
     }
 
-    async fn join(&mut self, room_id: String, join_token: &str, rtp_capabilities: RtpCapabilities) -> Result<ServerMessage, SignalError> {
+    /// Refuses a second room on this socket (a call closed under it no longer holds it).
+    fn not_in_a_room(&mut self) -> Result<(), SignalError> {
         if let Some(j) = &self.joined {
             // A call closed under this peer (its media worker failed) no longer holds it.
             if !j.room.is_closed() {
@@ -243,15 +277,24 @@ impl Session {
             }
             self.joined = None;
         }
-        let (user_id, display_name) = match &self.user {
-            Some(user) => (user.user_id.clone(), user.display_name.clone()),
-            None => return Err(SignalError::fatal("not_authenticated", "the first message must be `auth`")),
-        };
+        Ok(())
+    }
+
+    fn user(&self) -> Result<&User, SignalError> {
+        self.user.as_ref().ok_or_else(|| SignalError::fatal("not_authenticated", "the first message must be `auth`"))
+    }
+
+    async fn join(&mut self, room_id: String, join_token: &str, rtp_capabilities: RtpCapabilities) -> Result<ServerMessage, SignalError> {
+        self.not_in_a_room()?;
+        let user = self.user()?;
+        let (user_id, display_name) = (user.user_id.clone(), user.display_name.clone());
         if !self.media.0.core.join_tokens.check(join_token, &user_id, &room_id) {
             return Err(SignalError::refuse("invalid_join_token", "join token invalid, expired or for another room"));
         }
         let (replaced, replaced_rx) = oneshot::channel();
-        let mut member = Member { user_id: user_id.clone(), display_name, tx: self.tx.clone(), rtp_capabilities, replaced };
+        let resume_token = format!("rt_{}", random_hex(24));
+        let resume_hash = sha256_hex(&resume_token);
+        let mut member = Member { user_id: user_id.clone(), display_name, tx: self.tx.clone(), rtp_capabilities, replaced, resume_hash };
         for _ in 0..JOIN_TRIES {
             let room = self.media.0.calls.open(&room_id, &self.media.0.shared).await?;
             match room.join(self.peer_id, member).await {
@@ -264,6 +307,7 @@ impl Session {
                         existing_producers: welcome.existing_producers,
                         peers: welcome.peers,
                         ice_servers: self.media.0.shared.ice_servers(&user_id),
+                        resume_token,
                     });
                 }
                 // The call ended as we arrived: the next try opens a new one.
@@ -274,9 +318,42 @@ impl Session {
         Err(SignalError::refuse("internal", "the call could not be joined; join again"))
     }
 
-    /// The socket closed: leaves the call and gives the user's socket back.
-    async fn close(mut self) {
-        self.leave().await;
+    /// Takes back the session `resume_token` names in `room_id` (this user's, still in the
+    /// call): this socket becomes that peer, with its transports, producers and consumers.
+    async fn resume(&mut self, room_id: String, resume_token: &str) -> Result<ServerMessage, SignalError> {
+        self.not_in_a_room()?;
+        let user_id = self.user()?.user_id.clone();
+        let room = self.media.0.calls.get(&room_id).ok_or_else(SignalError::session_expired)?;
+        let (replaced, replaced_rx) = oneshot::channel();
+        let claim = Claim { user_id: user_id.clone(), resume_hash: sha256_hex(resume_token), tx: self.tx.clone(), replaced };
+        let (peer_id, welcome) = room.resume(claim).await?;
+        tracing::info!(%room_id, old_peer = peer_id, socket = self.peer_id, "session resumed");
+        self.peer_id = peer_id;
+        self.joined = Some(Joined { room_id: room_id.clone(), room });
+        self.replaced = Some(replaced_rx);
+        Ok(ServerMessage::SessionResumed {
+            room_id,
+            existing_producers: welcome.existing_producers,
+            peers: welcome.peers,
+            ice_servers: self.media.0.shared.ice_servers(&user_id),
+        })
+    }
+
+    /// The socket closed (`lost`: without a close frame, or silent): leaves the call, or with a
+    /// session grace and a lost socket, leaves the place to be resumed; gives the user's socket
+    /// back.
+    async fn close(mut self, lost: bool) {
+        let grace = self.media.0.shared.limits.session_grace_seconds > 0;
+        match self.joined.take() {
+            Some(joined) if lost && grace => {
+                self.replaced = None;
+                joined.room.detach(self.peer_id).await;
+            }
+            joined => {
+                self.joined = joined;
+                self.leave().await;
+            }
+        }
         if let Some(user) = &self.user {
             self.media.0.shared.usage.release_socket(&user.user_id);
         }
@@ -321,8 +398,8 @@ impl Driven {
         std::iter::from_fn(|| self.rx.try_recv().ok()).collect()
     }
 
-    /// The socket closed.
-    pub async fn close(self) {
-        self.session.close().await;
+    /// The socket closed (`lost`: without a close frame).
+    pub async fn close(self, lost: bool) {
+        self.session.close(lost).await;
     }
 }

@@ -2,18 +2,20 @@
 //! to it, one command at a time: joins and leaves, signaling requests (each checked against what
 //! the peer owns, then one engine call, then bookkeeping and notifications), engine events, and
 //! the call's end.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use sfu::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
 use sfu::{ConsumerId, ProducerId, RouterId, TransportId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use super::{Command, Member, PeerId, Reply, Welcome};
+use super::peer::{Consuming, Peer};
+use super::{Claim, Command, Member, PeerId, Reply, Welcome};
 use crate::plugins::media::error::SignalError;
 use crate::plugins::media::events::Happened;
-use crate::plugins::media::messages::{ClientMessage, Direction, PeerInfo, ProducerAppData, ProducerInfo, ServerMessage};
+use crate::plugins::media::messages::{ClientMessage, Direction, ProducerAppData, ProducerInfo, ServerMessage};
 use crate::plugins::media::Shared;
 use crate::plugins::rooms::Participant;
 
@@ -28,6 +30,14 @@ enum Departure {
     Replaced,
 }
 
+/// Waits until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Why a call ended: what is left to release depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -37,52 +47,6 @@ enum End {
     WorkerDied,
     /// Every handle was dropped (a room opened by a join that lost a race, or the plugin ended).
     Abandoned,
-}
-
-/// A consumer's producer and the (receive) transport it is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Consuming {
-    producer: ProducerId,
-    transport: TransportId,
-}
-
-struct Peer {
-    user_id: String,
-    display_name: String,
-    tx: mpsc::Sender<String>,
-    rtp_capabilities: RtpCapabilities,
-    replaced: Option<oneshot::Sender<()>>,
-    transports: HashMap<TransportId, Direction>,
-    producers: HashMap<ProducerId, MediaKind>,
-    /// `appData.source` of the producers that named one.
-    sources: HashMap<ProducerId, ProducerAppData>,
-    consumers: HashMap<ConsumerId, Consuming>,
-}
-
-impl Peer {
-    fn new(member: Member) -> Peer {
-        let Member { user_id, display_name, tx, rtp_capabilities, replaced } = member;
-        Peer {
-            user_id,
-            display_name,
-            tx,
-            rtp_capabilities,
-            replaced: Some(replaced),
-            transports: HashMap::new(),
-            producers: HashMap::new(),
-            sources: HashMap::new(),
-            consumers: HashMap::new(),
-        }
-    }
-
-    fn producer_infos(&self) -> impl Iterator<Item = ProducerInfo> + '_ {
-        self.producers.iter().map(|(id, kind)| ProducerInfo {
-            producer_id: id.clone(),
-            kind: *kind,
-            peer_user_id: self.user_id.clone(),
-            app_data: self.sources.get(id).cloned(),
-        })
-    }
 }
 
 pub(super) struct Room {
@@ -102,7 +66,27 @@ impl Room {
 
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let end = loop {
-            let Some(command) = commands.recv().await else { break End::Abandoned };
+            // The next peer whose socket was lost and whose grace runs out.
+            let expiry = self.peers.values().filter_map(|p| p.detached_until).min();
+            let command = tokio::select! {
+                command = commands.recv() => command,
+                () = sleep_until(expiry) => {
+                    let now = Instant::now();
+                    let gone: Vec<PeerId> =
+                        self.peers.iter().filter(|(_, p)| p.detached_until.is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
+                    for id in gone {
+                        tracing::info!(room_id = %self.id, peer = id, "session grace over; the peer leaves");
+                        self.leave(id, Departure::Left).await;
+                    }
+                    if self.peers.is_empty() {
+                        self.close(&mut commands);
+                        self.close_router().await;
+                        break End::Empty;
+                    }
+                    continue;
+                }
+            };
+            let Some(command) = command else { break End::Abandoned };
             match command {
                 Command::Join { peer, member, reply } => {
                     let welcome = self.join(peer, member).await;
@@ -118,6 +102,8 @@ impl Room {
                     }
                     let _ = reply.send(was_in);
                 }
+                Command::Detach { peer, reply } => drop(reply.send(self.detach(peer))),
+                Command::Resume { claim, reply } => drop(reply.send(self.resume(claim))),
                 Command::Request { peer, msg, reply } => drop(reply.send(self.request(peer, msg).await)),
                 Command::Participants { reply } => drop(reply.send(self.participants())),
                 Command::Engine(sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason, .. }) => {
@@ -166,11 +152,12 @@ impl Room {
         self.shared.events.publish(&self.id, what);
     }
 
-    /// Sends `msg` to every peer but `except` (serialized once).
+    /// Sends `msg` to every peer but `except` (serialized once). A peer whose socket was lost
+    /// hears nothing (a new socket taking its session back learns the room's state anew).
     fn notify_all(&self, except: Option<PeerId>, msg: &ServerMessage) {
         let text = msg.render(None);
         for (id, peer) in &self.peers {
-            if Some(*id) != except && peer.tx.try_send(text.clone()).is_err() {
+            if Some(*id) != except && peer.detached_until.is_none() && peer.tx.try_send(text.clone()).is_err() {
                 tracing::warn!(peer = id, "peer queue full or closed; notification dropped");
             }
         }
@@ -187,22 +174,50 @@ impl Room {
         for id in &older {
             self.leave(*id, Departure::Replaced).await;
         }
-        let welcome = Welcome {
-            existing_producers: self.peers.values().flat_map(Peer::producer_infos).collect(),
-            peers: self
-                .peers
-                .values()
-                .map(|p| PeerInfo { peer_user_id: p.user_id.clone(), display_name: p.display_name.clone() })
-                .collect(),
-        };
-        let info = PeerInfo { peer_user_id: member.user_id.clone(), display_name: member.display_name.clone() };
-        tracing::info!(room_id = %self.id, user_id = %info.peer_user_id, peer, replacing = ?older, "peer joined");
+        let welcome = self.welcome(None);
+        let joined = Peer::new(member);
+        tracing::info!(room_id = %self.id, user_id = %joined.user_id, peer, replacing = ?older, "peer joined");
         if older.is_empty() {
-            self.notify_all(Some(peer), &ServerMessage::ParticipantJoined(info));
+            self.notify_all(Some(peer), &ServerMessage::ParticipantJoined(joined.info()));
         }
-        self.peers.insert(peer, Peer::new(member));
+        self.peers.insert(peer, joined);
         self.shared.peers.fetch_add(1, Ordering::Relaxed);
         welcome
+    }
+
+    /// What a peer learns of the others on entering (or taking its session back).
+    fn welcome(&self, except: Option<PeerId>) -> Welcome {
+        let others = || self.peers.iter().filter(move |(id, _)| Some(**id) != except).map(|(_, p)| p);
+        Welcome { existing_producers: others().flat_map(Peer::producer_infos).collect(), peers: others().map(Peer::info).collect() }
+    }
+
+    /// `id`'s socket was lost: it keeps its place for the session grace (none: it leaves now,
+    /// through the session). False if it was not here.
+    fn detach(&mut self, id: PeerId) -> bool {
+        let grace = std::time::Duration::from_secs(self.shared.limits.session_grace_seconds.into());
+        let Some(peer) = self.peers.get_mut(&id) else { return false };
+        peer.detached_until = Some(Instant::now() + grace);
+        tracing::info!(room_id = %self.id, peer = id, ?grace, "signaling socket lost; the session waits to be resumed");
+        true
+    }
+
+    /// Gives the session `claim` names to the new socket: the peer keeps its id, its place and
+    /// its media; its old socket (if the server still holds it) is told and closed.
+    fn resume(&mut self, claim: Claim) -> Result<(PeerId, Welcome), SignalError> {
+        let Some((&id, peer)) = self.peers.iter_mut().find(|(_, p)| p.claimed_by(&claim)) else {
+            return Err(SignalError::session_expired());
+        };
+        let note = ServerMessage::SessionReplaced { room_id: self.id.to_string(), reason: "resumed" };
+        let _ = peer.tx.try_send(note.render(None));
+        if let Some(replaced) = peer.replaced.take() {
+            let _ = replaced.send(()); // the old session closes its socket, and leaves nothing
+        }
+        let Claim { tx, replaced, .. } = claim;
+        peer.tx = tx;
+        peer.replaced = Some(replaced);
+        let was_detached = peer.detached_until.take().is_some();
+        tracing::info!(room_id = %self.id, peer = id, was_detached, "session resumed on a new socket");
+        Ok((id, self.welcome(Some(id))))
     }
 
     /// Removes `id`, closing everything it owns; false if it was not here.
@@ -331,9 +346,11 @@ impl Room {
                 Ok(ServerMessage::ProducerClosed { producer_id })
             }
             // The session answers these itself and never sends them here.
-            ClientMessage::Auth { .. } | ClientMessage::JoinRoom { .. } | ClientMessage::LeaveRoom { .. } | ClientMessage::Ping => {
-                Err(SignalError::refuse("internal", "not a call message"))
-            }
+            ClientMessage::Auth { .. }
+            | ClientMessage::JoinRoom { .. }
+            | ClientMessage::ResumeSession { .. }
+            | ClientMessage::LeaveRoom { .. }
+            | ClientMessage::Ping => Err(SignalError::refuse("internal", "not a call message")),
         }
     }
 

@@ -4,6 +4,7 @@
 //! call it guards are never interleaved with another peer's. The call is the single source of
 //! truth for what a peer may touch.
 mod call;
+mod peer;
 
 use std::sync::Arc;
 
@@ -33,6 +34,19 @@ pub struct Member {
     pub rtp_capabilities: RtpCapabilities,
     /// Fired when a newer session of the same user takes this one's place in the room.
     pub replaced: oneshot::Sender<()>,
+    /// SHA-256 (hex) of the session's resume token.
+    pub resume_hash: String,
+}
+
+/// A new socket's claim on a session it lost (`resumeSession`).
+pub struct Claim {
+    pub user_id: String,
+    /// SHA-256 (hex) of the resume token given.
+    pub resume_hash: String,
+    /// The new socket's queue.
+    pub tx: mpsc::Sender<String>,
+    /// Fired when a newer session takes the place in turn.
+    pub replaced: oneshot::Sender<()>,
 }
 
 /// What a newcomer learns.
@@ -55,6 +69,17 @@ enum Command {
         peer: PeerId,
         reply: oneshot::Sender<bool>,
     },
+    /// The peer's socket was lost: it keeps its place (and media) for the session grace, then
+    /// leaves. Whether the peer was in the room.
+    Detach {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A new socket takes a session back: the peer's id and what is in the room now.
+    Resume {
+        claim: Claim,
+        reply: oneshot::Sender<Result<(PeerId, Welcome), SignalError>>,
+    },
     Request {
         peer: PeerId,
         msg: ClientMessage,
@@ -71,7 +96,8 @@ impl Command {
     fn refuse(self) {
         match self {
             Command::Join { member, reply, .. } => drop(reply.send(Err(member))),
-            Command::Leave { reply, .. } => drop(reply.send(false)),
+            Command::Leave { reply, .. } | Command::Detach { reply, .. } => drop(reply.send(false)),
+            Command::Resume { reply, .. } => drop(reply.send(Err(SignalError::session_expired()))),
             Command::Request { reply, .. } => drop(reply.send(Err(SignalError::room_closed()))),
             Command::Participants { reply } => drop(reply.send(Vec::new())),
             Command::Engine(_) => {}
@@ -128,6 +154,20 @@ impl RoomHandle {
     /// Removes a peer and closes what it holds; false if it was not in the call.
     pub async fn leave(&self, peer: PeerId) -> bool {
         self.ask(|reply| Command::Leave { peer, reply }).await.unwrap_or(false)
+    }
+
+    /// The peer's socket was lost (no close frame, or silent): it stays in the call for the
+    /// session grace, its media untouched, so that a new socket may take it back
+    /// ([`RoomHandle::resume`]); then it leaves. False if it was not in the call.
+    pub async fn detach(&self, peer: PeerId) -> bool {
+        self.ask(|reply| Command::Detach { peer, reply }).await.unwrap_or(false)
+    }
+
+    /// Hands the session `claim` names (same user, same resume token) to a new socket; the old
+    /// socket, if the server still holds it, hears `sessionReplaced {reason: "resumed"}` and is
+    /// closed. `session_expired` when there is no such session (left, replaced, grace over).
+    pub async fn resume(&self, claim: Claim) -> Result<(PeerId, Welcome), SignalError> {
+        self.ask(|reply| Command::Resume { claim, reply }).await.unwrap_or_else(|| Err(SignalError::session_expired()))
     }
 
     /// A signaling message of a peer in the call, answered.
