@@ -45,6 +45,8 @@ pub enum AppError {
     Secret(#[from] SecretError),
     #[error("cannot listen on {addr}: {source} ({})", io_hint(.source, "--listen"))]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source} ({})", io_hint(.source, "--metrics-listen"))]
+    MetricsListen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
     #[error("media engine: {0}")]
@@ -107,8 +109,8 @@ impl App {
             Some(addr) => {
                 let (metrics_router, doc) = telemetry::router(media.clone()).split_for_parts();
                 api.get_openapi_mut().merge(doc);
-                let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Listen { addr, source })?;
-                listener.set_nonblocking(true).map_err(|source| AppError::Listen { addr, source })?;
+                let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::MetricsListen { addr, source })?;
+                listener.set_nonblocking(true).map_err(|source| AppError::MetricsListen { addr, source })?;
                 let metrics_router = metrics_router.fallback(not_found).layer(axum::middleware::from_fn(telemetry::track_http));
                 Some((listener, metrics_router))
             }
