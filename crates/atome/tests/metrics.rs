@@ -189,3 +189,22 @@ fn text_logs_to_a_pipe_have_no_colour_codes() {
     assert!(!stdout.contains("\x1b["), "ANSI codes in {stdout:?}");
     assert!(serde_json::from_str::<Value>(stdout.lines().next().unwrap_or_default()).is_err(), "text, not JSON");
 }
+
+#[tokio::test]
+async fn a_failed_worker_shows_down_and_loses_its_counters() {
+    let s = TestServer::start().await;
+    let _ = s.engine.inject_fault(1, None).await; // unanswered by design: the worker stops
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let samples = loop {
+        let samples = parse(&scrape(&s.base).await.1);
+        if value(&samples, "atome_worker_up", &[("worker", "1")]) == Some(0.0) {
+            break samples;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "worker 1 still up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(value(&samples, "atome_worker_up", &[("worker", "0")]), Some(1.0));
+    assert!(value(&samples, "atome_worker_packets_in_total", &[("worker", "1")]).is_none());
+    assert!(value(&samples, "atome_worker_cpu_seconds_total", &[("worker", "1")]).is_some());
+    s.stop().await;
+}
