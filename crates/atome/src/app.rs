@@ -9,7 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::any;
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
@@ -27,6 +27,8 @@ use crate::plugins::Plugin;
 use crate::secret::{SecretError, ServerSecret};
 use crate::startup::{self, io_hint};
 use crate::turn::Turn;
+use crate::{openapi, telemetry};
+use utoipa_axum::router::OpenApiRouter;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -43,18 +45,24 @@ pub enum AppError {
     Secret(#[from] SecretError),
     #[error("cannot listen on {addr}: {source} ({})", io_hint(.source, "--listen"))]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source} ({})", io_hint(.source, "--metrics-listen"))]
+    MetricsListen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
     #[error("media engine: {0}")]
     Media(String),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("OpenAPI document: {0}")]
+    OpenApi(serde_json::Error),
 }
 
 pub struct App {
     core: Core,
     router: Router,
     listener: std::net::TcpListener,
+    /// `--metrics-listen`: its listener and the router that serves `/metrics` there.
+    metrics: Option<(std::net::TcpListener, Router)>,
     plugins: Vec<Arc<dyn Plugin>>,
     engine: sfu::Engine,
     #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
@@ -64,6 +72,7 @@ pub struct App {
 impl App {
     /// Opens the database, starts the plugins and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<App, AppError> {
+        telemetry::install();
         config.validate().map_err(AppError::Config)?;
         Identity::check_config(&config).map_err(AppError::Config)?;
         let turn = Turn::from_config(&config).map_err(AppError::Config)?;
@@ -86,11 +95,28 @@ impl App {
         let identity = Arc::new(Identity::new(core.clone(), secret, user_created_sql));
         let plugins: Vec<Arc<dyn Plugin>> = vec![identity, contacts, rooms, Arc::new(media.clone())];
 
-        let mut router = Router::new();
+        let mut api = OpenApiRouter::with_openapi(openapi::base());
         for plugin in &plugins {
             tracing::debug!(plugin = plugin.name(), "plugin routes registered");
-            router = router.merge(plugin.router());
+            api = api.merge(plugin.router());
         }
+        api = api.merge(openapi::router());
+        let metrics = match core.config.metrics_listen {
+            None => {
+                api = api.merge(telemetry::router(media.clone()));
+                None
+            }
+            Some(addr) => {
+                let (metrics_router, doc) = telemetry::router(media.clone()).split_for_parts();
+                api.get_openapi_mut().merge(doc);
+                let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::MetricsListen { addr, source })?;
+                listener.set_nonblocking(true).map_err(|source| AppError::MetricsListen { addr, source })?;
+                let metrics_router = metrics_router.fallback(not_found).layer(axum::middleware::from_fn(telemetry::track_http));
+                Some((listener, metrics_router))
+            }
+        };
+        let (mut router, doc) = api.split_for_parts();
+        let doc = openapi::Document::new(&doc).map_err(AppError::OpenApi)?;
         let web = startup::find_web_dir(&core.config, std::env::current_exe().ok().as_deref());
         web.log();
         router = match web.dir() {
@@ -105,7 +131,9 @@ impl App {
             .layer(axum::middleware::map_response(crate::http::error::ensure_error_shape))
             .layer(axum::middleware::map_request(client_ip::layer(Arc::new(core.config.limits.trusted_proxies.clone()))))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
-            .layer(TraceLayer::new_for_http());
+            .layer(Extension(doc))
+            .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn(telemetry::track_http));
         if core.config.tls_cert.is_some() {
             router = router.layer(axum::middleware::map_response(hsts));
         }
@@ -113,11 +141,16 @@ impl App {
         let addr = core.config.listen;
         let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Listen { addr, source })?;
         listener.set_nonblocking(true).map_err(|source| AppError::Listen { addr, source })?;
-        Ok(App { core, router, listener, plugins, engine, media })
+        Ok(App { core, router, listener, metrics, plugins, engine, media })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.core.config.listen)
+    }
+
+    /// Where `/metrics` is served when `--metrics-listen` is set (port 0 resolved).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn core(&self) -> &Core {
@@ -137,13 +170,16 @@ impl App {
 
     /// Serves until `shutdown` completes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let App { core, router, listener, plugins, .. } = self;
+        let App { core, router, listener, metrics, plugins, .. } = self;
         let maintenance = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
                 for p in &plugins {
                     p.maintain();
+                }
+                if let Some(handle) = telemetry::install() {
+                    handle.run_upkeep();
                 }
             }
         });
@@ -169,8 +205,18 @@ impl App {
         if tls.is_none() {
             tracing::info!("listening on http://{addr}");
         }
+        let metrics_server = metrics.map(|(metrics_listener, metrics_router)| {
+            if let Ok(addr) = metrics_listener.local_addr() {
+                tracing::info!("metrics on http://{addr}/metrics");
+            }
+            let limits = connection_limits.clone();
+            tokio::spawn(server::serve(metrics_listener, metrics_router, None, limits, std::future::pending()))
+        });
         let result = server::serve(listener, router, tls, connection_limits, shutdown).await;
         maintenance.abort();
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
         result.map_err(AppError::Serve)
     }
 }

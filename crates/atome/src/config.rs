@@ -26,6 +26,13 @@ pub struct Config {
     /// Address of the HTTP(S) and WebSocket listener.
     #[arg(long, env = "ATOME_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
+    /// Serve `GET /metrics` (Prometheus) on this address, plain HTTP, and not on `--listen`
+    /// (default: on `--listen`).
+    #[arg(long, env = "ATOME_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log lines as `text` or `json` (one object per line).
+    #[arg(long, env = "ATOME_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
     /// Directory holding the SQLite database, outbox and recordings.
     #[arg(long, env = "ATOME_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -6,10 +6,13 @@ pub mod db;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod http;
+pub mod logging;
+pub mod openapi;
 pub mod plugins;
 pub mod ratelimit;
 pub mod secret;
 pub mod startup;
+pub mod telemetry;
 pub mod turn;
 
 pub use app::{App, AppError};

@@ -1,10 +1,10 @@
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))).init();
+    // Flags first (a bad one is clap's message on stderr), so that --log-format applies.
     let config = atome::Config::parse();
+    atome::logging::init(config.log_format);
     let app = match atome::App::build(config).await {
         Ok(app) => app,
         Err(e) => {

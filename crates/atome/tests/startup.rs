@@ -40,6 +40,7 @@ fn spawn_server(binary: &Path, cwd: &Path, args: &[&str]) -> (Child, String, Vec
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not say where it listens: {lines:#?}");
 }
 

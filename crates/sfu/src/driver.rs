@@ -4,7 +4,9 @@
 //! the worker's next timeout or [`MAX_SLEEP`]. No locks and no async runtime on the media path.
 use std::net::UdpSocket;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -22,6 +24,9 @@ const MAX_SLEEP: Duration = Duration::from_millis(5);
 const MIN_SLEEP: Duration = Duration::from_millis(1);
 /// Faults in consecutive turns after which the worker gives up.
 const MAX_FAULTS_IN_A_ROW: u32 = 3;
+/// How often the thread's CPU time is read for [`crate::WorkerStats::cpu_seconds`] (one system
+/// call; every turn would cost a measurable share under load).
+const CPU_EVERY: Duration = Duration::from_millis(100);
 
 /// How a worker's loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +46,10 @@ pub(crate) struct Driver {
     tx: SendBatch,
     /// The descriptors waited on (kept for its allocation).
     fds: Vec<std::os::fd::RawFd>,
+    /// CPU time of this thread (user + system), in nanoseconds, read every [`CPU_EVERY`].
+    cpu_ns: Arc<AtomicU64>,
+    /// When `cpu_ns` was last read.
+    cpu_read: Instant,
 }
 
 impl Driver {
@@ -50,14 +59,22 @@ impl Driver {
         tcp: Option<TcpMux>,
         commands: Receiver<Command>,
         events: UnboundedSender<EngineEvent>,
+        cpu_ns: Arc<AtomicU64>,
     ) -> Driver {
-        Driver { worker, socket, tcp, commands, events, rx: RecvBatch::new(), tx: SendBatch::default(), fds: Vec::new() }
+        let cpu_read = Instant::now();
+        Driver { worker, socket, tcp, commands, events, rx: RecvBatch::new(), tx: SendBatch::default(), fds: Vec::new(), cpu_ns, cpu_read }
     }
 
     /// Runs until the engine is dropped (`Exit::EngineDropped`) or faults repeat past recovery
     /// (`Exit::Failed`). A panic while handling one datagram or command closes the transport
     /// involved (see [`Worker::recover`]) and the worker goes on.
     pub fn run(mut self) -> Exit {
+        let exit = self.run_turns();
+        self.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+        exit
+    }
+
+    fn run_turns(&mut self) -> Exit {
         let index = self.worker.index();
         let mut faults_in_a_row = 0;
         loop {
@@ -83,6 +100,10 @@ impl Driver {
     /// One turn; false once the engine is gone.
     fn turn(&mut self) -> bool {
         let now = Instant::now();
+        if now.saturating_duration_since(self.cpu_read) >= CPU_EVERY {
+            self.cpu_read = now;
+            self.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+        }
         loop {
             match self.commands.try_recv() {
                 Ok(cmd) => self.worker.handle_command(now, cmd),
@@ -134,6 +155,17 @@ impl Driver {
             self.rx.recv(&self.socket);
         }
     }
+}
+
+/// CPU time the calling thread has used (user + system), in nanoseconds; 0 if unreadable.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -2,7 +2,7 @@
 //! operation to the worker its id names, awaiting the answer. Cheap to clone; the workers stop
 //! when the last handle is dropped.
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use crate::ortc;
 use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
 use crate::tcp::TcpMux;
 use crate::worker::{Command, Worker, WorkerConfig};
-use crate::{ConsumerOptions, Direction, EngineEvent, EngineStats, WebRtcTransportOptions};
+use crate::{ConsumerOptions, Direction, EngineEvent, EngineStats, WebRtcTransportOptions, WorkerStats};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -111,6 +111,8 @@ struct WorkerHandle {
     addr: SocketAddr,
     routers: AtomicUsize,
     failed: Arc<AtomicBool>,
+    /// CPU time of the worker's thread in nanoseconds, written by the thread (driver.rs).
+    cpu_ns: Arc<AtomicU64>,
 }
 
 /// Handle to the media engine; cheap to clone. Workers stop when the last handle is dropped.
@@ -146,17 +148,19 @@ impl Engine {
             let worker_events = events_tx.clone();
             let failed = Arc::new(AtomicBool::new(false));
             let notice = DeathNotice { index, failed: failed.clone(), events: events_tx.clone(), armed: true };
+            let cpu_ns = Arc::new(AtomicU64::new(0));
+            let thread_cpu_ns = cpu_ns.clone();
             std::thread::Builder::new()
                 .name(format!("media-worker-{index}"))
                 .spawn(move || {
                     let mut notice = notice; // the whole guard moves into the thread
                     let worker = Worker::new(worker_config, Instant::now());
-                    let exit = Driver::new(worker, socket, tcp, rx, worker_events).run();
+                    let exit = Driver::new(worker, socket, tcp, rx, worker_events, thread_cpu_ns).run();
                     notice.armed = exit != Exit::EngineDropped;
                 })
                 .map_err(StartError::Spawn)?;
             tracing::info!(worker = index, %local, tcp = config.tcp, "media worker started");
-            workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0), failed });
+            workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0), failed, cpu_ns });
         }
         Ok(Engine { workers: Arc::new(workers), caps, events: Arc::new(std::sync::Mutex::new(Some(events_rx))) })
     }
@@ -334,5 +338,21 @@ impl Engine {
             total.add(&s);
         }
         Ok(total)
+    }
+
+    /// Each worker's figures, in worker order (for metrics): a worker that failed for good, or
+    /// that does not answer, has `up: false` and no counters; its CPU time is still given.
+    pub async fn worker_stats(&self) -> Vec<WorkerStats> {
+        let mut out = Vec::with_capacity(self.workers.len());
+        for (index, w) in self.workers.iter().enumerate() {
+            let stats = if w.failed.load(Ordering::SeqCst) {
+                None
+            } else {
+                self.call(Some(index), CallError::WorkerGone, |reply| Command::Stats { reply }).await.ok()
+            };
+            let cpu_seconds = w.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9;
+            out.push(WorkerStats { index, up: stats.is_some(), cpu_seconds, stats });
+        }
+        out
     }
 }

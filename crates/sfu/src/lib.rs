@@ -111,6 +111,20 @@ pub struct EngineStats {
     pub rtp_guarded: u64,
 }
 
+/// One worker's figures, from [`Engine::worker_stats`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WorkerStats {
+    /// The worker's index (its UDP port is the base port + index).
+    pub index: usize,
+    /// Running and answering; false once it failed for good.
+    pub up: bool,
+    /// CPU time its thread has used, user + system, in seconds (read by the thread every 100 ms
+    /// or so, so up to that much behind).
+    pub cpu_seconds: f64,
+    /// Its counters (`workers` = 1); `None` when it is not up.
+    pub stats: Option<EngineStats>,
+}
+
 impl EngineStats {
     pub(crate) fn add(&mut self, o: &EngineStats) {
         self.routers += o.routers;

@@ -43,6 +43,13 @@ async fn publish_and_receive(first: MediaKind) {
     let stats = engine.stats().await.unwrap();
     assert!(stats.keyframe_requests >= 1);
     assert_eq!((stats.routers, stats.transports, stats.producers, stats.consumers), (1, 2, 2, 2));
+    // Per worker: the same objects, split; every worker up with some CPU time.
+    let per_worker = engine.worker_stats().await;
+    assert_eq!(per_worker.len(), stats.workers);
+    assert!(per_worker.iter().all(|w| w.up && w.cpu_seconds > 0.0), "{per_worker:?}");
+    let objects = |f: fn(&sfu::EngineStats) -> usize| per_worker.iter().filter_map(|w| w.stats.as_ref()).map(f).sum::<usize>();
+    assert_eq!((objects(|s| s.routers), objects(|s| s.transports), objects(|s| s.producers), objects(|s| s.consumers)), (1, 2, 2, 2));
+    assert!(per_worker.iter().filter_map(|w| w.stats.as_ref()).map(|s| s.rtp_forwarded).sum::<u64>() >= stats.rtp_forwarded);
     engine.close_router(router).await.unwrap();
     let stats = engine.stats().await.unwrap();
     assert_eq!((stats.routers, stats.transports, stats.producers, stats.consumers), (0, 0, 0, 0));

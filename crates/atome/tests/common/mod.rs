@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestServer {
     pub base: String,
+    /// `http://addr` of the `--metrics-listen` listener, when set.
+    pub metrics_base: Option<String>,
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -38,6 +40,7 @@ impl TestServer {
         tweak(&mut config);
         let app = App::build(config).await.expect("server builds");
         let addr = app.local_addr();
+        let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let engine = app.engine().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -49,6 +52,7 @@ impl TestServer {
         });
         TestServer {
             base: format!("http://{addr}"),
+            metrics_base,
             data_dir: data_dir.to_path_buf(),
             stop: Some(tx),
             task: Some(task),

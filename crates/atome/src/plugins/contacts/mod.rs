@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRef, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
@@ -40,8 +41,8 @@ impl Contacts {
     pub fn new(core: Core) -> Contacts {
         let limits = &core.config.limits;
         Contacts(Arc::new(ContactsInner {
-            per_user: KeyedLimit::new(limits.contact_requests_per_hour, HOUR),
-            per_ip: KeyedLimit::new(limits.contact_requests_per_ip_hour, HOUR),
+            per_user: KeyedLimit::new("contact_request_per_user", limits.contact_requests_per_hour, HOUR),
+            per_ip: KeyedLimit::new("contact_request_per_ip", limits.contact_requests_per_ip_hour, HOUR),
             core,
         }))
     }
@@ -61,12 +62,12 @@ impl Plugin for Contacts {
         self.prune_limits();
     }
 
-    fn router(&self) -> Router {
-        Router::new()
-            .route("/contacts/request", post(request))
-            .route("/contacts/requests", get(list_requests))
-            .route("/contacts/respond", post(respond))
-            .route("/contacts", get(list_contacts))
+    fn router(&self) -> OpenApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(request))
+            .routes(routes!(list_requests))
+            .routes(routes!(respond))
+            .routes(routes!(list_contacts))
             .with_state(self.clone())
     }
 
@@ -127,12 +128,14 @@ fn answer(request_id: &str, status: &str) -> Json<Value> {
     ok(json!({"request_id": request_id, "status": status}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RequestBody {
     to_phone_e164: String,
 }
 
+/// Asks the owner of a phone number to connect (registered or not: the answer is the same).
+#[utoipa::path(post, path = "/contacts/request", operation_id = "contact_request", tag = "contacts", request_body = RequestBody, responses((status = 200, description = "`{request: {request_id, status, ...}}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token"), (status = 429, description = "Rate limited (`retry_after` in seconds)")), security(("bearer" = [])))]
 async fn request(
     State(c): State<Contacts>,
     ClientIp(ip): ClientIp,
@@ -192,6 +195,8 @@ async fn request(
     Ok(answer(&stored.request_id, "pending"))
 }
 
+/// Connection requests sent and received.
+#[utoipa::path(get, path = "/contacts/requests", operation_id = "contact_requests", tag = "contacts", responses((status = 200, description = "`{incoming: [...], outgoing: [...]}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token")), security(("bearer" = [])))]
 async fn list_requests(State(c): State<Contacts>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let db = &c.0.core.db;
@@ -227,7 +232,7 @@ async fn list_requests(State(c): State<Contacts>, auth: AuthUser) -> ApiResult<J
     Ok(ok(json!({"incoming": incoming, "outgoing": outgoing})))
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Decision {
     Accepted,
@@ -245,13 +250,15 @@ impl Decision {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RespondBody {
     request_id: String,
     decision: Decision,
 }
 
+/// Accepts, rejects or blocks a request addressed to the user.
+#[utoipa::path(post, path = "/contacts/respond", operation_id = "contact_respond", tag = "contacts", request_body = RespondBody, responses((status = 200, description = "`{request: {...}}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token"), (status = 404, description = "No such request for this user")), security(("bearer" = [])))]
 async fn respond(State(c): State<Contacts>, auth: AuthUser, ApiJson(body): ApiJson<RespondBody>) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let db = &c.0.core.db;
@@ -275,6 +282,8 @@ async fn respond(State(c): State<Contacts>, auth: AuthUser, ApiJson(body): ApiJs
     Ok(answer(&row.request_id, body.decision.as_str()))
 }
 
+/// The user's connections.
+#[utoipa::path(get, path = "/contacts", operation_id = "contacts", tag = "contacts", responses((status = 200, description = "`{contacts: [...]}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token")), security(("bearer" = [])))]
 async fn list_contacts(State(c): State<Contacts>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let rows: Vec<(String, String, String, i64)> = sqlx::query_as(

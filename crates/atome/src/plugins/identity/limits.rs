@@ -46,11 +46,11 @@ pub struct OtpLimits {
 impl OtpLimits {
     pub fn new(limits: &Limits) -> OtpLimits {
         OtpLimits {
-            requests_per_source: KeyedLimit::new(limits.otp_per_ip_15min, QUARTER_HOUR),
-            requests_per_number: KeyedLimit::new(limits.otp_per_number_hour, HOUR),
-            request_backoff: Backoff::new(1, Duration::from_secs(30), Duration::from_secs(30 * 60), HOUR),
-            verifies_per_source: KeyedLimit::new(limits.otp_verify_per_ip_15min, QUARTER_HOUR),
-            guess_backoff: Backoff::new(3, Duration::from_secs(120), Duration::from_secs(30 * 60), HOUR),
+            requests_per_source: KeyedLimit::new("otp_request_per_ip", limits.otp_per_ip_15min, QUARTER_HOUR),
+            requests_per_number: KeyedLimit::new("otp_request_per_number", limits.otp_per_number_hour, HOUR),
+            request_backoff: Backoff::new("otp_request_backoff", 1, Duration::from_secs(30), Duration::from_secs(30 * 60), HOUR),
+            verifies_per_source: KeyedLimit::new("otp_verify_per_ip", limits.otp_verify_per_ip_15min, QUARTER_HOUR),
+            guess_backoff: Backoff::new("otp_guess_backoff", 3, Duration::from_secs(120), Duration::from_secs(30 * 60), HOUR),
             guesses_per_number_hour: limits.otp_guesses_per_number_hour.max(1),
         }
     }
@@ -90,6 +90,8 @@ impl OtpLimits {
 /// `forget` starts afresh. Unlike a fixed window, a patient user is never shut out for long,
 /// and someone hammering gets ever fewer tries.
 pub struct Backoff<K> {
+    /// The `kind` label of `atome_rate_limited_total`.
+    kind: &'static str,
     free: u32,
     base: Duration,
     max: Duration,
@@ -99,13 +101,17 @@ pub struct Backoff<K> {
 }
 
 impl<K: Hash + Eq + Clone> Backoff<K> {
-    pub fn new(free: u32, base: Duration, max: Duration, forget: Duration) -> Backoff<K> {
-        Backoff { free, base, max, forget, state: Mutex::new(HashMap::new()) }
+    /// `kind` names it in `atome_rate_limited_total{kind}`.
+    pub fn new(kind: &'static str, free: u32, base: Duration, max: Duration, forget: Duration) -> Backoff<K> {
+        Backoff { kind, free, base, max, forget, state: Mutex::new(HashMap::new()) }
     }
 
     /// Counts one event for `key`, or says how long to wait.
     pub fn check(&self, key: &K) -> Result<(), ApiError> {
-        self.check_at(key, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })
+        self.check_at(key, Instant::now()).map_err(|retry_after| {
+            crate::telemetry::rate_limited(self.kind);
+            ApiError::RateLimited { retry_after }
+        })
     }
 
     fn check_at(&self, key: &K, now: Instant) -> Result<(), Duration> {
@@ -147,7 +153,7 @@ mod tests {
 
     #[test]
     fn backoff_allows_the_free_ones_then_doubles_the_wait_up_to_max() {
-        let b = Backoff::new(2, 10 * S, 35 * S, 3600 * S);
+        let b = Backoff::new("test", 2, 10 * S, 35 * S, 3600 * S);
         let t0 = Instant::now();
         assert_eq!(b.check_at(&"k", t0), Ok(()));
         assert_eq!(b.check_at(&"k", t0), Ok(()));
@@ -171,7 +177,7 @@ mod tests {
         // The defaults: whatever the timing, one source gets at most 4 guesses in any 5 minutes
         // (a code's lifetime: it cannot spend a code's 5 tries alone) and at most 7 in an hour
         // (under half the number's 15).
-        let b = Backoff::new(3, 120 * S, 1800 * S, 3600 * S);
+        let b = Backoff::new("otp_guess_backoff", 3, 120 * S, 1800 * S, 3600 * S);
         let t0 = Instant::now();
         let mut taken = Vec::new();
         for s in 0..3600 {

@@ -9,10 +9,11 @@ pub mod tokens;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::core::Core;
@@ -163,36 +164,39 @@ impl Plugin for Identity {
         otp::forget_stale(&self.0.core.db);
     }
 
-    fn router(&self) -> Router {
-        let mut router = Router::new()
-            .route("/auth/otp/request", post(otp::request))
-            .route("/auth/otp/verify", post(otp::verify))
-            .route("/auth/me", get(me))
-            .route("/auth/logout", post(logout));
+    fn router(&self) -> OpenApiRouter {
+        let mut router =
+            OpenApiRouter::new().routes(routes!(otp::request)).routes(routes!(otp::verify)).routes(routes!(me)).routes(routes!(logout));
         if self.0.core.config.dev_auth {
-            router = router.route("/auth/dev-login", post(dev_login));
+            router = router.routes(routes!(dev_login));
         }
         router.with_state(self.clone())
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DevLogin {
     phone_e164: String,
     display_name: Option<String>,
 }
 
+/// Logs in by phone number alone (only with `--dev-auth`).
+#[utoipa::path(post, path = "/auth/dev-login", tag = "identity", request_body = DevLogin, responses((status = 200, description = "`{token, user}`"), (status = 400, description = "Invalid input (`code` says which)")))]
 async fn dev_login(State(id): State<Identity>, ApiJson(body): ApiJson<DevLogin>) -> ApiResult<Json<Value>> {
     let phone = id.normalize(&body.phone_e164)?;
     let user = id.find_or_create(&phone, body.display_name.as_deref()).await?;
     id.login_response(user).await
 }
 
+/// The authenticated user.
+#[utoipa::path(get, path = "/auth/me", tag = "identity", responses((status = 200, description = "`{user: {user_id, phone_e164, display_name, created_at}}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token")), security(("bearer" = [])))]
 async fn me(auth: AuthUser) -> Json<Value> {
     ok(json!({"user": auth.user.view()}))
 }
 
+/// Revokes the bearer token used.
+#[utoipa::path(post, path = "/auth/logout", tag = "identity", responses((status = 200, description = "`{}`: the token no longer works"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token")), security(("bearer" = [])))]
 async fn logout(State(id): State<Identity>, auth: AuthUser) -> ApiResult<Json<Value>> {
     tokens::revoke(&id.0.core.db, &auth.token_hash).await?;
     Ok(ok(json!({})))

@@ -20,12 +20,14 @@ pub const OTP_MAX_WRONG: i64 = 5;
 /// The window of a number's guess budget.
 const GUESS_WINDOW_MS: i64 = 60 * 60 * 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OtpRequest {
     phone_e164: String,
 }
 
+/// Sends a one-time code to the number (`--sms-sender`).
+#[utoipa::path(post, path = "/auth/otp/request", operation_id = "otp_request", tag = "identity", request_body = OtpRequest, responses((status = 200, description = "`{expires_in}` (seconds)"), (status = 400, description = "Invalid input (`code` says which)"), (status = 429, description = "Rate limited (`retry_after` in seconds)"), (status = 503, description = "`otp_unavailable`: no SMS sender")))]
 pub(super) async fn request(
     State(id): State<Identity>,
     ClientIp(ip): ClientIp,
@@ -53,7 +55,7 @@ pub(super) async fn request(
     Ok(ok(json!({"expires_in": OTP_TTL.as_secs()})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OtpVerify {
     phone_e164: String,
@@ -61,6 +63,8 @@ pub(super) struct OtpVerify {
     display_name: Option<String>,
 }
 
+/// Checks a one-time code; the user is created at first login.
+#[utoipa::path(post, path = "/auth/otp/verify", operation_id = "otp_verify", tag = "identity", request_body = OtpVerify, responses((status = 200, description = "`{token, user}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 429, description = "Rate limited (`retry_after` in seconds)")))]
 pub(super) async fn verify(
     State(id): State<Identity>,
     ClientIp(ip): ClientIp,
@@ -134,6 +138,7 @@ async fn not_judged(db: &Db, phone: &str, now: i64, budget: u32) -> Result<ApiEr
         ApiError::bad_request("code_expired", "the code has expired; request a new one")
     } else if window_start + GUESS_WINDOW_MS > now && guesses >= i64::from(budget) {
         // Before the code's tries: a new code would not help until the window ends.
+        crate::telemetry::rate_limited("otp_guesses_per_number");
         ApiError::RateLimited { retry_after: Duration::from_millis((window_start + GUESS_WINDOW_MS - now) as u64) }
     } else if attempts >= OTP_MAX_WRONG {
         ApiError::bad_request("too_many_attempts", "too many wrong codes; request a new one")

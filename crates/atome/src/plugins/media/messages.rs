@@ -88,6 +88,29 @@ pub enum ClientMessage {
     Ping,
 }
 
+impl ClientMessage {
+    /// Its `type` as the client wrote it (`"auth"`, `"joinRoom"`, ...): the metrics' label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Auth { .. } => "auth",
+            ClientMessage::JoinRoom { .. } => "joinRoom",
+            ClientMessage::CreateTransport { .. } => "createTransport",
+            ClientMessage::ConnectTransport { .. } => "connectTransport",
+            ClientMessage::Produce { .. } => "produce",
+            ClientMessage::Consume { .. } => "consume",
+            ClientMessage::ResumeConsumer { .. } => "resumeConsumer",
+            ClientMessage::PauseConsumer { .. } => "pauseConsumer",
+            ClientMessage::PauseProducer { .. } => "pauseProducer",
+            ClientMessage::ResumeProducer { .. } => "resumeProducer",
+            ClientMessage::CloseProducer { .. } => "closeProducer",
+            ClientMessage::LeaveRoom { .. } => "leaveRoom",
+            ClientMessage::RestartIce { .. } => "restartIce",
+            ClientMessage::ResumeSession { .. } => "resumeSession",
+            ClientMessage::Ping => "ping",
+        }
+    }
+}
+
 /// A message parsed from one WebSocket text frame: its `requestId` exactly as sent (any JSON
 /// value, kept as raw text so that `18446744073709551616` or `-0` come back unchanged) and the
 /// typed message, or why it could not be read.

@@ -17,11 +17,12 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sfu::rtp_parameters::RtpCapabilities;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Limits;
 use crate::core::Core;
@@ -121,6 +122,16 @@ impl Media {
         &self.0.shared.engine
     }
 
+    /// Calls in progress (rooms with a router).
+    pub fn rooms(&self) -> usize {
+        self.0.calls.count()
+    }
+
+    /// Peers in all calls.
+    pub fn peers(&self) -> usize {
+        self.0.shared.peers.load(Ordering::Relaxed)
+    }
+
     fn next_peer_id(&self) -> u64 {
         self.0.next_peer.fetch_add(1, Ordering::Relaxed)
     }
@@ -131,10 +142,10 @@ impl Plugin for Media {
         "media"
     }
 
-    fn router(&self) -> Router {
-        Router::new()
-            .route("/ws", get(ws))
-            .route("/health", get(health))
+    fn router(&self) -> OpenApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(ws))
+            .routes(routes!(health))
             .with_state(self.clone())
             .merge(recording::routes(self.0.recorder.clone()))
     }
@@ -157,6 +168,10 @@ impl Calls for Media {
     }
 }
 
+/// The signaling WebSocket (mediasoup-client's protocol, docs/protocol.md): upgrade, then
+/// authenticate with `{"type": "auth", "token"}` within 10 s; every message is JSON with a `type`
+/// and an optional `requestId` echoed in the answer.
+#[utoipa::path(get, path = "/ws", tag = "media", responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, description = "`websocket_upgrade_required`: not a WebSocket handshake")))]
 async fn ws(State(media): State<Media>, upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
     // Not a WebSocket handshake (a plain GET, a wrong version): our error shape, not axum's text.
     let upgrade = match upgrade {
@@ -188,6 +203,8 @@ struct Health {
     media: Option<sfu::EngineStats>,
 }
 
+/// Liveness and load: `{status, version, workers, media_workers: [{index, state, routers, addr}], rooms, peers, media: {routers, transports, producers, consumers, packets_in, ...}}` (no authentication).
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The server is up; figures of its media engine")))]
 async fn health(State(media): State<Media>) -> Json<Health> {
     let engine = media.engine();
     Json(Health {

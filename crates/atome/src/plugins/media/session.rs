@@ -19,6 +19,7 @@ use super::room::{Claim, Member, PeerId, RoomHandle, PEER_QUEUE};
 use super::Media;
 use crate::plugins::identity::{phone, tokens, User};
 use crate::secret::{random_hex, sha256_hex};
+use crate::telemetry;
 
 /// Time a new socket has to authenticate.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,6 +104,7 @@ pub async fn run(socket: WebSocket, media: Media) {
             // Control frames count against the message budget too (a ping flood is a flood).
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                 if session.messages.check().is_err() {
+                    telemetry::rate_limited("ws_messages");
                     session.send(&ServerMessage::Error { code: "rate_limited", error: "too many messages; closing".into() }).await;
                     break;
                 }
@@ -200,8 +202,12 @@ impl Session {
     /// Handles one text frame; false when the socket must close.
     async fn handle_text(&mut self, text: &str) -> bool {
         let messages::Incoming { request_id, msg } = messages::parse(text);
+        telemetry::ws_message(msg.as_ref().map_or("invalid", ClientMessage::kind));
         let result = match msg {
-            _ if self.messages.check().is_err() => Err(SignalError::fatal("rate_limited", "too many messages; closing")),
+            _ if self.messages.check().is_err() => {
+                telemetry::rate_limited("ws_messages");
+                Err(SignalError::fatal("rate_limited", "too many messages; closing"))
+            }
             Err(e) if self.user.is_none() => Err(SignalError::fatal("not_authenticated", format!("expected an auth message: {e}"))),
             Err(e) => Err(SignalError::refuse("invalid_message", e)),
             Ok(msg) => self.handle(msg).await,
@@ -236,6 +242,7 @@ impl Session {
             ClientMessage::CreateTransport { .. } => {
                 let room = self.room()?;
                 if self.transports.check().is_err() {
+                    telemetry::rate_limited("ws_transports");
                     return Err(SignalError::refuse("rate_limited", "too many transports created; wait a minute"));
                 }
                 room.request(self.peer_id, msg).await

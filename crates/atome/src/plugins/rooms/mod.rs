@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRef, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sfu::rtp_parameters::RtpCapabilities;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::core::Core;
 use crate::db::{iso, new_id, now_ms, Db};
@@ -21,7 +22,7 @@ use crate::ratelimit::KeyedLimit;
 
 const NAME_MAX: usize = 80;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Private,
@@ -162,8 +163,8 @@ impl Rooms {
         let limits = &core.config.limits;
         Rooms(Arc::new(RoomsInner {
             calls,
-            joins_per_user: KeyedLimit::new(limits.joins_per_minute, Duration::from_secs(60)),
-            joins_per_ip: KeyedLimit::new(limits.joins_per_ip_minute, Duration::from_secs(60)),
+            joins_per_user: KeyedLimit::new("room_join_per_user", limits.joins_per_minute, Duration::from_secs(60)),
+            joins_per_ip: KeyedLimit::new("room_join_per_ip", limits.joins_per_ip_minute, Duration::from_secs(60)),
             core,
         }))
     }
@@ -183,12 +184,12 @@ impl Plugin for Rooms {
         self.prune_limits();
     }
 
-    fn router(&self) -> Router {
-        Router::new()
-            .route("/rooms", post(create).get(list))
-            .route("/rooms/{room_id}", get(show))
-            .route("/rooms/{room_id}/invite", post(invite))
-            .route("/rooms/{room_id}/join", post(join))
+    fn router(&self) -> OpenApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(create, list))
+            .routes(routes!(show))
+            .routes(routes!(invite))
+            .routes(routes!(join))
             .with_state(self.clone())
     }
 
@@ -197,13 +198,15 @@ impl Plugin for Rooms {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: Option<String>,
     visibility: Option<Visibility>,
 }
 
+/// Creates a room owned by the user.
+#[utoipa::path(post, path = "/rooms", operation_id = "create_room", tag = "rooms", request_body = CreateBody, responses((status = 200, description = "`{room: {room_id, name, visibility, owner_user_id, created_at}}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token")), security(("bearer" = [])))]
 async fn create(State(r): State<Rooms>, auth: AuthUser, ApiJson(body): ApiJson<CreateBody>) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let name = match body.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
@@ -233,6 +236,8 @@ async fn create(State(r): State<Rooms>, auth: AuthUser, ApiJson(body): ApiJson<C
     Ok(Json(body))
 }
 
+/// Rooms the user owns, was invited to or is a member of.
+#[utoipa::path(get, path = "/rooms", operation_id = "list_rooms", tag = "rooms", responses((status = 200, description = "`{rooms: [...]}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token")), security(("bearer" = [])))]
 async fn list(State(r): State<Rooms>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let rows: Vec<RoomRow> = sqlx::query_as(
@@ -258,6 +263,8 @@ async fn list(State(r): State<Rooms>, auth: AuthUser) -> ApiResult<Json<Value>> 
     Ok(ok(json!({"rooms": rooms})))
 }
 
+/// One room the user may see, with the participants of its call.
+#[utoipa::path(get, path = "/rooms/{room_id}", operation_id = "show_room", tag = "rooms", params(("room_id" = String, Path, description = "The room's id")), responses((status = 200, description = "`{room: {...}, participants: [...]}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token"), (status = 404, description = "No such room, or not visible to the user")), security(("bearer" = [])))]
 async fn show(State(r): State<Rooms>, auth: AuthUser, ApiPath(room_id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let room = visible_room(&r.0.core.db, &room_id, &auth.user).await?;
     let mut body = room.view();
@@ -266,12 +273,14 @@ async fn show(State(r): State<Rooms>, auth: AuthUser, ApiPath(room_id): ApiPath<
     Ok(Json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InviteBody {
     to_phone_e164: String,
 }
 
+/// Invites a phone number to a private room (owner only).
+#[utoipa::path(post, path = "/rooms/{room_id}/invite", operation_id = "invite_to_room", tag = "rooms", request_body = InviteBody, params(("room_id" = String, Path, description = "The room's id")), responses((status = 200, description = "`{invite: {...}}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token"), (status = 403, description = "Not the owner"), (status = 404, description = "No such room")), security(("bearer" = [])))]
 async fn invite(
     State(r): State<Rooms>,
     auth: AuthUser,
@@ -314,6 +323,8 @@ async fn invite(
     Ok(ok(json!({"room_id": room.room_id})))
 }
 
+/// A join token for the WebSocket `joinRoom` (valid 2 minutes) and the router's capabilities.
+#[utoipa::path(post, path = "/rooms/{room_id}/join", operation_id = "join_room", tag = "rooms", params(("room_id" = String, Path, description = "The room's id")), responses((status = 200, description = "`{join_token, rtp_capabilities, ...}`"), (status = 400, description = "Invalid input (`code` says which)"), (status = 401, description = "Missing, invalid or expired token"), (status = 429, description = "Rate limited (`retry_after` in seconds)"), (status = 403, description = "Not allowed in this room"), (status = 404, description = "No such room")), security(("bearer" = [])))]
 async fn join(State(r): State<Rooms>, ClientIp(ip): ClientIp, auth: AuthUser, ApiPath(room_id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let me = auth.user;
     let db = &r.0.core.db;

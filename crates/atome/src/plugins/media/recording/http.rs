@@ -1,9 +1,10 @@
 //! `POST /rooms/:room_id/record/start`, `POST /rooms/:room_id/record/stop` and
 //! `GET /rooms/:room_id/recordings`: the room's owner only.
 use axum::extract::{FromRef, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::store::{self, FileRow, Files};
 use super::{Command, Mode, Recorder, RoomRef};
@@ -18,12 +19,8 @@ impl FromRef<Recorder> for Core {
     }
 }
 
-pub fn routes(recorder: Recorder) -> Router {
-    Router::new()
-        .route("/rooms/{room_id}/record/start", post(start))
-        .route("/rooms/{room_id}/record/stop", post(stop))
-        .route("/rooms/{room_id}/recordings", get(list))
-        .with_state(recorder)
+pub fn routes(recorder: Recorder) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(start)).routes(routes!(stop)).routes(routes!(list)).with_state(recorder)
 }
 
 /// The room if `auth` owns it: 404 if they cannot see it, 403 if they only may join it.
@@ -40,7 +37,7 @@ fn stopping() -> ApiError {
     ApiError::Internal("the recorder has stopped".into())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     mode: Mode,
@@ -55,6 +52,8 @@ struct Started {
     producers: usize,
 }
 
+/// Starts recording the room's call with FFmpeg (owner only).
+#[utoipa::path(post, path = "/rooms/{room_id}/record/start", operation_id = "start_recording", tag = "recording", request_body = StartBody, params(("room_id" = String, Path, description = "The room's id")), responses((status = 200, description = "`{recording_id, mode, producers}`"), (status = 400, description = "Invalid input"), (status = 401, description = "Missing, invalid or expired token"), (status = 403, description = "Not the owner"), (status = 404, description = "No such room"), (status = 503, description = "Recording unavailable (no FFmpeg)")), security(("bearer" = [])))]
 async fn start(
     State(recorder): State<Recorder>,
     auth: AuthUser,
@@ -75,7 +74,7 @@ async fn start(
     Ok(Json(Started { success: true, recording_id, mode: mode.as_str(), producers: files }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StopBody {
     recording_id: String,
@@ -88,6 +87,8 @@ struct Stopped {
     files: Vec<FileRow>,
 }
 
+/// Stops a recording (owner only).
+#[utoipa::path(post, path = "/rooms/{room_id}/record/stop", operation_id = "stop_recording", tag = "recording", request_body = StopBody, params(("room_id" = String, Path, description = "The room's id")), responses((status = 200, description = "`{recording_id, files}`"), (status = 400, description = "Invalid input"), (status = 401, description = "Missing, invalid or expired token"), (status = 403, description = "Not the owner"), (status = 404, description = "No such room or recording")), security(("bearer" = [])))]
 async fn stop(
     State(recorder): State<Recorder>,
     auth: AuthUser,
@@ -113,6 +114,8 @@ struct Listed {
     recordings: Vec<FileRow>,
 }
 
+/// The room's recordings and their files (owner only).
+#[utoipa::path(get, path = "/rooms/{room_id}/recordings", operation_id = "list_recordings", tag = "recording", params(("room_id" = String, Path, description = "The room's id")), responses((status = 200, description = "`{recordings: [...]}`"), (status = 401, description = "Missing, invalid or expired token"), (status = 403, description = "Not the owner"), (status = 404, description = "No such room")), security(("bearer" = [])))]
 async fn list(State(recorder): State<Recorder>, auth: AuthUser, ApiPath(room_id): ApiPath<String>) -> ApiResult<Json<Listed>> {
     let room = owned_room(&recorder, &room_id, &auth).await?;
     let recordings = store::files(&recorder.0.core.db, Files::OfRoom(&room.room_id)).await?;

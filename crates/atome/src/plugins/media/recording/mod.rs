@@ -27,7 +27,7 @@ use ffmpeg::FileJob;
 pub use http::routes;
 use store::NewFile;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub enum Mode {
     #[serde(rename = "singleProducer")]
     SingleProducer,
