@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod openapi;
+pub mod peer_metrics;
 pub mod plugins;
 pub mod ratelimit;
 pub mod secret;

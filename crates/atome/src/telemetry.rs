@@ -132,11 +132,23 @@ pub fn router(media: Media) -> OpenApiRouter {
 /// Prometheus metrics of this server, text exposition format 0.0.4 (no authentication; no
 /// user data). Served on `--metrics-listen` instead when that is set.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format: process-wide `atome_http_request_duration_seconds`, `atome_ws_messages_total`, `atome_rate_limited_total`; this server's `atome_worker_*{worker}` counters and `atome_worker_up`, gauges `atome_rooms`, `atome_peers`, `atome_routers`, `atome_transports`, `atome_producers`, `atome_consumers`", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format: process-wide `atome_http_request_duration_seconds`, `atome_ws_messages_total`, `atome_rate_limited_total`; this server's `atome_worker_*{worker}` counters and `atome_worker_up`, gauges `atome_rooms`, `atome_peers`, `atome_routers`, `atome_transports`, `atome_producers`, `atome_consumers`, `atome_producers_silent`; per peer (user id label, at most 100, the rest as `_other`) `atome_peer_bitrate_bps`, `atome_peer_rtt_seconds`, `atome_peer_fraction_lost`, `atome_peer_jitter_seconds`, `atome_peer_nacks_total`, `atome_peer_plis_total`; `atome_recordings_disk_used_ratio`", body = String, content_type = "text/plain")))]
 async fn metrics_page(State(media): State<Media>) -> Response {
     let mut page = install().map(PrometheusHandle::render).unwrap_or_default();
     let workers = media.engine().worker_stats().await;
     render_server(&mut page, media.rooms(), media.peers(), &workers);
+    let peers = media.peer_transports().await;
+    let qualities = media.engine().transport_qualities().await;
+    crate::peer_metrics::render(&mut page, &crate::peer_metrics::by_peer(&peers, &qualities, crate::peer_metrics::MAX_PEERS));
+    header(
+        &mut page,
+        "atome_recordings_disk_used_ratio",
+        "gauge",
+        "Used share (0..1) of the filesystem holding the data directory (recordings).",
+    );
+    if let Some(ratio) = crate::peer_metrics::disk_used_ratio(media.data_dir()) {
+        let _ = writeln!(page, "atome_recordings_disk_used_ratio {ratio}");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response()
 }
 
@@ -185,6 +197,7 @@ pub fn render_server(out: &mut String, rooms: usize, peers: usize, workers: &[sf
         ("atome_transports", "Media transports alive.", sum(|s| s.transports)),
         ("atome_producers", "Producers alive.", sum(|s| s.producers)),
         ("atome_consumers", "Consumers alive.", sum(|s| s.consumers)),
+        ("atome_producers_silent", "Producers not paused that received no RTP for 5 s.", sum(|s| s.producers_silent)),
     ];
     for (name, help, value) in gauges {
         header(out, name, "gauge", help);

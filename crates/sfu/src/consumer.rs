@@ -86,6 +86,11 @@ impl Consumer {
         self.ssrc
     }
 
+    /// The MIME type of its first codec (`video/VP8`, `audio/opus`, ...).
+    pub fn mime(&self) -> &str {
+        &self.mime
+    }
+
     pub fn mid(&self) -> Mid {
         self.mid
     }

@@ -17,6 +17,7 @@ use crate::error::{
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::ortc;
 use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use crate::stats::{RtpStreamStats, TransportQuality, TransportStats};
 use crate::tcp::TcpMux;
 use crate::worker::{Command, Worker, WorkerConfig};
 use crate::{ConsumerOptions, Direction, EngineEvent, EngineStats, WebRtcTransportOptions, WorkerStats};
@@ -338,6 +339,35 @@ impl Engine {
             total.add(&s);
         }
         Ok(total)
+    }
+
+    /// `WebRtcTransport.getStats()`.
+    pub async fn transport_stats(&self, id: TransportId) -> Result<TransportStats, TransportError> {
+        self.call(id.worker(), TransportError::UnknownTransport, |reply| Command::TransportStats { id, reply }).await
+    }
+
+    /// `Producer.getStats()`: its inbound stream.
+    pub async fn producer_stats(&self, id: ProducerId) -> Result<Vec<RtpStreamStats>, ProducerError> {
+        self.call(id.worker(), ProducerError::UnknownProducer, |reply| Command::ProducerStats { id, reply }).await
+    }
+
+    /// `Consumer.getStats()`: its outbound stream, then its producer's inbound one.
+    pub async fn consumer_stats(&self, id: ConsumerId) -> Result<Vec<RtpStreamStats>, ConsumerError> {
+        self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::ConsumerStats { id, reply }).await
+    }
+
+    /// Every WebRTC transport's figures, over the running workers (metrics).
+    pub async fn transport_qualities(&self) -> Vec<TransportQuality> {
+        let mut out = Vec::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            if w.failed.load(Ordering::SeqCst) {
+                continue;
+            }
+            if let Ok(q) = self.call(Some(i), CallError::WorkerGone, |reply| Command::TransportQualities { reply }).await {
+                out.extend(q);
+            }
+        }
+        out
     }
 
     /// Each worker's figures, in worker order (for metrics): a worker that failed for good, or

@@ -20,6 +20,7 @@ mod router;
 pub mod rtp_parameters;
 pub mod seq;
 pub mod seq_guard;
+pub mod stats;
 mod tcp;
 mod transmit;
 mod transport;
@@ -52,6 +53,9 @@ pub enum EngineEvent {
     /// A worker stopped for good (its faults repeated past recovery): every router on it and
     /// everything in them is gone, and no new router is placed on it.
     WorkerDied { worker: usize },
+    /// A producer's score changed (mediasoup's `producer.on("score")`): 0..=10 from the loss
+    /// of its last report interval (see [`stats::score`]); it starts at 10.
+    ProducerScore { router: RouterId, producer: ProducerId, score: Vec<stats::EncodingScore> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +113,8 @@ pub struct EngineStats {
     /// RTP packets kept from str0m by the sequence guard (far behind, or a jump never confirmed)
     /// or the transport-cc guard (a number str0m would extend below zero).
     pub rtp_guarded: u64,
+    /// Producers not paused that received no RTP for 5 s (a gauge).
+    pub producers_silent: usize,
 }
 
 /// One worker's figures, from [`Engine::worker_stats`].
@@ -139,5 +145,6 @@ impl EngineStats {
         self.keyframe_requests += o.keyframe_requests;
         self.datagrams_dropped += o.datagrams_dropped;
         self.rtp_guarded += o.rtp_guarded;
+        self.producers_silent += o.producers_silent;
     }
 }

@@ -23,10 +23,12 @@ pub(crate) struct Producer {
     consumers: Vec<Key>,
     paused: bool,
     last_keyframe_request: Option<Instant>,
+    last_rtp: Instant,
+    score: u8,
 }
 
 impl Producer {
-    pub fn new(id: ProducerId, transport: Key, router: Key, kind: MediaKind, cname: String, plan: ProducerPlan) -> Producer {
+    pub fn new(id: ProducerId, transport: Key, router: Key, kind: MediaKind, cname: String, plan: ProducerPlan, now: Instant) -> Producer {
         Producer {
             id,
             transport,
@@ -38,6 +40,8 @@ impl Producer {
             consumers: Vec::new(),
             paused: false,
             last_keyframe_request: None,
+            last_rtp: now,
+            score: 10,
         }
     }
 
@@ -84,6 +88,20 @@ impl Producer {
 
     pub fn is_paused(&self) -> bool {
         self.paused
+    }
+
+    /// When its last RTP packet arrived (its creation, before the first).
+    pub fn last_rtp(&self) -> Instant {
+        self.last_rtp
+    }
+
+    /// Sets its score (0..=10); whether it changed.
+    pub fn set_score(&mut self, score: u8) -> bool {
+        std::mem::replace(&mut self.score, score) != score
+    }
+
+    pub fn heard_rtp(&mut self, now: Instant) {
+        self.last_rtp = now;
     }
 
     pub fn set_paused(&mut self, paused: bool) {
@@ -148,7 +166,7 @@ mod tests {
 
     fn producer(kind: MediaKind, p: ProducerPlan) -> Producer {
         let key = Key::default().next();
-        Producer::new(ProducerId::new(0, key), key, key, kind, "cname".into(), p)
+        Producer::new(ProducerId::new(0, key), key, key, kind, "cname".into(), p, Instant::now())
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod fingerprint;
 pub(crate) use fingerprint::remote_fingerprint;
 pub(crate) mod path;
 pub(crate) mod plain;
+pub(crate) mod quality;
 pub(crate) mod webrtc;
 
 use crate::ids::{Key, TransportId};

@@ -77,6 +77,11 @@ impl MediaPath {
         }
     }
 
+    /// Where the media goes now.
+    pub fn current(&self) -> Option<(Protocol, SocketAddr)> {
+        self.current
+    }
+
     /// A datagram from the peer at `src` arrived at `now`.
     pub fn heard(&mut self, proto: Protocol, src: SocketAddr, now: Instant) {
         if self.current == Some((proto, src)) {
@@ -164,7 +169,7 @@ mod tests {
         // The peer comes back to the old address: it is taken back (and abandoned no more).
         let back = nominate(&mut path, 1, later + Duration::from_secs(1));
         assert_eq!(back, PathChange { revive: true, abandon: Some((Protocol::Udp, addr(2))) }, "the new path never heard from");
-        assert_eq!(nominate(&mut path, 1, later + Duration::from_secs(2)).revive, false);
+        assert!(!nominate(&mut path, 1, later + Duration::from_secs(2)).revive);
         // Nominating the current path itself abandons nothing.
         path.sent(Protocol::Udp, addr(1), Some(0x80));
         assert_eq!(nominate(&mut path, 1, later + Duration::from_secs(60)), PathChange::default());

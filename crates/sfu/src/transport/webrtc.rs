@@ -15,6 +15,7 @@ use str0m::{Candidate, CandidateKind, Event, Input, Output, Rtc, RtcConfig};
 use super::codecs::{extension_from_uri, str0m_codec};
 use super::fingerprint::remote_fingerprint;
 use super::path::{MediaPath, PeerAddrs};
+use super::quality::{Quality, STATS_INTERVAL};
 use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
 use crate::ortc;
@@ -22,6 +23,7 @@ use crate::rtp_parameters::{
     DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters,
 };
 use crate::seq_guard::{transport_cc, Admit, SeqGuard, TwccGuard};
+use crate::stats::{TransportStats, Tuple};
 use crate::transmit::Outbox;
 use crate::{Direction, WebRtcTransportOptions};
 
@@ -82,6 +84,10 @@ pub(crate) struct WebRtcTransport {
     peer_addrs: PeerAddrs,
     /// Where its media goes.
     path: MediaPath,
+    /// str0m's latest statistics.
+    quality: Quality,
+    ice_state: str0m::IceConnectionState,
+    dtls_connected: bool,
 }
 
 impl WebRtcTransport {
@@ -153,6 +159,9 @@ impl WebRtcTransport {
             twcc: TwccGuard::default(),
             peer_addrs: PeerAddrs::default(),
             path: MediaPath::default(),
+            quality: Quality::default(),
+            ice_state: str0m::IceConnectionState::New,
+            dtls_connected: false,
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;
         Ok(t)
@@ -166,7 +175,8 @@ impl WebRtcTransport {
             .clear_codecs()
             .clear_extension_map()
             .set_dtls_cert(self.cert.clone())
-            .set_local_ice_credentials(self.creds.clone());
+            .set_local_ice_credentials(self.creds.clone())
+            .set_stats_interval(Some(STATS_INTERVAL));
         for (id, uri) in &self.ext_ids {
             if let Some(ext) = extension_from_uri(uri) {
                 cfg = cfg.set_extension(*id, ext);
@@ -287,6 +297,63 @@ impl WebRtcTransport {
         if let Some((proto, addr)) = change.abandon {
             tracing::debug!(%addr, ?proto, to = %src, "the peer nominated another path; the silent one is abandoned");
             self.rtc.direct_api().invalidate_candidate(&prflx(proto, addr, 1));
+        }
+    }
+
+    /// What str0m reported (statistics, ICE and DTLS state changes); the worker hands over
+    /// these events.
+    pub fn quality_mut(&mut self) -> &mut Quality {
+        &mut self.quality
+    }
+
+    pub fn quality(&self) -> &Quality {
+        &self.quality
+    }
+
+    pub fn set_ice_state(&mut self, state: str0m::IceConnectionState) {
+        self.ice_state = state;
+    }
+
+    pub fn set_dtls_connected(&mut self) {
+        self.dtls_connected = true;
+    }
+
+    /// `WebRtcTransport.getStats()` as mediasoup gives it (see [`TransportStats`]).
+    pub fn stats(&self, id: TransportId, timestamp: u64) -> TransportStats {
+        use str0m::IceConnectionState as S;
+        let ice_state = match self.ice_state {
+            S::New | S::Checking => "new",
+            S::Connected => "connected",
+            S::Completed => "completed",
+            S::Disconnected => "disconnected",
+        };
+        let dtls_state = match (self.dtls_connected, self.remote_fp.is_some()) {
+            (true, _) => "connected",
+            (false, true) => "connecting",
+            (false, false) => "new",
+        };
+        let ice_selected_tuple = self.path.current().map(|(proto, remote)| Tuple {
+            local_ip: self.candidate_addr.ip().to_string(),
+            local_port: self.candidate_addr.port(),
+            remote_ip: remote.ip().to_string(),
+            remote_port: remote.port(),
+            protocol: if proto == Protocol::Tcp { "tcp" } else { "udp" },
+        });
+        let (recv_bitrate, send_bitrate) = self.quality.rates();
+        let peer = self.quality.peer.as_ref();
+        TransportStats {
+            kind: "webrtc-transport",
+            transport_id: id,
+            timestamp,
+            ice_role: "controlled",
+            ice_state,
+            dtls_state,
+            ice_selected_tuple,
+            bytes_received: peer.map_or(0, |p| p.bytes_rx),
+            bytes_sent: peer.map_or(0, |p| p.bytes_tx),
+            recv_bitrate,
+            send_bitrate,
+            rtt: self.quality.rtt_ms(),
         }
     }
 
@@ -479,6 +546,7 @@ impl WebRtcTransport {
         let mut api = self.rtc.direct_api();
         api.declare_media(mid.into(), str_kind(kind));
         api.expect_stream_rx(Ssrc::from(ssrc), rtx.map(Ssrc::from), mid.into(), None);
+        self.quality.meter(mid.into(), ssrc);
         for s in std::iter::once(ssrc).chain(rtx) {
             if !self.guards.iter().any(|(g, _)| *g == s) {
                 self.guards.push((s, SeqGuard::default()));
@@ -532,6 +600,7 @@ impl WebRtcTransport {
         if let Some((_, guard)) = self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
             guard.accepted(seq);
         }
+        self.quality.arrived(ssrc, seq);
         if let Some(v) = self.twcc_id().and_then(|id| transport_cc(data, id)) {
             self.twcc.accepted(v);
         }

@@ -12,6 +12,7 @@ use crate::error::{
 };
 use crate::ids::{ConsumerId, Key, ProducerId, RouterId, TransportId};
 use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpParameters};
+use crate::stats::{RtpStreamStats, TransportQuality, TransportStats};
 use crate::{ConsumerOptions, Direction, EngineStats, WebRtcTransportOptions};
 
 /// Where an operation's answer goes.
@@ -82,6 +83,21 @@ pub enum Command {
     Stats {
         reply: Reply<EngineStats, CallError>,
     },
+    TransportStats {
+        id: TransportId,
+        reply: Reply<TransportStats, TransportError>,
+    },
+    ProducerStats {
+        id: ProducerId,
+        reply: Reply<Vec<RtpStreamStats>, ProducerError>,
+    },
+    ConsumerStats {
+        id: ConsumerId,
+        reply: Reply<Vec<RtpStreamStats>, ConsumerError>,
+    },
+    TransportQualities {
+        reply: Reply<Vec<TransportQuality>, CallError>,
+    },
     /// Panics while handling it: on `transport` (closed then), or for good when `None`.
     #[cfg(any(test, feature = "fault-injection"))]
     InjectFault {
@@ -137,6 +153,18 @@ impl Worker {
             }
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));
+            }
+            Command::TransportStats { id, reply } => {
+                let _ = reply.send(self.transport_stats(&id));
+            }
+            Command::ProducerStats { id, reply } => {
+                let _ = reply.send(self.producer_stats(&id));
+            }
+            Command::ConsumerStats { id, reply } => {
+                let _ = reply.send(self.consumer_stats(&id));
+            }
+            Command::TransportQualities { reply } => {
+                let _ = reply.send(Ok(self.transport_qualities()));
             }
             #[cfg(any(test, feature = "fault-injection"))]
             Command::InjectFault { transport, reply } => {

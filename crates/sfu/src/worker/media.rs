@@ -200,6 +200,9 @@ impl Worker {
                 }
             }
             Event::Connected => {
+                if let Some(t) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
+                    t.set_dtls_connected();
+                }
                 let Some(t) = self.transports.get(&tkey) else { return };
                 tracing::debug!(transport = %t.id(), "DTLS connected");
                 let producers: Vec<Key> = t
@@ -214,10 +217,19 @@ impl Worker {
                 }
             }
             Event::IceConnectionStateChange(state) => {
-                if let Some(t) = self.transports.get(&tkey) {
+                if let Some(t) = self.transports.get_mut(&tkey) {
                     tracing::debug!(transport = %t.id(), ?state, "ICE state");
+                    if let Some(t) = t.webrtc_mut() {
+                        t.set_ice_state(state);
+                    }
                 }
             }
+            Event::PeerStats(s) => {
+                self.with_quality(tkey, |q| q.peer_stats(s));
+                self.update_scores(tkey);
+            }
+            Event::MediaIngressStats(s) => self.with_quality(tkey, |q| q.ingress(s)),
+            Event::MediaEgressStats(s) => self.with_quality(tkey, |q| q.egress(s)),
             _ => {}
         }
     }
@@ -231,7 +243,8 @@ impl Worker {
         let Some(pkey) = t.producers().iter().copied().find(|p| producers.get(p).is_some_and(|p| p.ssrc() == ssrc)) else {
             return;
         };
-        let Some(producer) = producers.get(&pkey) else { return };
+        let Some(producer) = producers.get_mut(&pkey) else { return };
+        producer.heard_rtp(now);
         if producer.is_paused() {
             return;
         }

@@ -15,6 +15,7 @@ mod command;
 mod fuzzing;
 mod media;
 mod ops;
+mod stats;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -203,6 +204,7 @@ impl Worker {
             consumers: self.consumers.len(),
             packets_out: self.out.packets,
             bytes_out: self.out.bytes,
+            producers_silent: self.silent_producers(self.now),
             ..self.stats.clone()
         }
     }

@@ -134,7 +134,7 @@ impl Worker {
         t.expect_incoming(&plan.mid, kind, plan.ssrc, plan.rtx_ssrc);
         transport.add_producer(key);
         self.next_due = now;
-        self.producers.insert(key, Producer::new(id.clone(), tkey, router, kind, cname, plan));
+        self.producers.insert(key, Producer::new(id.clone(), tkey, router, kind, cname, plan, now));
         for (proto, src, data) in replay {
             self.on_datagram(now, proto, src, &data);
         }
@@ -237,6 +237,9 @@ impl Worker {
         }
         if let Some(t) = self.transports.get_mut(&c.transport()) {
             t.remove(key);
+            if let Some(w) = t.webrtc_mut() {
+                w.quality_mut().forget(&c.mid());
+            }
         }
     }
 
@@ -247,6 +250,9 @@ impl Worker {
         }
         if let Some(t) = self.transports.get_mut(&p.transport()) {
             t.remove(key);
+            if let Some(w) = t.webrtc_mut() {
+                w.quality_mut().forget(&Mid::from(p.plan().mid.as_str()));
+            }
         }
     }
 

@@ -47,10 +47,15 @@ impl Directory {
     fn concerned(&self, event: &sfu::EngineEvent) -> Vec<RoomHandle> {
         let rooms = self.lock();
         let on = |room: &&RoomHandle| match event {
-            sfu::EngineEvent::TransportClosed { router, .. } => room.router() == router,
+            sfu::EngineEvent::TransportClosed { router, .. } | sfu::EngineEvent::ProducerScore { router, .. } => room.router() == router,
             sfu::EngineEvent::WorkerDied { worker } => room.router().worker() == Some(*worker),
         };
         rooms.values().filter(on).cloned().collect()
+    }
+
+    /// Every call in progress.
+    pub fn all(&self) -> Vec<RoomHandle> {
+        self.lock().values().filter(|room| !room.is_closed()).cloned().collect()
     }
 
     /// Calls in progress.

@@ -78,6 +78,18 @@ pub enum ClientMessage {
     RestartIce {
         transport_id: TransportId,
     },
+    /// mediasoup's `WebRtcTransport.getStats()` of one of the peer's transports.
+    GetTransportStats {
+        transport_id: TransportId,
+    },
+    /// mediasoup's `Producer.getStats()` of one of the peer's producers.
+    GetProducerStats {
+        producer_id: ProducerId,
+    },
+    /// mediasoup's `Consumer.getStats()` of one of the peer's consumers.
+    GetConsumerStats {
+        consumer_id: ConsumerId,
+    },
     /// Takes this user's place in `room_id` back on a new socket, transports and all: the
     /// `resume_token` of the `roomJoined` that made it. For a client whose signaling socket was
     /// lost (a network change) while its media may still run.
@@ -106,6 +118,9 @@ impl ClientMessage {
             ClientMessage::LeaveRoom { .. } => "leaveRoom",
             ClientMessage::RestartIce { .. } => "restartIce",
             ClientMessage::ResumeSession { .. } => "resumeSession",
+            ClientMessage::GetTransportStats { .. } => "getTransportStats",
+            ClientMessage::GetProducerStats { .. } => "getProducerStats",
+            ClientMessage::GetConsumerStats { .. } => "getConsumerStats",
             ClientMessage::Ping => "ping",
         }
     }
@@ -331,6 +346,27 @@ pub enum ServerMessage {
         /// Fresh TURN credentials (the old ones may be near their end); absent without TURN.
         #[serde(rename = "iceServers", skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
+    },
+    /// `getTransportStats`: `stats` is mediasoup's array (one `webrtc-transport` entry).
+    TransportStats {
+        transport_id: TransportId,
+        stats: Vec<sfu::stats::TransportStats>,
+    },
+    /// `getProducerStats`: one `inbound-rtp` entry.
+    ProducerStats {
+        producer_id: ProducerId,
+        stats: Vec<sfu::stats::RtpStreamStats>,
+    },
+    /// `getConsumerStats`: `outbound-rtp`, then the producer's `inbound-rtp`.
+    ConsumerStats {
+        consumer_id: ConsumerId,
+        stats: Vec<sfu::stats::RtpStreamStats>,
+    },
+    /// To a producer's owner when its score changes (mediasoup's `producer.on("score")`, as
+    /// mediasoup-demo forwards it): one entry per encoding.
+    ProducerScore {
+        producer_id: ProducerId,
+        score: Vec<sfu::stats::EncodingScore>,
     },
     /// This socket's place in the room went to a newer session of the same user: a join (a
     /// reload, a second tab; reason `new_session`) or a `resumeSession` (`resumed`); the socket

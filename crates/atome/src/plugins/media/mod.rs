@@ -132,6 +132,21 @@ impl Media {
         self.0.shared.peers.load(Ordering::Relaxed)
     }
 
+    /// Each peer's user id and WebRTC transports, over all calls (a user in two calls is
+    /// listed twice).
+    pub async fn peer_transports(&self) -> Vec<(String, Vec<sfu::TransportId>)> {
+        let mut out = Vec::new();
+        for room in self.0.calls.all() {
+            out.extend(room.peer_transports().await);
+        }
+        out
+    }
+
+    /// The data directory (recordings are under it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.0.core.config.data_dir
+    }
+
     fn next_peer_id(&self) -> u64 {
         self.0.next_peer.fetch_add(1, Ordering::Relaxed)
     }

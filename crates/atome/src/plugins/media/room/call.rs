@@ -106,6 +106,9 @@ impl Room {
                 Command::Resume { claim, reply } => drop(reply.send(self.resume(claim))),
                 Command::Request { peer, msg, reply } => drop(reply.send(self.request(peer, msg).await)),
                 Command::Participants { reply } => drop(reply.send(self.participants())),
+                Command::PeerTransports { reply } => {
+                    drop(reply.send(self.peers.values().map(|p| (p.user_id.clone(), p.transports.keys().cloned().collect())).collect()))
+                }
                 Command::Engine(sfu::EngineEvent::TransportClosed { transport, producers, consumers, reason, .. }) => {
                     self.transport_lost(transport, producers, consumers, reason)
                 }
@@ -114,6 +117,7 @@ impl Room {
                     break End::WorkerDied;
                 }
                 Command::Engine(sfu::EngineEvent::WorkerDied { .. }) => {}
+                Command::Engine(sfu::EngineEvent::ProducerScore { producer, score, .. }) => self.producer_score(producer, score),
             }
         };
         if end == End::Abandoned {
@@ -282,6 +286,14 @@ impl Room {
         tracing::info!(room_id = %self.id, peer = id, %transport, ?reason, producers = producers.len(), "media transport lost");
     }
 
+    /// A producer's score changed: its owner hears it (mediasoup-demo's `producerScore`).
+    fn producer_score(&self, producer: ProducerId, score: Vec<sfu::stats::EncodingScore>) {
+        let Some(owner) = self.peers.values().find(|p| p.producers.contains_key(&producer)) else { return };
+        if owner.detached_until.is_none() {
+            let _ = owner.tx.try_send(ServerMessage::ProducerScore { producer_id: producer, score }.render(None));
+        }
+    }
+
     /// The router's media worker failed for good: the call is over. Its peers get `roomClosed`
     /// and may join again (a new router is placed on a worker that runs).
     fn worker_lost(&mut self, commands: &mut mpsc::Receiver<Command>) {
@@ -338,6 +350,21 @@ impl Room {
                 let ice_parameters = engine.restart_ice(transport_id.clone()).await?;
                 let ice_servers = self.peers.get(&peer).map(|p| self.shared.ice_servers(&p.user_id)).unwrap_or_default();
                 Ok(ServerMessage::IceRestarted { transport_id, ice_parameters, ice_servers })
+            }
+            ClientMessage::GetTransportStats { transport_id } => {
+                self.own_transport(peer, &transport_id, None)?;
+                let stats = engine.transport_stats(transport_id.clone()).await?;
+                Ok(ServerMessage::TransportStats { transport_id, stats: vec![stats] })
+            }
+            ClientMessage::GetProducerStats { producer_id } => {
+                self.own_producer(peer, &producer_id)?;
+                let stats = engine.producer_stats(producer_id.clone()).await?;
+                Ok(ServerMessage::ProducerStats { producer_id, stats })
+            }
+            ClientMessage::GetConsumerStats { consumer_id } => {
+                self.own_consumer(peer, &consumer_id)?;
+                let stats = engine.consumer_stats(consumer_id.clone()).await?;
+                Ok(ServerMessage::ConsumerStats { consumer_id, stats })
             }
             ClientMessage::CloseProducer { producer_id } => {
                 self.own_producer(peer, &producer_id)?;

@@ -9,7 +9,7 @@ mod peer;
 use std::sync::Arc;
 
 use sfu::rtp_parameters::RtpCapabilities;
-use sfu::RouterId;
+use sfu::{RouterId, TransportId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::SignalError;
@@ -88,6 +88,10 @@ enum Command {
     Participants {
         reply: oneshot::Sender<Vec<Participant>>,
     },
+    /// Each peer's user id and WebRTC transports (metrics).
+    PeerTransports {
+        reply: oneshot::Sender<Vec<(String, Vec<TransportId>)>>,
+    },
     Engine(sfu::EngineEvent),
 }
 
@@ -100,6 +104,7 @@ impl Command {
             Command::Resume { reply, .. } => drop(reply.send(Err(SignalError::session_expired()))),
             Command::Request { reply, .. } => drop(reply.send(Err(SignalError::room_closed()))),
             Command::Participants { reply } => drop(reply.send(Vec::new())),
+            Command::PeerTransports { reply } => drop(reply.send(Vec::new())),
             Command::Engine(_) => {}
         }
     }
@@ -178,6 +183,11 @@ impl RoomHandle {
     /// Who is in the call (once per user, in joining order).
     pub async fn participants(&self) -> Vec<Participant> {
         self.ask(|reply| Command::Participants { reply }).await.unwrap_or_default()
+    }
+
+    /// Each peer's user id and transports.
+    pub async fn peer_transports(&self) -> Vec<(String, Vec<TransportId>)> {
+        self.ask(|reply| Command::PeerTransports { reply }).await.unwrap_or_default()
     }
 
     /// An engine event for the room to act on if it concerns it.
