@@ -8,7 +8,7 @@
 #   sudo tests/install/run.sh [path/to/atome]     (default: $CARGO_TARGET_DIR/debug/atome)
 #
 # The pristine root and apt's downloads are cached in ~/.cache/atome-debootstrap.
-# The test root goes under $ATOME_INSTALL_TEST_TMP (default /tmp; it needs ~1.5 GB: a tmpfs will do).
+# The test root goes under $ATOME_INSTALL_TEST_TMP (default /tmp; a tmpfs will do where the disk is short).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
