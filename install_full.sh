@@ -5,6 +5,7 @@
 #                          [--workers N] [--announced-ip IP] [--tls-cert PEM --tls-key PEM]
 #                          [--domain NAME] [--sms-webhook-url URL] [--no-start]
 #                          [--turn-port 3478] [--turn-relay-ports 49152-49999] [--no-turn]
+#                          [--with-monitoring [--metrics-port 9464] [--prometheus-port 9090]]
 #
 # TURN: Debian's coturn relays media for clients behind firewalls and symmetric NATs, with a
 # secret shared with the server (TURN REST API credentials; --no-turn: none). Ports: 3478 UDP/TCP,
@@ -13,6 +14,10 @@
 # Sign-in by one-time code needs an SMS gateway: give its URL with --sms-webhook-url (the server
 # POSTs {to, text} to it). Without one, codes are off (the server answers 503 otp_unavailable);
 # they are never written to a log.
+#
+# Monitoring (--with-monitoring): Debian's prometheus and prometheus-node-exporter, both on
+# loopback only; the server serves /metrics on a private listener (ATOME_METRICS_LISTEN=
+# 127.0.0.1:9464) that Prometheus scrapes, with the alert rules of deploy/prometheus/alerts.yml.
 #
 # Supported: Debian 12, Ubuntu 22.04 and later (apt + systemd). Other systems are refused for
 # now; the OS-specific steps live in os_* functions so another family (FreeBSD with rc.d is
@@ -31,6 +36,10 @@ TURN_SECRET_FILE=$CONF_DIR/turn-secret
 TURN_CONF=/etc/turnserver.conf
 TURN_TLS_DIR=/etc/coturn/tls
 SERVICE_USER=atome
+PROM_CONF=/etc/prometheus/prometheus.yml
+PROM_ALERTS=/etc/prometheus/atome-alerts.yml
+PROM_DEFAULT=/etc/default/prometheus
+NODE_DEFAULT=/etc/default/prometheus-node-exporter
 
 BINARY=""
 RECORDING=1
@@ -47,6 +56,9 @@ TURN=1
 TURN_PORT=3478
 TURN_RELAY_PORTS=49152-49999
 TURN_TLS=0
+MONITORING=0
+METRICS_PORT=9464
+PROM_PORT=9090
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() { printf '[atome-install] %s\n' "$*"; }
@@ -56,7 +68,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
   exit "${1:-0}"
 }
 
@@ -77,6 +89,9 @@ parse_args() {
       --turn-port) TURN_PORT=${2:?--turn-port needs a number}; shift 2 ;;
       --turn-relay-ports) TURN_RELAY_PORTS=${2:?--turn-relay-ports needs MIN-MAX}; shift 2 ;;
       --no-turn) TURN=0; shift ;;
+      --with-monitoring) MONITORING=1; shift ;;
+      --metrics-port) METRICS_PORT=${2:?--metrics-port needs a number}; shift 2 ;;
+      --prometheus-port) PROM_PORT=${2:?--prometheus-port needs a number}; shift 2 ;;
       -h | --help) usage 0 ;;
       *) printf 'unknown option %s\n' "$1" >&2; usage 2 ;;
     esac
@@ -92,6 +107,11 @@ parse_args() {
   fi
   [[ "$TURN_PORT" =~ ^[0-9]+$ ]] || die "--turn-port must be a port number"
   [[ "$TURN_RELAY_PORTS" =~ ^[0-9]+-[0-9]+$ ]] || die "--turn-relay-ports must be MIN-MAX (e.g. 49152-49999)"
+  [[ "$METRICS_PORT" =~ ^[0-9]+$ ]] || die "--metrics-port must be a port number"
+  [[ "$PROM_PORT" =~ ^[0-9]+$ ]] || die "--prometheus-port must be a port number"
+  if [ "$MONITORING" = 1 ] && [ ! -f "$SRC_DIR/deploy/prometheus/alerts.yml" ]; then
+    die "--with-monitoring installs $SRC_DIR/deploy/prometheus/alerts.yml, which is missing: run the installer from the repository"
+  fi
   [ -n "$WORKERS" ] || WORKERS=$(nproc 2>/dev/null || echo 1)
 }
 
@@ -123,6 +143,7 @@ os_install_packages() {
   local wanted=(ca-certificates curl openssl sqlite3 nftables)
   [ "$RECORDING" = 1 ] && wanted+=(ffmpeg)
   [ "$TURN" = 1 ] && wanted+=(coturn)
+  [ "$MONITORING" = 1 ] && wanted+=(prometheus prometheus-node-exporter)
   if [ -z "$BINARY" ]; then
     wanted+=(build-essential pkg-config)
     [ -f "$SRC_DIR/web/package.json" ] && wanted+=(nodejs npm)
@@ -258,12 +279,31 @@ os_coturn_service() {
   fi
 }
 
+# Prometheus and the node exporter as services: enabled, restarted when their configuration
+# changed. (Their packages start them at install, on all addresses until configured: the
+# restart after configure_monitoring puts them on loopback.)
+os_monitoring_services() {
+  [ "$MONITORING" = 1 ] || return 0
+  systemd_running || return 0
+  local s
+  for s in prometheus prometheus-node-exporter; do
+    systemctl enable "$s.service" >/dev/null 2>&1
+    if [ "$MONITORING_CHANGED" = 1 ] || ! systemctl is-active --quiet "$s.service"; then
+      systemctl restart "$s.service"
+      log "$s: (re)started"
+    fi
+  done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Portable parts
 # ---------------------------------------------------------------------------------------------
 
 CHANGED_ANY=0
 TURN_CHANGED=0
+MONITORING_CHANGED=0
+METRICS_OK=0
+MONITORING_STATUS="off (--with-monitoring installs Prometheus with the alert rules)"
 
 # write_if_changed FILE MODE CONTENT: writes only when the content differs.
 write_if_changed() {
@@ -418,6 +458,7 @@ ATOME_SECRET_FILE=$SECRET_FILE
 # by code answers 503). Never 'log' here: it writes codes to the log (development only).
 $(sms_config)
 $(turn_config)
+$(metrics_config)
 ATOME_PHONE_REGION=FR
 # Media tuning, defaults shown: a media transport silent this long after first contact is closed
 # (the room hears producerClosed); a signaling socket silent this long is a leave; how long video
@@ -452,11 +493,109 @@ upgrade_env() {
     CHANGED_ANY=1
     log "config: added ATOME_SECRET_FILE=$SECRET_FILE"
   fi
+  if [ "$MONITORING" = 1 ] && ! grep -q '^ATOME_METRICS_LISTEN=' "$ENV_FILE"; then
+    printf 'ATOME_METRICS_LISTEN=127.0.0.1:%s\n' "$METRICS_PORT" >>"$ENV_FILE"
+    CHANGED_ANY=1
+    log "config: added ATOME_METRICS_LISTEN=127.0.0.1:$METRICS_PORT (metrics for the local Prometheus)"
+  fi
   if [ "$TURN" = 1 ] && ! grep -q '^ATOME_TURN_URLS=' "$ENV_FILE"; then
     turn_config >>"$ENV_FILE"
     CHANGED_ANY=1
     log "config: added TURN (ATOME_TURN_URLS, ATOME_TURN_SECRET_FILE)"
   fi
+}
+
+# Lines of the server's configuration for its metrics: a private listener with --with-monitoring,
+# else a hint (without it, /metrics is served on ATOME_LISTEN, to anyone who asks).
+metrics_config() {
+  printf '%s\n' "# Prometheus metrics (/metrics) on a private plain-HTTP listener; unset, they are served on" \
+    "# ATOME_LISTEN to anyone. install_full.sh --with-monitoring sets it and scrapes it."
+  if [ "$MONITORING" = 1 ]; then
+    printf 'ATOME_METRICS_LISTEN=127.0.0.1:%s\n' "$METRICS_PORT"
+  else
+    printf '#ATOME_METRICS_LISTEN=127.0.0.1:%s\n' "$METRICS_PORT"
+  fi
+}
+
+# Where Prometheus reaches the server's /metrics: the configured metrics listener (a wildcard
+# address is reached on loopback); empty when metrics are on the main listener.
+metrics_target() {
+  local addr
+  addr=$(configured ATOME_METRICS_LISTEN)
+  case "$addr" in
+    0.0.0.0:*) addr=127.0.0.1:${addr##*:} ;;
+    "[::]:"*) addr="[::1]:${addr##*:}" ;;
+  esac
+  printf '%s\n' "$addr"
+}
+
+# ours_or_pristine FILE PACKAGE: FILE may be (re)written: absent, written by us (first line), or
+# the package's own default, untouched. A file someone edited is left alone.
+ours_or_pristine() {
+  local file=$1 pkg=$2 sum
+  [ -f "$file" ] || return 0
+  head -n 1 "$file" | grep -q '^# Written by install_full.sh' && return 0
+  sum=$(dpkg-query -W -f='${Conffiles}\n' "$pkg" 2>/dev/null | awk -v f="$file" '$1 == f { print $2 }')
+  [ -n "$sum" ] && [ "$(md5sum <"$file" | cut -d' ' -f1)" = "$sum" ]
+}
+
+# write_owned FILE PACKAGE CONTENT: write_if_changed, unless someone edited FILE (then said).
+write_owned() {
+  if ours_or_pristine "$1" "$2"; then
+    write_if_changed "$1" 0644 "$3"
+  else
+    log "monitoring: $1 was edited (no 'Written by install_full.sh' first line): left as is"
+  fi
+}
+
+# Prometheus (--with-monitoring): the alert rules, a configuration that scrapes the server's
+# metrics listener, the node exporter and itself, both daemons bound to loopback.
+configure_monitoring() {
+  [ "$MONITORING" = 1 ] || return 0
+  local target before=$CHANGED_ANY mark
+  target=$(metrics_target)
+  [ -n "$target" ] || die "monitoring: $ENV_FILE has no ATOME_METRICS_LISTEN (metrics would be public on ATOME_LISTEN): add ATOME_METRICS_LISTEN=127.0.0.1:$METRICS_PORT"
+  mark="# Written by install_full.sh --with-monitoring, and again on each run: delete this line to keep
+# your own edits (the installer then leaves this file alone)."
+  CHANGED_ANY=0
+  write_if_changed "$PROM_ALERTS" 0644 "$(cat "$SRC_DIR/deploy/prometheus/alerts.yml")"
+  write_owned "$PROM_CONF" prometheus "$(
+    cat <<EOF
+$mark
+# Prometheus for the Atome server on this machine (example with comments: deploy/prometheus/).
+global:
+  scrape_interval: 15s
+  evaluation_interval: 15s
+rule_files:
+  - $PROM_ALERTS
+# Firing alerts show on Prometheus' /alerts page; to be notified, install an Alertmanager
+# (Debian: prometheus-alertmanager) and uncomment:
+# alerting:
+#   alertmanagers:
+#     - static_configs:
+#         - targets: ["127.0.0.1:9093"]
+scrape_configs:
+  - job_name: atome
+    static_configs:
+      - targets: ["$target"]
+  - job_name: node
+    static_configs:
+      - targets: ["127.0.0.1:9100"]
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:$PROM_PORT"]
+EOF
+  )"
+  write_owned "$PROM_DEFAULT" prometheus "$mark
+# Prometheus on loopback only: reach it through an SSH tunnel or an authenticating proxy.
+ARGS=\"--web.listen-address=127.0.0.1:$PROM_PORT\""
+  write_owned "$NODE_DEFAULT" prometheus-node-exporter "$mark
+# The node exporter on loopback only: the local Prometheus scrapes it.
+ARGS=\"--web.listen-address=127.0.0.1:9100\""
+  MONITORING_CHANGED=$CHANGED_ANY
+  CHANGED_ANY=$before
+  promtool check config "$PROM_CONF" >/dev/null 2>&1 || die "monitoring: promtool check config $PROM_CONF fails (run it to see why)"
+  log "monitoring: Prometheus scrapes $target with the rules of $PROM_ALERTS (promtool: valid)"
 }
 
 # TURN over TLS (5349) only with a certificate browsers trust: a self-signed one is refused.
@@ -601,9 +740,50 @@ health_check() {
     fi
     sleep 0.2
   done
+  local metrics
+  metrics=$(metrics_target)
+  if [ "$ok" = 1 ] && [ -n "$metrics" ]; then
+    for _ in $(seq 1 10); do
+      curl -fsS --max-time 2 "http://$metrics/metrics" 2>/dev/null | grep -q '^atome_worker_up' && METRICS_OK=1 && break
+      sleep 0.2
+    done
+  fi
   stop_started "$tmp_pid"
   [ "$ok" = 1 ] || die "health check failed: $url (see $LOG_DIR)"
   log "health: ok ($body)"
+  if [ -n "$metrics" ]; then
+    [ "$METRICS_OK" = 1 ] || die "metrics check failed: no atome_worker_up at http://$metrics/metrics (see $LOG_DIR)"
+    log "metrics: served on http://$metrics/metrics"
+  fi
+}
+
+# Prometheus answers and has loaded the alert rules (started once here where systemd does not
+# run, as its unit would, on a scratch storage dir); MONITORING_STATUS says how it went.
+monitoring_check() {
+  [ "$MONITORING" = 1 ] || return 0
+  local tmp_pid="" tsdb="" rules="" ok=0 n
+  if ! (systemd_running && systemctl is-active --quiet prometheus.service); then
+    log "prometheus: starting it once to check it"
+    tsdb=$(mktemp -d /tmp/atome-prometheus-check.XXXXXX)
+    chown prometheus: "$tsdb"
+    runuser -u prometheus -- /usr/bin/prometheus --config.file="$PROM_CONF" --storage.tsdb.path="$tsdb" \
+      --web.listen-address="127.0.0.1:$PROM_PORT" >>"$LOG_DIR/health-check.log" 2>&1 &
+    tmp_pid=$!
+  fi
+  for _ in $(seq 1 50); do
+    if rules=$(curl -fsS --max-time 2 "http://127.0.0.1:$PROM_PORT/api/v1/rules" 2>/dev/null) &&
+      grep -q '"name":"AtomeServerDown"' <<<"$rules"; then
+      ok=1
+      break
+    fi
+    sleep 0.2
+  done
+  stop_started "$tmp_pid"
+  [ -z "$tsdb" ] || rm -rf "$tsdb"
+  [ "$ok" = 1 ] || die "prometheus check failed: no Atome alert rules at http://127.0.0.1:$PROM_PORT/api/v1/rules (see $LOG_DIR/health-check.log)"
+  n=$(grep -o '"type":"alerting"' <<<"$rules" | wc -l)
+  MONITORING_STATUS="Prometheus on 127.0.0.1:$PROM_PORT ($n alert rules from $PROM_ALERTS), scraping $(metrics_target) and the node exporter (127.0.0.1:9100)"
+  log "prometheus: answers on 127.0.0.1:$PROM_PORT with $n alert rules"
 }
 
 # coturn answers a STUN binding request on its port (started once here where systemd does not
@@ -642,6 +822,17 @@ otp_status() {
   esac
 }
 
+# One line on /metrics for the status block, from the configuration in force.
+metrics_status() {
+  local target
+  target=$(metrics_target)
+  if [ -n "$target" ]; then
+    echo "http://$target/metrics (private listener, ATOME_METRICS_LISTEN)"
+  else
+    echo "/metrics on the main listener, public: set ATOME_METRICS_LISTEN in $ENV_FILE (or rerun with --with-monitoring)"
+  fi
+}
+
 status_block() {
   local port
   port=$(configured_port)
@@ -659,6 +850,8 @@ Codes:      $(otp_status)
 Service:    $UNIT_FILE $(systemd_running && echo "(systemctl status atome)" || echo "(installed; start it where systemd runs)")
 Firewall:   $NFT_FILE
 TURN:       $TURN_STATUS
+Metrics:    $(metrics_status)
+Monitoring: $MONITORING_STATUS
 Recording:  $([ "$RECORDING" = 1 ] && echo "on (ffmpeg)" || echo "off (--no-recording)")
 Next:       point a DNS name here and rerun with --domain NAME for a trusted certificate.
 =============================================================
@@ -684,11 +877,14 @@ main() {
   install_turn_secret
   write_env
   configure_coturn
+  configure_monitoring
   os_install_service
   os_coturn_service
+  os_monitoring_services
   os_firewall
   health_check
   turn_check
+  monitoring_check
   status_block
   log "install finished"
 }

@@ -27,6 +27,9 @@ CARGO_TARGET_DIR="$CARGO_TARGET_DIR-fuzz" scripts/fuzz.sh --ci
 # Browser tests: two and three users in real Chromium through the UI (builds the web bundle).
 tests/e2e/run.sh
 node --test tests/conformance/*.test.mjs
+# Monitoring: promtool checks the Prometheus config, alert rules and their unit tests; then the
+# real server and Debian's Prometheus run every Grafana dashboard query (deploy/check.sh, ~10 s).
+deploy/check.sh "$CARGO_TARGET_DIR/debug/atome"
 # The installer's real test (debootstrap + chroot) needs root; it uses the binary built above.
 if [ "$(id -u)" = 0 ]; then
   tests/install/run.sh "$CARGO_TARGET_DIR/debug/atome"

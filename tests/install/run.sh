@@ -2,10 +2,13 @@
 # A real test of install_full.sh: a Debian 12 root made by debootstrap, the installer run in it
 # with chroot (--binary), the installed server started by the unit's own ExecStart line and
 # checked over HTTPS, then the installer run a second time: nothing may change, still healthy.
+# With --with-monitoring: Prometheus and the node exporter installed, configured on loopback,
+# checked with the root's own promtool, the server's metrics on their private listener.
 #
 #   sudo tests/install/run.sh [path/to/atome]     (default: $CARGO_TARGET_DIR/debug/atome)
 #
 # The pristine root and apt's downloads are cached in ~/.cache/atome-debootstrap.
+# The test root goes under $ATOME_INSTALL_TEST_TMP (default /tmp; a tmpfs will do where the disk is short).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -17,6 +20,8 @@ archives=$cache/apt-archives
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 port=18443
 turn_port=13478
+metrics_port=19464
+prom_port=19090
 
 pass() { printf 'PASS: %s\n' "$*"; }
 # check DESCRIPTION COMMAND...: PASS if the command succeeds, else FAIL and stop.
@@ -48,7 +53,7 @@ if [ ! -x "$base/bin/bash" ]; then
   mv "$base.tmp" "$base"
 fi
 
-root=$(mktemp -d /tmp/atome-install-root.XXXXXX)
+root=$(mktemp -d "${ATOME_INSTALL_TEST_TMP:-/tmp}/atome-install-root.XXXXXX")
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
@@ -71,11 +76,14 @@ printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
 mkdir -p "$root/src"
 cp "$repo/install_full.sh" "$root/src/"
+mkdir -p "$root/src/deploy/prometheus"
+cp "$repo/deploy/prometheus/alerts.yml" "$root/src/deploy/prometheus/"
 cp "$binary" "$root/src/atome"
 
 install_once() {
   chroot "$root" /bin/bash /src/install_full.sh --binary /src/atome --port "$port" --rtc-port 0 \
-    --workers 2 --announced-ip 127.0.0.1 --turn-port "$turn_port" --turn-relay-ports 47100-47199 >"$1" 2>&1 || {
+    --workers 2 --announced-ip 127.0.0.1 --turn-port "$turn_port" --turn-relay-ports 47100-47199 \
+    --with-monitoring --metrics-port "$metrics_port" --prometheus-port "$prom_port" >"$1" 2>&1 || {
     tail -n 30 "$1"
     fail "install_full.sh exited non-zero"
   }
@@ -106,7 +114,9 @@ stop_server() {
 snapshot() {
   (
     cd "$root"
-    find etc/atome etc/systemd/system/atome.service etc/turnserver.conf opt/atome -type f -print0 | sort -z | xargs -0 sha256sum
+    find etc/atome etc/systemd/system/atome.service etc/turnserver.conf opt/atome etc/prometheus/prometheus.yml \
+      etc/prometheus/atome-alerts.yml etc/default/prometheus etc/default/prometheus-node-exporter -type f -print0 |
+      sort -z | xargs -0 sha256sum
     stat -c '%n %a %U %G' var/lib/atome var/log/atome etc/atome/tls/key.pem etc/atome/atome.env etc/atome/secret \
       etc/atome/turn-secret etc/turnserver.conf
     chroot "$root" sqlite3 /var/lib/atome/atome.db 'SELECT user_id, phone_e164 FROM users ORDER BY 1;'
@@ -152,8 +162,23 @@ check "firewall: no 5349 without TLS" test -z "$(grep 'dport 5349' "$root/etc/at
 check "status block: coturn checked" has "^TURN: *coturn ok: $turn_port udp/tcp" "$root/../install-1.log"
 check "the TURN secret is not in the install log" test -z "$(grep -F "$(cat "$root/etc/atome/turn-secret")" "$root/var/log/atome/install.log" "$root/../install-1.log")"
 
+# Monitoring: the packages, the server's private metrics listener, Prometheus' configuration
+# (valid for the root's own promtool), both daemons on loopback, checked by the installer.
+check "prometheus and the node exporter installed in the root" test -x "$root/usr/bin/prometheus" -a -x "$root/usr/bin/prometheus-node-exporter"
+check "the server's metrics on a private listener" has "^ATOME_METRICS_LISTEN=127.0.0.1:$metrics_port$" "$env_file"
+check "the alert rules installed as they are in the repository" cmp -s "$repo/deploy/prometheus/alerts.yml" "$root/etc/prometheus/atome-alerts.yml"
+check "prometheus.yml scrapes the metrics listener" has "targets: \[\"127.0.0.1:$metrics_port\"\]" "$root/etc/prometheus/prometheus.yml"
+check "prometheus.yml loads the alert rules" has '^  - /etc/prometheus/atome-alerts.yml$' "$root/etc/prometheus/prometheus.yml"
+check "promtool (the root's) finds the configuration and its rules valid" quietly chroot "$root" promtool check config /etc/prometheus/prometheus.yml
+check "Prometheus bound to loopback" has "^ARGS=\"--web.listen-address=127.0.0.1:$prom_port\"$" "$root/etc/default/prometheus"
+check "the node exporter bound to loopback" has '^ARGS="--web.listen-address=127.0.0.1:9100"$' "$root/etc/default/prometheus-node-exporter"
+check "status block: metrics private" has "^Metrics: *http://127.0.0.1:$metrics_port/metrics (private" "$root/../install-1.log"
+check "status block: Prometheus checked with the 8 alert rules" has "^Monitoring: *Prometheus on 127.0.0.1:$prom_port (8 alert rules" "$root/../install-1.log"
+
 start_server
 health=$(curl -fsSk "https://127.0.0.1:$port/health")
+check "metrics served on the private listener" grep -q '^atome_worker_up' <<<"$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")"
+check "no metrics on the public listener (404)" test "$(curl -sSk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/metrics")" = 404
 check "health over HTTPS: $health" grep -q '"status":"ok"' <<<"$health"
 otp=$(curl -sSk -H 'content-type: application/json' -d '{"phone_e164":"+33612345678"}' "https://127.0.0.1:$port/auth/otp/request")
 check "API call (otp request, codes off): $otp" grep -q '"code":"otp_unavailable"' <<<"$otp"
@@ -181,8 +206,15 @@ stop_server
 
 # A configuration written by an older installer: the sender 'log', no secret line. A new run
 # turns codes off and points the server at the secret; everything else in the file is kept.
-sed -i -e 's/^ATOME_SMS_SENDER=none$/ATOME_SMS_SENDER=log/' -e '/^ATOME_SECRET_FILE=/d' -e '/^ATOME_TURN_/d' -e '/^# TURN:/d' "$env_file"
+sed -i -e 's/^ATOME_SMS_SENDER=none$/ATOME_SMS_SENDER=log/' -e '/^ATOME_SECRET_FILE=/d' -e '/^ATOME_TURN_/d' -e '/^# TURN:/d' \
+  -e '/^ATOME_METRICS_LISTEN=/d' "$env_file"
+# An administrator's own prometheus.yml (the installer's first line removed) is left alone.
+sed -i -e '1d' -e 's/^  scrape_interval: 15s$/  scrape_interval: 30s/' "$root/etc/prometheus/prometheus.yml"
+edited=$(sha256sum <"$root/etc/prometheus/prometheus.yml")
 install_once "$root/../install-3.log"
+check "an old configuration gets ATOME_METRICS_LISTEN once" test "$(grep -c "^ATOME_METRICS_LISTEN=127.0.0.1:$metrics_port$" "$env_file")" = 1
+check "an edited prometheus.yml is left as it is" test "$(sha256sum <"$root/etc/prometheus/prometheus.yml")" = "$edited"
+check "and the installer says so" has "prometheus.yml was edited" "$root/../install-3.log"
 check "an old ATOME_SMS_SENDER=log becomes none" has '^ATOME_SMS_SENDER=none$' "$env_file"
 check "an old configuration gets ATOME_SECRET_FILE" has '^ATOME_SECRET_FILE=/etc/atome/secret$' "$env_file"
 check "the rest of the configuration is kept" has '^ATOME_RTC_ANNOUNCED_IP=127.0.0.1$' "$env_file"
