@@ -101,6 +101,10 @@ export function createNetns() {
       nft('input', [`iifname "${hostIf}" meta l4proto udp numgen random mod 100 < ${percent} counter drop`]);
       nft('output', [`oifname "${hostIf}" meta l4proto udp numgen random mod 100 < ${percent} counter drop`]);
     },
+    /** Drops `percent` % of the UDP packets the namespace sends (the upstream only), counted. */
+    loseUdpUp(percent) {
+      nft('input', [`iifname "${hostIf}" meta l4proto udp numgen random mod 100 < ${percent} counter drop`]);
+    },
     /** Packets the counted rules dropped so far, by chain. */
     dropped() {
       const out = run('nft', ['list', 'table', 'inet', table]).stdout;
