@@ -448,6 +448,8 @@ export async function leave() {
   if (!state.roomId) return;
   state.leaving = true;
   const roomId = state.roomId;
+  // Forgotten at once: a reload right after the click (before the server answers) stays out.
+  sessionStorage.removeItem(SAVED);
   await request('leaveRoom', { room_id: roomId }).catch(() => {});
   state.roomId = null;
   state.resumeToken = null;
