@@ -106,6 +106,10 @@ struct Args {
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Scrape the Atome server's `GET /metrics` every this many milliseconds during the
+    /// measurement window (0: never), to measure what monitoring costs the server.
+    #[arg(long, default_value_t = 0)]
+    scrape_metrics_ms: u64,
 }
 
 fn cpu_count(list: &str) -> usize {
@@ -259,7 +263,29 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome,
         server.check_alive()?;
         return Ok(Outcome::Storm(storm::aggregate(name, plan, spread, &peers, &readings)));
     }
+    let scraper = (target == Target::Atome && args.scrape_metrics_ms > 0).then(|| {
+        let (url, every) = (format!("{base}/metrics"), Duration::from_millis(args.scrape_metrics_ms));
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut scrapes, mut bytes) = (0u64, 0usize);
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Ok(r) = client.get(&url).send().await {
+                    bytes += r.text().await.map_or(0, |t| t.len());
+                    scrapes += 1;
+                }
+                if scrapes > 0 && scrapes % 10 == 0 {
+                    tracing_free_log(scrapes, bytes / scrapes as usize);
+                }
+            }
+        })
+    });
     let window = measure(&mut server, &ctl, Duration::from_secs(args.seconds)).await?;
+    if let Some(s) = scraper {
+        s.abort();
+        log(args.json, &format!("atome: /metrics scraped every {} ms during the window", args.scrape_metrics_ms));
+    }
     let readings = ServerReadings {
         cores,
         cpu_seconds: window.server_cpu,
@@ -278,6 +304,11 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome,
     let (publishers, subscribers) = finish(setup, &ctl).await;
     server.check_alive()?;
     Ok(Outcome::Load(report::aggregate(name, plan, window.seconds, &publishers, &subscribers, &readings)))
+}
+
+/// A line every ten scrapes (stderr): how many, and the page size.
+fn tracing_free_log(scrapes: u64, page_bytes: usize) {
+    eprintln!("loadgen: {scrapes} scrapes of /metrics, {page_bytes} bytes each");
 }
 
 /// Waits until `peers` peers have ICE and DTLS up. A peer that cannot reach the server's media
