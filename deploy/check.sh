@@ -158,7 +158,10 @@ print("PASS: Prometheus scraped the server twice (up == 1)")
 
 # Metric names the server serves, to tell "not served by this binary" from "no samples".
 with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-    served = {re.split(r"[{ ]", l, 1)[0] for l in r.read().decode().splitlines() if l and not l.startswith("#")}
+    page = r.read().decode().splitlines()
+    served = {re.split(r"[{ ]", l, 1)[0] for l in page if l and not l.startswith("#")}
+    # Families announced without samples (per-peer figures with nobody in a call) are served too.
+    served |= {l.split()[2] for l in page if l.startswith("# TYPE ")}
 served |= {n[: -len(s)] for n in served for s in ("_bucket", "_sum", "_count") if n.endswith(s)}
 
 # Grafana's variables: the ones of this dashboard match everything; intervals become fixed ones.

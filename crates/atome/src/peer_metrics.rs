@@ -29,6 +29,8 @@ pub struct PeerFigures {
     pub nacks_down: u64,
     pub plis_up: u64,
     pub plis_down: u64,
+    pub firs_up: u64,
+    pub firs_down: u64,
 }
 
 fn worst<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
@@ -51,6 +53,8 @@ impl PeerFigures {
         self.nacks_down += q.nacks_down;
         self.plis_up += q.plis_up;
         self.plis_down += q.plis_down;
+        self.firs_up += q.firs_up;
+        self.firs_down += q.firs_down;
     }
 
     fn merge(&mut self, o: &PeerFigures) {
@@ -64,6 +68,8 @@ impl PeerFigures {
         self.nacks_down += o.nacks_down;
         self.plis_up += o.plis_up;
         self.plis_down += o.plis_down;
+        self.firs_up += o.firs_up;
+        self.firs_down += o.firs_down;
     }
 }
 
@@ -142,6 +148,7 @@ pub fn render(out: &mut String, peers: &BTreeMap<String, PeerFigures>) {
             (|f: &PeerFigures| f.nacks_down) as fn(&PeerFigures) -> u64,
         ),
         ("atome_peer_plis_total", "PLIs: up = sent by the server to the peer; down = sent by the peer.", |f| f.plis_up, |f| f.plis_down),
+        ("atome_peer_firs_total", "FIRs: up = sent by the server to the peer; down = sent by the peer.", |f| f.firs_up, |f| f.firs_down),
     ] {
         family(out, name, "counter", help);
         for (p, f) in peers {
@@ -207,6 +214,7 @@ mod tests {
         assert!(page.contains("atome_peer_bitrate_bps{peer=\"u1\",direction=\"in\"} 1001\n"), "{page}");
         assert!(page.contains("atome_peer_fraction_lost{peer=\"_other\",direction=\"up\"} 0.5\n"), "{page}");
         assert!(!page.contains("atome_peer_rtt_seconds{"), "no RTT known: no line");
+        assert!(page.contains("atome_peer_firs_total{peer=\"u1\",direction=\"down\"} 0\n"), "{page}");
     }
 
     #[test]

@@ -120,11 +120,13 @@ pub struct TransportQuality {
     pub loss_down: Option<f32>,
     /// Seconds: the worst jitter the peer reports about what it receives.
     pub jitter_down: Option<f64>,
-    /// NACKs and PLIs the engine sent the peer (about its upstream), and the peer sent the engine.
+    /// NACKs, PLIs and FIRs the engine sent the peer (about its upstream), and the peer sent the engine.
     pub nacks_up: u64,
     pub nacks_down: u64,
     pub plis_up: u64,
     pub plis_down: u64,
+    pub firs_up: u64,
+    pub firs_down: u64,
 }
 
 #[cfg(test)]

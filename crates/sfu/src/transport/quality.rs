@@ -204,6 +204,8 @@ impl Quality {
             nacks_down: self.egress.values().map(|e| e.stats.nacks).sum(),
             plis_up: self.ingress.values().map(|i| i.stats.plis).sum(),
             plis_down: self.egress.values().map(|e| e.stats.plis).sum(),
+            firs_up: self.ingress.values().map(|i| i.stats.firs).sum(),
+            firs_down: self.egress.values().map(|e| e.stats.firs).sum(),
         }
     }
 }
