@@ -23,7 +23,10 @@ test('double clicks are one action each: one room, one session, no ghost', { tim
     const { a, b } = await twoUsers(server, browser);
     const roomsBefore = await a.page.$$eval('#room-list option', (o) => o.length);
     await a.page.dblclick('#create-room');
-    await sleep(1500);
+    // The action done (on a loaded machine it may take longer than any fixed wait; a click on a
+    // busy button is ignored, and the next one below would be lost).
+    await a.page.waitForFunction(() => !document.querySelector('#create-room').dataset.busy, null, { timeout: 15000 });
+    await sleep(500);
     const roomsAfter = await a.page.$$eval('#room-list option', (o) => o.length);
     assert.equal(roomsAfter - roomsBefore, 1, 'a double click on Create room makes one room');
     await roomWith(a, [b]); // one more room, invited
