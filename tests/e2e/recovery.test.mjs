@@ -56,9 +56,11 @@ test('double clicks are one action each: one room, one session, no ghost', { tim
     }
     // Leave (double-clicked): nothing of A stays on the server.
     await a.page.dblclick('#leave');
+    // The peer count drops first, its transports close right after (one engine call each): wait
+    // for all of it, which fails if anything of A stays.
     const gone = await waitFor('A gone', async () => {
       const x = await server.health();
-      return x.peers === 1 ? x : null;
+      return x.peers === 1 && x.media.producers === 2 && x.media.transports === 2 ? x : null;
     });
     assert.equal(gone.media.producers, 2, 'only B\'s producers are left');
     assert.equal(gone.media.transports, 2, 'only B\'s transports are left');
