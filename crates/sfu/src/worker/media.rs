@@ -168,13 +168,7 @@ impl Worker {
     fn path_moved(&mut self, tkey: Key, now: Instant) {
         let Some(t) = self.transports.get(&tkey) else { return };
         tracing::debug!(transport = %t.id(), "media path moved; asking for keyframes");
-        let consumed: Vec<Key> = t
-            .consumers()
-            .iter()
-            .filter_map(|c| self.consumers.get(c))
-            .filter(|c| !c.is_paused() && c.kind() == MediaKind::Video)
-            .map(|c| c.producer())
-            .collect();
+        let consumed = self.consumed_video(tkey);
         let own: Vec<Key> =
             t.producers().iter().copied().filter(|p| self.producers.get(p).is_some_and(|p| p.kind() == MediaKind::Video)).collect();
         for p in consumed {
@@ -183,6 +177,17 @@ impl Worker {
         for p in own {
             self.request_keyframe_key(p, false, now);
         }
+    }
+
+    /// The producers of the video consumers (not paused) on transport `tkey`.
+    fn consumed_video(&self, tkey: Key) -> Vec<Key> {
+        let Some(t) = self.transports.get(&tkey) else { return Vec::new() };
+        t.consumers()
+            .iter()
+            .filter_map(|c| self.consumers.get(c))
+            .filter(|c| !c.is_paused() && c.kind() == MediaKind::Video)
+            .map(|c| c.producer())
+            .collect()
     }
 
     fn on_rtc_event(&mut self, tkey: Key, event: Event, now: Instant) {
@@ -205,13 +210,7 @@ impl Worker {
                 }
                 let Some(t) = self.transports.get(&tkey) else { return };
                 tracing::debug!(transport = %t.id(), "DTLS connected");
-                let producers: Vec<Key> = t
-                    .consumers()
-                    .iter()
-                    .filter_map(|c| self.consumers.get(c))
-                    .filter(|c| !c.is_paused() && c.kind() == MediaKind::Video)
-                    .map(|c| c.producer())
-                    .collect();
+                let producers = self.consumed_video(tkey);
                 for p in producers {
                     self.request_keyframe_key(p, true, now);
                 }
