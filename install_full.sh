@@ -770,7 +770,8 @@ monitoring_check() {
       --web.listen-address="127.0.0.1:$PROM_PORT" >>"$LOG_DIR/health-check.log" 2>&1 &
     tmp_pid=$!
   fi
-  for _ in $(seq 1 50); do
+  # Up to 60 s: on a slow disk Prometheus answers 503 while its database opens.
+  for _ in $(seq 1 300); do
     if rules=$(curl -fsS --max-time 2 "http://127.0.0.1:$PROM_PORT/api/v1/rules" 2>/dev/null) &&
       grep -q '"name":"AtomeServerDown"' <<<"$rules"; then
       ok=1

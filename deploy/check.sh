@@ -130,16 +130,37 @@ prom, dashboard, metrics_port, prom_log = sys.argv[1], sys.argv[2], sys.argv[3],
 base = f"http://127.0.0.1:{prom}"
 
 def get(path, **params):
+    """Prometheus' JSON answer; a body that is not JSON (the plain-text 503 "Service Unavailable"
+    it serves while its database starts) becomes {"status": "unavailable", "error": <the text>}."""
     url = f"{base}{path}?{urllib.parse.urlencode(params, doseq=True)}"
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
-            return json.load(r)
+            body = r.read()
     except urllib.error.HTTPError as e:  # 400/422: a rejected query, with Prometheus' reason
-        return json.load(e)
+        body = e.read()
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {"status": "unavailable", "error": body[:200].decode(errors="replace")}
 
 def fail(msg):
     print(f"FAIL: {msg}")
     sys.exit(1)
+
+# Ready first: until its database is open, Prometheus answers 503 in plain text.
+deadline = time.time() + 60
+while True:
+    try:
+        with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as r:
+            if r.status == 200:
+                break
+    except OSError:  # refused (not listening yet) or HTTPError 503 (starting)
+        pass
+    if time.time() > deadline:
+        print(open(prom_log).read()[-2000:])
+        fail("Prometheus was not ready within 60 s")
+    time.sleep(0.3)
+print("PASS: Prometheus ready")
 
 # Two scrapes of the server, up both times.
 deadline = time.time() + 30
