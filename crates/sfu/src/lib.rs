@@ -20,6 +20,7 @@ mod router;
 pub mod rtp_parameters;
 pub mod seq;
 pub mod seq_guard;
+mod simulcast;
 pub mod stats;
 mod tcp;
 mod transmit;
@@ -56,6 +57,10 @@ pub enum EngineEvent {
     /// A producer's score changed (mediasoup's `producer.on("score")`): 0..=10 from the loss
     /// of its last report interval (see [`stats::score`]); it starts at 10.
     ProducerScore { router: RouterId, producer: ProducerId, score: Vec<stats::EncodingScore> },
+    /// The layers a consumer of a simulcast producer forwards changed (mediasoup's
+    /// `consumer.on("layerschange")`): `spatial` is the producer's stream (encoding index),
+    /// `temporal` the highest VP8 temporal layer sent.
+    ConsumerLayersChanged { router: RouterId, consumer: ConsumerId, spatial: u8, temporal: u8 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

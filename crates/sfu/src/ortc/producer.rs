@@ -2,6 +2,7 @@
 //! `RtpParameters::ValidateCodecs`/`ValidateEncodings`), the mapping of the client's payload
 //! types to the router's (`getProducerRtpParametersMapping`) and the parameters consumers are
 //! built from (`getConsumableRtpParameters`).
+use super::encodings::{encoding_plans, parse_scalability_mode, validate_encodings, EncodingPlan};
 use super::matching::{codecs_match, CodecView};
 use super::{h264, OrtcError};
 use crate::rtp_parameters::{
@@ -21,23 +22,35 @@ pub struct PtMapping {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerPlan {
     pub mapping: Vec<PtMapping>,
-    /// The producer's stream: media SSRC, RTX SSRC, mid.
-    pub ssrc: u32,
-    pub rtx_ssrc: Option<u32>,
+    /// Its RTP streams, one per encoding (simulcast spatial layers, lowest first).
+    pub encodings: Vec<EncodingPlan>,
     pub mid: String,
     /// mediasoup's consumable rtpParameters: the router's codecs (PT, MIME type, clock rate,
     /// channels, RTCP feedback) with the producer's codec parameters, each followed by the
     /// router's RTX codec; the router's header extensions that may be sent to consumers.
     pub consumable_codecs: Vec<RtpCodecParameters>,
     pub consumable_extensions: Vec<RtpHeaderExtensionParameters>,
-    pub scalability_mode: Option<String>,
-    pub max_bitrate: Option<u64>,
 }
 
 impl ProducerPlan {
     /// The router payload types of the producer's media codecs.
     pub fn media_pts(&self) -> Vec<u8> {
         self.consumable_codecs.iter().filter(|c| !c.is_rtx()).map(|c| c.payload_type).collect()
+    }
+
+    /// Whether it has several encodings (simulcast).
+    pub fn is_simulcast(&self) -> bool {
+        self.encodings.len() > 1
+    }
+
+    /// Temporal layers per stream: the first scalabilityMode given, 1 without one.
+    pub fn temporal_layers(&self) -> u8 {
+        self.encodings.iter().find_map(|e| e.scalability_mode.as_deref().and_then(parse_scalability_mode)).map_or(1, |(_, t)| t)
+    }
+
+    /// Every SSRC it announced (media and RTX, all encodings).
+    pub fn announced_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.encodings.iter().flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc))
     }
 }
 
@@ -77,15 +90,6 @@ pub(crate) fn check_mid(mid: &str) -> Result<(), OrtcError> {
     Ok(())
 }
 
-/// `L<n>T<n>` or `S<n>T<n>`, optionally `_KEY` or `_KEY_SHIFT` (W3C webrtc-svc).
-fn scalability_mode_ok(mode: &str) -> bool {
-    let rest = mode.strip_prefix('L').or_else(|| mode.strip_prefix('S'));
-    let Some((spatial, temporal)) = rest.and_then(|r| r.split_once('T')) else { return false };
-    let temporal = temporal.strip_suffix("_KEY_SHIFT").or_else(|| temporal.strip_suffix("_KEY")).unwrap_or(temporal);
-    let layers = |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
-    layers(spatial) && layers(temporal)
-}
-
 /// Checks a producer's rtpParameters for `kind` before anything else reads them.
 pub fn validate_rtp_parameters(kind: MediaKind, params: &RtpParameters) -> Result<(), OrtcError> {
     if params.codecs.is_empty() {
@@ -123,35 +127,7 @@ pub fn validate_rtp_parameters(kind: MediaKind, params: &RtpParameters) -> Resul
         Some(mid) => check_mid(mid)?,
         None => return Err(invalid("rtpParameters.mid is required (mediasoup-client always sends it)")),
     }
-    let encoding = match params.encodings.as_slice() {
-        [] => return Err(invalid("rtpParameters.encodings is empty: one encoding with an ssrc is needed")),
-        [one] => one,
-        _ => {
-            return Err(OrtcError::UnsupportedSimulcast(format!(
-                "{} encodings given: simulcast is not supported yet, send one encoding",
-                params.encodings.len()
-            )))
-        }
-    };
-    match (encoding.ssrc, &encoding.rid) {
-        (Some(ssrc), _) if ssrc != 0 => {}
-        (_, Some(_)) => {
-            return Err(OrtcError::UnsupportedSimulcast(
-                "encodings identified by rid (simulcast) are not supported yet: give an ssrc".into(),
-            ))
-        }
-        _ => return Err(invalid("encodings[0].ssrc is required")),
-    }
-    if let Some(pt) = encoding.codec_payload_type {
-        if !params.codecs.iter().any(|c| c.payload_type == pt && !c.is_rtx()) {
-            return Err(invalid(format!("encodings[0].codecPayloadType {pt} is not a media codec of this producer")));
-        }
-    }
-    if let Some(mode) = &encoding.scalability_mode {
-        if !scalability_mode_ok(mode) {
-            return Err(invalid(format!("invalid scalabilityMode {mode:?}")));
-        }
-    }
+    validate_encodings(kind, params)?;
     Ok(())
 }
 
@@ -229,16 +205,12 @@ pub fn producer_plan(router: &RtpCapabilities, kind: MediaKind, params: &RtpPara
             parameters: CodecParameters::new(),
         })
         .collect();
-    let encoding = &params.encodings[0]; // validated: exactly one, with an ssrc
     Ok(ProducerPlan {
         mapping,
-        ssrc: encoding.ssrc.unwrap_or_default(),
-        rtx_ssrc: encoding.rtx.map(|r| r.ssrc),
+        encodings: encoding_plans(params),
         mid: params.mid.clone().unwrap_or_default(),
         consumable_codecs,
         consumable_extensions,
-        scalability_mode: encoding.scalability_mode.clone(),
-        max_bitrate: encoding.max_bitrate,
     })
 }
 
@@ -299,7 +271,7 @@ pub(crate) mod tests {
             p.mapping,
             vec![PtMapping { client_pt: 96, router_pt: 101, rtx: false }, PtMapping { client_pt: 97, router_pt: 102, rtx: true }]
         );
-        assert_eq!((p.ssrc, p.rtx_ssrc, p.mid.as_str()), (1111, Some(2222), "0"));
+        assert_eq!((p.encodings[0].ssrc, p.encodings[0].rtx_ssrc, p.mid.as_str()), (Some(1111), Some(2222), "0"));
         let p = plan(MediaKind::Audio, &client_params(MediaKind::Audio)).unwrap();
         assert_eq!(p.mapping, vec![PtMapping { client_pt: 111, router_pt: 100, rtx: false }]);
     }
