@@ -26,6 +26,7 @@ mod tcp;
 mod transmit;
 mod transport;
 mod udp;
+pub mod vp8;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
