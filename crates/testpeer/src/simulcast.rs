@@ -103,6 +103,10 @@ impl SimulcastTrack {
                 e
             })
             .collect();
+        let mut exts = vec![json!({"uri": URI_MID, "id": 9}), json!({"uri": URI_TWCC, "id": 4})];
+        if self.by_rid {
+            exts.extend([json!({"uri": URI_RID, "id": 11}), json!({"uri": URI_RRID, "id": 12})]);
+        }
         let v = json!({
             "mid": self.mid,
             "codecs": [
@@ -110,9 +114,7 @@ impl SimulcastTrack {
                  "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "transport-cc"}]},
                 {"mimeType": "video/rtx", "payloadType": VP8_RTX_PT, "clockRate": 90000, "parameters": {"apt": VP8_PT}}
             ],
-            "headerExtensions": [
-                {"uri": URI_MID, "id": 9}, {"uri": URI_TWCC, "id": 4}, {"uri": URI_RID, "id": 11}, {"uri": URI_RRID, "id": 12}
-            ],
+            "headerExtensions": exts,
             "encodings": encodings,
             "rtcp": {"cname": "testpeer", "reducedSize": true},
         });
@@ -125,8 +127,9 @@ impl SimulcastTrack {
         let mut api = t.rtc.direct_api();
         api.declare_media(mid, StrKind::Video);
         for s in &self.streams {
-            let rid = self.by_rid.then(|| Rid::from(s.rid.as_str()));
-            api.declare_stream_tx(Ssrc::from(s.ssrc), Some(Ssrc::from(s.ssrc + 1)), mid, rid);
+            // str0m tells a media's send streams apart by rid: each has one here. Without rid
+            // simulcast the server is not told the rid extension's id, so only SSRCs count.
+            api.declare_stream_tx(Ssrc::from(s.ssrc), Some(Ssrc::from(s.ssrc + 1)), mid, Some(Rid::from(s.rid.as_str())));
         }
     }
 

@@ -38,7 +38,7 @@ impl Publisher {
         for e in self.transport.pump_at(now) {
             if let Event::KeyframeRequest(r) = e {
                 let rid = r.rid.map(|r| r.to_string());
-                self.track.keyframe_requested(if self.track.by_rid { rid.as_deref() } else { None });
+                self.track.keyframe_requested(rid.as_deref());
                 self.keyframe_requests.push(rid);
             }
         }
@@ -99,7 +99,10 @@ fn simulcast_by(by_rid: bool) {
     let first = got(&b, 0);
     assert!(first.len() > 40, "media flows: {}", first.len());
     assert!(first[0].1.keyframe, "the consumer starts on a keyframe: {:?}", first[0].1);
-    assert!(first.iter().all(|(_, o)| o.layer == 2), "the highest stream only");
+    // It starts on the first stream heard and climbs to the highest on that one's keyframe.
+    let up = first.iter().position(|(_, o)| o.layer == 2).expect("the highest stream");
+    assert!(up < 10, "stream 2 was asked for a keyframe at once ({up} packets before it)");
+    assert!(first[up].1.keyframe && first[up..].iter().all(|(_, o)| o.layer == 2), "then the highest stream only");
     assert!(first.iter().any(|(_, o)| o.tid == 2), "every temporal layer");
     assert_continuous(&first);
     assert_eq!(layers_changed(&sim, &consumer).last(), Some(&(2, 2)));

@@ -329,12 +329,39 @@ pub(crate) mod tests {
             ("no encodings", Box::new(|p| p.encodings.clear()), "invalid_parameters"),
             ("no ssrc", Box::new(|p| p.encodings[0].ssrc = None), "invalid_parameters"),
             ("ssrc 0", Box::new(|p| p.encodings[0].ssrc = Some(0)), "invalid_parameters"),
-            ("three encodings", Box::new(|p| p.encodings = vec![p.encodings[0].clone(); 3]), "unsupported_simulcast"),
+            ("five encodings", Box::new(|p| p.encodings = vec![p.encodings[0].clone(); 5]), "unsupported_simulcast"),
+            ("neither ssrc nor rid", Box::new(|p| p.encodings[0].ssrc = None), "invalid_parameters"),
             (
-                "rid only",
+                "long rid",
+                Box::new(|p| {
+                    p.encodings[0].ssrc = None;
+                    p.encodings[0].rtx = None;
+                    p.encodings[0].rid = Some("r0123456789".into());
+                }),
+                "invalid_parameters",
+            ),
+            (
+                "rtx without ssrc",
                 Box::new(|p| {
                     p.encodings[0].ssrc = None;
                     p.encodings[0].rid = Some("r0".into());
+                }),
+                "invalid_parameters",
+            ),
+            ("rid twice", Box::new(|p| p.encodings = simulcast(&["a", "a"])), "invalid_parameters"),
+            (
+                "simulcast of SVC",
+                Box::new(|p| {
+                    p.encodings = simulcast(&["a", "b"]);
+                    p.encodings[1].scalability_mode = Some("L3T3".into());
+                }),
+                "invalid_parameters",
+            ),
+            (
+                "H264 simulcast",
+                Box::new(|p| {
+                    p.encodings = simulcast(&["a", "b"]);
+                    p.codecs[0].mime_type = "video/H264".into();
                 }),
                 "unsupported_simulcast",
             ),
@@ -351,6 +378,38 @@ pub(crate) mod tests {
         let mut ok = base.clone();
         ok.encodings[0].scalability_mode = Some("L1T3".into());
         assert!(producer_plan(&caps(), MediaKind::Video, &ok).is_ok());
+        let mut audio = client_params(MediaKind::Audio);
+        audio.encodings = simulcast(&["a", "b"]);
+        assert_eq!(producer_plan(&caps(), MediaKind::Audio, &audio).unwrap_err().code(), "unsupported_simulcast", "audio simulcast");
+    }
+
+    /// Encodings identified by these rids, `L1T3` each.
+    fn simulcast(rids: &[&str]) -> Vec<crate::rtp_parameters::RtpEncodingParameters> {
+        rids.iter()
+            .map(|r| crate::rtp_parameters::RtpEncodingParameters {
+                rid: Some(r.to_string()),
+                scalability_mode: Some("L1T3".into()),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simulcast_encodings_by_rid_or_ssrc_are_kept_in_order() {
+        let mut p = client_params(MediaKind::Video);
+        p.encodings = simulcast(&["r0", "r1", "r2"]);
+        p.encodings[2].max_bitrate = Some(900_000);
+        let plan = producer_plan(&caps(), MediaKind::Video, &p).unwrap();
+        let rids: Vec<_> = plan.encodings.iter().map(|e| e.rid.as_deref()).collect();
+        assert_eq!(rids, [Some("r0"), Some("r1"), Some("r2")]);
+        assert!(plan.is_simulcast());
+        assert_eq!(plan.temporal_layers(), 3);
+        assert_eq!(plan.announced_ssrcs().count(), 0, "rid streams learn their SSRCs from their packets");
+        let mut p = client_params(MediaKind::Video);
+        p.encodings = (0..3).map(|i| serde_json::from_value(serde_json::json!({"ssrc": 10 + 2 * i, "rtx": {"ssrc": 11 + 2 * i}})).unwrap()).collect();
+        let plan = producer_plan(&caps(), MediaKind::Video, &p).unwrap();
+        assert_eq!(plan.announced_ssrcs().collect::<Vec<_>>(), [10, 11, 12, 13, 14, 15]);
+        assert_eq!(plan.temporal_layers(), 1);
     }
 
     #[test]

@@ -550,10 +550,16 @@ impl WebRtcTransport {
         for rid in encodings.iter().filter_map(|e| e.rid.as_deref()) {
             media.expect_rid_rx(rid.into());
         }
-        for e in encodings {
-            if let Some(ssrc) = e.ssrc {
-                api.expect_stream_rx(Ssrc::from(ssrc), e.rtx_ssrc.map(Ssrc::from), mid.into(), e.rid.as_deref().map(Rid::from));
-            }
+        for (i, e) in encodings.iter().enumerate() {
+            let Some(ssrc) = e.ssrc else { continue };
+            // str0m tells a media's streams apart by (mid, rid): SSRC-only simulcast streams get
+            // a rid of their own there ('~' is not allowed in a client's rid, so none clashes).
+            let rid = match (&e.rid, encodings.len()) {
+                (Some(rid), _) => Some(Rid::from(rid.as_str())),
+                (None, 1) => None,
+                (None, _) => Some(Rid::from(format!("~{i}").as_str())),
+            };
+            api.expect_stream_rx(Ssrc::from(ssrc), e.rtx_ssrc.map(Ssrc::from), mid.into(), rid);
         }
         if let Some(ssrc) = encodings.first().and_then(|e| e.ssrc) {
             self.quality.meter(mid.into(), ssrc);
