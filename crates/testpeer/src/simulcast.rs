@@ -11,6 +11,7 @@ use sfu::ortc::{URI_MID, URI_RID, URI_RRID, URI_TWCC};
 use sfu::rtp_parameters::RtpParameters;
 use str0m::media::{MediaKind as StrKind, Mid, Pt, Rid};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::Event;
 
 use crate::{ClientTransport, VP8_PT, VP8_RTX_PT};
 
@@ -140,6 +141,19 @@ impl SimulcastTrack {
                 s.force_keyframe = true;
             }
         }
+    }
+
+    /// Answers the keyframe requests among a client's events, as an encoder does (by rid; all
+    /// streams when the request names none). How many there were.
+    pub fn answer_keyframe_requests(&mut self, events: &[Event]) -> usize {
+        let mut n = 0;
+        for e in events {
+            if let Event::KeyframeRequest(r) = e {
+                self.keyframe_requested(r.rid.as_deref());
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Writes the next frame of every stream if due (every 33 ms, one packet each).
