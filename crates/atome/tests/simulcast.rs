@@ -69,11 +69,18 @@ async fn preferred_layers_and_layer_changes_over_the_socket() {
     assert_eq!(changed["consumer_id"], consumer, "{changed}");
 
     // Only the consumer's owner may choose its layers or ask for keyframes.
-    assert_eq!(refused(&wa.request("setConsumerPreferredLayers", json!({"consumer_id": consumer, "spatialLayer": 0})).await), Some("not_found"));
+    assert_eq!(
+        refused(&wa.request("setConsumerPreferredLayers", json!({"consumer_id": consumer, "spatialLayer": 0})).await),
+        Some("not_found")
+    );
     assert_eq!(refused(&wa.request("requestConsumerKeyFrame", json!({"consumer_id": consumer})).await), Some("not_found"));
     assert_eq!(refused(&wb.request("setConsumerPreferredLayers", json!({"consumer_id": consumer})).await), Some("invalid_message"));
     let r = wb.request("setConsumerPreferredLayers", json!({"consumer_id": consumer, "spatialLayer": 9, "temporalLayer": 1})).await;
-    assert_eq!((r["type"].as_str(), r["spatialLayer"].as_u64(), r["temporalLayer"].as_u64()), (Some("consumerPreferredLayersSet"), Some(2), Some(1)), "clamped: {r}");
+    assert_eq!(
+        (r["type"].as_str(), r["spatialLayer"].as_u64(), r["temporalLayer"].as_u64()),
+        (Some("consumerPreferredLayersSet"), Some(2), Some(1)),
+        "clamped: {r}"
+    );
     let r = wb.request("setConsumerPreferredLayers", json!({"consumer_id": consumer, "spatialLayer": 0})).await;
     assert_eq!((r["spatialLayer"].as_u64(), r["temporalLayer"].as_u64()), (Some(0), Some(2)), "{r}");
     let mark = inbox.packets.len();

@@ -102,7 +102,15 @@ impl Consumer {
     /// Decides for one packet of the producer's stream `layer` (0 without simulcast) with
     /// sequence number `seq` and RTP `timestamp`; `payload` is this consumer's copy (rewritten
     /// in place for simulcast). `active(l)`: whether the producer's stream `l` is sending.
-    pub fn select(&mut self, layer: u8, active: impl Fn(u8) -> bool, seq: u64, timestamp: u32, payload: &mut [u8], now: Instant) -> Selected {
+    pub fn select(
+        &mut self,
+        layer: u8,
+        active: impl Fn(u8) -> bool,
+        seq: u64,
+        timestamp: u32,
+        payload: &mut [u8],
+        now: Instant,
+    ) -> Selected {
         let Some(layers) = self.layers.as_mut() else {
             return if layer == 0 { Selected::Send { timestamp } } else { Selected::Drop };
         };

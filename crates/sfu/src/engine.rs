@@ -317,7 +317,12 @@ impl Engine {
     }
 
     /// See [`Worker::set_consumer_preferred_layers`](crate::worker::Worker::set_consumer_preferred_layers).
-    pub async fn set_consumer_preferred_layers(&self, id: ConsumerId, spatial: u8, temporal: Option<u8>) -> Result<Option<(u8, u8)>, ConsumerError> {
+    pub async fn set_consumer_preferred_layers(
+        &self,
+        id: ConsumerId,
+        spatial: u8,
+        temporal: Option<u8>,
+    ) -> Result<Option<(u8, u8)>, ConsumerError> {
         self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::SetConsumerPreferredLayers { id, spatial, temporal, reply })
             .await
     }

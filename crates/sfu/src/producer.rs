@@ -251,7 +251,8 @@ mod tests {
     fn rid_streams_learn_their_ssrc_once_and_throttle_apart() {
         let t0 = Instant::now();
         let mut sim = plan(1, None, "0");
-        sim.encodings = ["r0", "r1", "r2"].iter().map(|r| crate::ortc::EncodingPlan { rid: Some(r.to_string()), ..Default::default() }).collect();
+        sim.encodings =
+            ["r0", "r1", "r2"].iter().map(|r| crate::ortc::EncodingPlan { rid: Some(r.to_string()), ..Default::default() }).collect();
         let mut p = producer(MediaKind::Video, sim);
         assert_eq!((p.stream_count(), p.ssrc(), p.layer_of(500)), (3, 0, None));
         assert_eq!(p.take_keyframe_request(1, t0, false), None, "no SSRC to ask yet");

@@ -67,7 +67,11 @@ fn switching_down_waits_for_the_lower_keyframe_and_keeps_time_and_picture_ids_co
     assert_eq!(timestamp, 96_000 + 34 * 90, "the last timestamp sent plus 34 ms at 90 kHz");
     assert_eq!(picture_id(&low_key), picture_id(&next) + 2, "picture ids go on from the last sent");
     assert_eq!(low_key[4], 10, "TL0PICIDX too");
-    assert_eq!(s.packet(2, ALL, 99_000, &mut vp8(503, 10, 0, false, false), at), LayerVerdict::Drop { skip: false }, "the old stream stops");
+    assert_eq!(
+        s.packet(2, ALL, 99_000, &mut vp8(503, 10, 0, false, false), at),
+        LayerVerdict::Drop { skip: false },
+        "the old stream stops"
+    );
     let LayerVerdict::Forward { timestamp: t2, .. } = s.packet(0, ALL, 6400, &mut vp8(22, 5, 0, false, false), at) else { panic!() };
     assert_eq!(t2, timestamp + 3000, "the new stream keeps its own spacing");
     assert_eq!(s.take_layers_changed(), Some((0, 0)));
@@ -84,7 +88,11 @@ fn a_stream_that_stops_makes_the_consumer_fall_back() {
     assert!(matches!(s.packet(0, only_low, 0, &mut vp8(10, 0, 0, true, true), t0), LayerVerdict::Forward { switched: true, .. }));
     s.reset();
     assert_eq!(s.current_spatial(), None);
-    assert_eq!(s.packet(1, ALL, 0, &mut vp8(11, 0, 0, false, false), t0), LayerVerdict::WantKeyframe { layer: 1 }, "after a pause: a keyframe first");
+    assert_eq!(
+        s.packet(1, ALL, 0, &mut vp8(11, 0, 0, false, false), t0),
+        LayerVerdict::WantKeyframe { layer: 1 },
+        "after a pause: a keyframe first"
+    );
 }
 
 #[test]

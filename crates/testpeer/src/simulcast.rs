@@ -164,7 +164,8 @@ impl SimulcastTrack {
         let tid = TIDS[self.frame as usize % TIDS.len()];
         let mut api = t.rtc.direct_api();
         for (layer, s) in self.streams.iter_mut().enumerate() {
-            let key = std::mem::take(&mut s.force_keyframe) || self.frame.is_multiple_of(90);
+            // Keyframes when asked (and every 10 s): a switch waits for a request's answer.
+            let key = std::mem::take(&mut s.force_keyframe) || self.frame.is_multiple_of(300);
             let tid = if key { 0 } else { tid };
             if tid == 0 {
                 s.tl0 = s.tl0.wrapping_add(1);

@@ -121,6 +121,8 @@ fn simulcast_by(by_rid: bool) {
     assert_continuous(&with_before);
     if by_rid {
         assert!(a.keyframe_requests.iter().any(|r| r.as_deref() == Some("r0")), "a keyframe request named r0: {:?}", a.keyframe_requests);
+    } else {
+        assert!(!a.keyframe_requests.is_empty(), "keyframe requests by SSRC");
     }
     assert_eq!(layers_changed(&sim, &consumer).last(), Some(&(0, 2)));
 

@@ -168,7 +168,11 @@ mod tests {
 
     #[test]
     fn consumers_of_simulcast_get_one_encoding_named_by_stream_count() {
-        let e = |mode: Option<&str>, max: Option<u64>| EncodingPlan { scalability_mode: mode.map(Into::into), max_bitrate: max, ..Default::default() };
+        let e = |mode: Option<&str>, max: Option<u64>| EncodingPlan {
+            scalability_mode: mode.map(Into::into),
+            max_bitrate: max,
+            ..Default::default()
+        };
         let three = [e(Some("L1T3"), Some(100_000)), e(Some("L1T3"), Some(300_000)), e(Some("L1T3"), Some(900_000))];
         assert_eq!(consumer_scalability_mode(&three).as_deref(), Some("L3T3"));
         assert_eq!(consumer_max_bitrate(&three), Some(900_000));

@@ -406,7 +406,8 @@ pub(crate) mod tests {
         assert_eq!(plan.temporal_layers(), 3);
         assert_eq!(plan.announced_ssrcs().count(), 0, "rid streams learn their SSRCs from their packets");
         let mut p = client_params(MediaKind::Video);
-        p.encodings = (0..3).map(|i| serde_json::from_value(serde_json::json!({"ssrc": 10 + 2 * i, "rtx": {"ssrc": 11 + 2 * i}})).unwrap()).collect();
+        p.encodings =
+            (0..3).map(|i| serde_json::from_value(serde_json::json!({"ssrc": 10 + 2 * i, "rtx": {"ssrc": 11 + 2 * i}})).unwrap()).collect();
         let plan = producer_plan(&caps(), MediaKind::Video, &p).unwrap();
         assert_eq!(plan.announced_ssrcs().collect::<Vec<_>>(), [10, 11, 12, 13, 14, 15]);
         assert_eq!(plan.temporal_layers(), 1);

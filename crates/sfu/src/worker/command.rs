@@ -208,7 +208,9 @@ impl Worker {
             Command::Produce { transport, .. } | Command::Consume { transport, .. } => self.transport_key(transport),
             Command::SetConsumerPaused { id, .. }
             | Command::SetConsumerPreferredLayers { id, .. }
-            | Command::RequestConsumerKeyframe { id, .. } => self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport()),
+            | Command::RequestConsumerKeyframe { id, .. } => {
+                self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport())
+            }
             Command::SetProducerPaused { id, .. } | Command::CloseProducer { id, .. } | Command::RequestKeyframe { id, .. } => {
                 of_producer(id)
             }

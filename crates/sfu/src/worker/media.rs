@@ -11,12 +11,12 @@ use str0m::Event;
 use super::{Worker, LIVENESS_EVERY};
 use crate::consumer::{PlainRtp, Selected};
 use crate::ids::Key;
+use crate::ortc::encodings::MAX_ENCODINGS;
 use crate::rtp_parameters::MediaKind;
 use crate::seq_guard::{rtp_ssrc_seq, Admit};
 use crate::transmit::Protocol;
 use crate::transport::plain::rtcp_empty_rr;
 use crate::transport::webrtc::Arrival;
-use crate::ortc::encodings::MAX_ENCODINGS;
 use crate::{CloseReason, EngineEvent};
 
 /// Flush rounds per flush: forwarding can make more transports dirty, but not forever.
@@ -197,8 +197,10 @@ impl Worker {
                 self.forward(tkey, p, now)
             }
             Event::KeyframeRequest(r) => {
-                let consumer =
-                    self.transports.get(&tkey).and_then(|t| t.consumers().iter().copied().find(|c| self.consumers.get(c).is_some_and(|c| c.mid() == r.mid)));
+                let consumer = self
+                    .transports
+                    .get(&tkey)
+                    .and_then(|t| t.consumers().iter().copied().find(|c| self.consumers.get(c).is_some_and(|c| c.mid() == r.mid)));
                 if let Some(c) = consumer {
                     self.request_keyframe_for(c, false, now);
                 }

@@ -208,7 +208,12 @@ impl Worker {
     /// and temporal layer (None: the highest) the consumer should forward, clamped to what its
     /// producer has; the preferred layers now, or None for a consumer without layers (its
     /// producer has one stream: mediasoup's SimpleConsumer ignores the call too).
-    pub fn set_consumer_preferred_layers(&mut self, id: &ConsumerId, spatial: u8, temporal: Option<u8>) -> Result<Option<(u8, u8)>, ConsumerError> {
+    pub fn set_consumer_preferred_layers(
+        &mut self,
+        id: &ConsumerId,
+        spatial: u8,
+        temporal: Option<u8>,
+    ) -> Result<Option<(u8, u8)>, ConsumerError> {
         let key = self.consumer_key(id).ok_or(ConsumerError::UnknownConsumer)?;
         let c = self.consumers.get_mut(&key).ok_or(ConsumerError::UnknownConsumer)?;
         Ok(c.layers_mut().map(|l| {
