@@ -167,7 +167,12 @@ function call(name, about, { produce: list, recv, send, consume: consumed = true
 /** `steps` of A's after A joins and creates a send transport. */
 const afterSendTransport = (name, about, steps) => ({ name, about, steps: [join('A'), sendTransport(), ...steps] });
 
-const SIMULCAST = 'one encoding per producer until simulcast is implemented: more would be accepted and only the first forwarded';
+const H264_SIMULCAST = 'simulcast is carried for VP8 only so far (H264 simulcast comes with the second simulcast issue); a single H264 encoding is accepted';
+const SIMULCAST_3 = (mode, rtxSsrc) => [0, 1, 2].map((l) => ({
+  ...(rtxSsrc ? { ssrc: 7001 + 2 * l, rtx: { ssrc: 7002 + 2 * l } } : { rid: `r${l}` }),
+  ...(mode ? { scalabilityMode: mode } : {}),
+  maxBitrate: 150000 * (l + 1),
+}));
 
 // ---------- the cases ----------
 
@@ -282,14 +287,25 @@ export const CASES = [
     { produce: [['video', { ...vp8Params(), codecs: undefined }, { refuse: 'invalid_message' }]] }),
   call('vp8/no-encodings', 'encodings: []', { produce: [['video', vp8Params({}, { encodings: [] }), { deliberate: {
     code: 'invalid_parameters',
-    reason: 'the engine declares each received stream to str0m by its SSRC; mediasoup also takes an encoding with neither ssrc nor rid and learns the SSRC from the first packet by mid. Refused until streams are mapped by mid and rid (the simulcast issue)' } }]] }),
+    reason: 'the engine maps a received stream by its SSRC, or (simulcast) by its rid; mediasoup also takes a single encoding with neither and learns the SSRC from the first packet by mid alone, which mediasoup-client never sends' } }]] }),
   call('vp8/rtx-ssrc-equals-ssrc', 'encoding {ssrc: 5000, rtx: {ssrc: 5000}}',
     { produce: [['video', vp8Params({}, { encodings: [{ ssrc: 5000, rtx: { ssrc: 5000 } }] }), { refuse: 'duplicate_ssrc' }]] }),
   call('produce/unsupported-codec-av1', 'AV1: the router does not have it',
     { produce: [['video', rtp('video', [video('AV1', 45, { 'level-idx': 5, profile: 0, tier: 0 }), rtx(46, 45)]), { refuse: 'unsupported_codec' }]] }),
-  call('issue11/4-simulcast', 'three encodings, three SSRCs', {
-    produce: [['video', rtp('video', [VP8], { encodings: [{ ssrc: 7001 }, { ssrc: 7003 }, { ssrc: 7005 }] }),
-      { deliberate: { code: 'unsupported_simulcast', reason: SIMULCAST } }]],
+  call('issue11/4-simulcast', 'three encodings, three SSRCs with RTX, no scalabilityMode: the consumer gets one L3T1 encoding',
+    { produce: [['video', vp8Params({}, { encodings: SIMULCAST_3(undefined, true) })]] }),
+  call('simulcast/rid-l1t3', 'three rid encodings (mediasoup-client in Chrome), L1T3: the consumer gets one L3T3 encoding with the largest maxBitrate',
+    { produce: [['video', vp8Params({}, { encodings: SIMULCAST_3('L1T3', false) })]] }),
+  call('simulcast/two-rids', 'two rid encodings, L1T2', { produce: [['video', vp8Params({}, { encodings: SIMULCAST_3('L1T2', false).slice(0, 2) })]] }),
+  call('simulcast/audio', 'Opus with two encodings: no simulcast for audio',
+    { produce: [['audio', opusParams({}, { encodings: [{ ssrc: 8001 }, { ssrc: 8002 }] }), { refuse: 'unsupported_simulcast' }]] }),
+  call('simulcast/svc-layers', 'two encodings, one of them L3T3: simulcast and SVC spatial layers together',
+    { produce: [['video', vp8Params({}, { encodings: [{ rid: 'a' }, { rid: 'b', scalabilityMode: 'L3T3' }] }), { refuse: 'invalid_parameters' }]] }),
+  call('simulcast/no-id', 'two encodings, the second with neither ssrc nor rid',
+    { produce: [['video', vp8Params({}, { encodings: [{ rid: 'a' }, { maxBitrate: 100000 }] }), { refuse: 'invalid_parameters' }]] }),
+  call('simulcast/h264', 'H264 with three rid encodings', {
+    produce: [['video', h264Params(h264params('42e01f', 1), { encodings: SIMULCAST_3('L1T3', false) }),
+      { deliberate: { code: 'unsupported_simulcast', reason: H264_SIMULCAST } }]],
     consume: false,
   }),
 

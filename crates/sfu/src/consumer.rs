@@ -1,11 +1,15 @@
 //! Consumer: one outgoing copy of a producer's stream on a transport (mediasoup's Consumer),
 //! with its own SSRC, the router's payload types and its own unbroken sequence numbers
-//! ([`SeqRewriter`]). Consumers start paused.
+//! ([`SeqRewriter`]). A consumer of a simulcast producer forwards one of its streams at a time
+//! ([`LayerSelector`]). Consumers start paused.
+use std::time::Instant;
+
 use str0m::media::Mid;
 
 use crate::ids::{ConsumerId, Key};
 use crate::rtp_parameters::MediaKind;
 use crate::seq::SeqRewriter;
+use crate::simulcast::{LayerSelector, LayerVerdict};
 use crate::transport::plain::{rtp_packet, starts_keyframe};
 
 pub(crate) struct Consumer {
@@ -24,6 +28,19 @@ pub(crate) struct Consumer {
     seq: SeqRewriter,
     /// Plain consumers hold video back until a keyframe, so recordings start decodable.
     awaiting_keyframe: bool,
+    /// Simulcast producers only: which stream and temporal layers go out.
+    layers: Option<LayerSelector>,
+}
+
+/// What a consumer makes of one producer packet, before its transport sends it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Selected {
+    /// Send it with this RTP timestamp (the payload may have been rewritten).
+    Send { timestamp: u32 },
+    /// Not for this consumer.
+    Drop,
+    /// Not sent; stream `layer` of the producer should send a keyframe.
+    WantKeyframe { layer: u8 },
 }
 
 /// What a plain consumer makes of one producer packet.
@@ -63,6 +80,54 @@ impl Consumer {
             paused: true,
             seq: SeqRewriter::new(fastrand::u16(1000..30000)),
             awaiting_keyframe: plain && kind == MediaKind::Video,
+            layers: None,
+        }
+    }
+
+    /// Makes it a consumer of a simulcast producer with `streams` spatial layers of
+    /// `temporal_layers` temporal layers (see [`LayerSelector`]).
+    pub fn with_layers(mut self, streams: u8, temporal_layers: u8) -> Consumer {
+        self.layers = Some(LayerSelector::new(streams, temporal_layers));
+        self
+    }
+
+    pub fn layers(&self) -> Option<&LayerSelector> {
+        self.layers.as_ref()
+    }
+
+    pub fn layers_mut(&mut self) -> Option<&mut LayerSelector> {
+        self.layers.as_mut()
+    }
+
+    /// Decides for one packet of the producer's stream `layer` (0 without simulcast) with
+    /// sequence number `seq` and RTP `timestamp`; `payload` is this consumer's copy (rewritten
+    /// in place for simulcast). `active(l)`: whether the producer's stream `l` is sending.
+    pub fn select(
+        &mut self,
+        layer: u8,
+        active: impl Fn(u8) -> bool,
+        seq: u64,
+        timestamp: u32,
+        payload: &mut [u8],
+        now: Instant,
+    ) -> Selected {
+        let Some(layers) = self.layers.as_mut() else {
+            return if layer == 0 { Selected::Send { timestamp } } else { Selected::Drop };
+        };
+        match layers.packet(layer, active, timestamp, payload, now) {
+            LayerVerdict::Forward { timestamp, switched } => {
+                if switched {
+                    self.seq.pause(); // a new stream: the numbers go on from the last one sent
+                }
+                Selected::Send { timestamp }
+            }
+            LayerVerdict::Drop { skip } => {
+                if skip {
+                    self.seq.skip(seq);
+                }
+                Selected::Drop
+            }
+            LayerVerdict::WantKeyframe { layer } => Selected::WantKeyframe { layer },
         }
     }
 
@@ -107,13 +172,20 @@ impl Consumer {
         self.paused = paused;
         if paused {
             self.seq.pause();
+            if let Some(l) = self.layers.as_mut() {
+                l.reset();
+            }
         }
         true
     }
 
-    /// Its producer paused or resumed: the stream continues from its last number.
+    /// Its producer paused or resumed: the stream continues from its last number (simulcast:
+    /// from a keyframe).
     pub fn producer_paused(&mut self) {
         self.seq.pause();
+        if let Some(l) = self.layers.as_mut() {
+            l.reset();
+        }
     }
 
     /// Whether a packet of router payload type `pt` goes to this consumer now.

@@ -316,6 +316,22 @@ impl Engine {
         self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::SetConsumerPaused { id, paused: true, reply }).await
     }
 
+    /// See [`Worker::set_consumer_preferred_layers`](crate::worker::Worker::set_consumer_preferred_layers).
+    pub async fn set_consumer_preferred_layers(
+        &self,
+        id: ConsumerId,
+        spatial: u8,
+        temporal: Option<u8>,
+    ) -> Result<Option<(u8, u8)>, ConsumerError> {
+        self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::SetConsumerPreferredLayers { id, spatial, temporal, reply })
+            .await
+    }
+
+    /// See [`Worker::request_consumer_keyframe`](crate::worker::Worker::request_consumer_keyframe).
+    pub async fn request_consumer_keyframe(&self, id: ConsumerId) -> Result<(), ConsumerError> {
+        self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::RequestConsumerKeyframe { id, reply }).await
+    }
+
     pub async fn pause_producer(&self, id: ProducerId) -> Result<(), ProducerError> {
         self.call(id.worker(), ProducerError::UnknownProducer, |reply| Command::SetProducerPaused { id, paused: true, reply }).await
     }

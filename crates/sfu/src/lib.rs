@@ -20,11 +20,13 @@ mod router;
 pub mod rtp_parameters;
 pub mod seq;
 pub mod seq_guard;
+mod simulcast;
 pub mod stats;
 mod tcp;
 mod transmit;
 mod transport;
 mod udp;
+pub mod vp8;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +58,10 @@ pub enum EngineEvent {
     /// A producer's score changed (mediasoup's `producer.on("score")`): 0..=10 from the loss
     /// of its last report interval (see [`stats::score`]); it starts at 10.
     ProducerScore { router: RouterId, producer: ProducerId, score: Vec<stats::EncodingScore> },
+    /// The layers a consumer of a simulcast producer forwards changed (mediasoup's
+    /// `consumer.on("layerschange")`): `spatial` is the producer's stream (encoding index),
+    /// `temporal` the highest VP8 temporal layer sent.
+    ConsumerLayersChanged { router: RouterId, consumer: ConsumerId, spatial: u8, temporal: u8 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
-//! Producer: one incoming stream of a send transport (mediasoup's Producer). Its plan (the
-//! validated parameters, see [`crate::ortc::producer_plan`]) maps the client's payload types to
-//! the router's and is what its consumers are built from.
+//! Producer: what one track of a send transport sends (mediasoup's Producer): one RTP stream,
+//! or one per simulcast encoding (its spatial layers, lowest first). Its plan (the validated
+//! parameters, see [`crate::ortc::producer_plan`]) maps the client's payload types to the
+//! router's and is what its consumers are built from.
 use std::time::{Duration, Instant};
 
 use crate::error::ProduceError;
@@ -8,8 +9,21 @@ use crate::ids::{Key, ProducerId};
 use crate::ortc::ProducerPlan;
 use crate::rtp_parameters::MediaKind;
 
-/// Keyframe requests reach a producer at most this often (unless forced, e.g. by a resume).
+/// Keyframe requests reach a producer's stream at most this often (unless forced, e.g. by a
+/// resume).
 pub(crate) const KEYFRAME_THROTTLE: Duration = Duration::from_secs(1);
+/// A simulcast stream that sent nothing for this long is not chosen for consumers (the browser
+/// stopped sending it: CPU, bandwidth, or a smaller capture than the layer needs).
+pub(crate) const STREAM_INACTIVE_AFTER: Duration = Duration::from_millis(1500);
+
+/// One RTP stream of a producer (an encoding).
+#[derive(Debug, Clone, Default)]
+struct Stream {
+    /// Announced, or learned from the first packet carrying the encoding's rid.
+    ssrc: Option<u32>,
+    last_keyframe_request: Option<Instant>,
+    last_packet: Option<Instant>,
+}
 
 pub(crate) struct Producer {
     id: ProducerId,
@@ -22,7 +36,7 @@ pub(crate) struct Producer {
     plan: ProducerPlan,
     consumers: Vec<Key>,
     paused: bool,
-    last_keyframe_request: Option<Instant>,
+    streams: Vec<Stream>,
     last_rtp: Instant,
     score: u8,
 }
@@ -36,10 +50,10 @@ impl Producer {
             kind,
             cname,
             pt_map: plan.mapping.iter().map(|m| (m.client_pt, m.router_pt)).collect(),
+            streams: plan.encodings.iter().map(|e| Stream { ssrc: e.ssrc, ..Stream::default() }).collect(),
             plan,
             consumers: Vec::new(),
             paused: false,
-            last_keyframe_request: None,
             last_rtp: now,
             score: 10,
         }
@@ -69,9 +83,41 @@ impl Producer {
         &self.plan
     }
 
-    /// The media SSRC the client sends.
+    /// The media SSRC of its first stream (0 while a rid stream's SSRC is not known yet).
     pub fn ssrc(&self) -> u32 {
-        self.plan.ssrc
+        self.stream_ssrc(0).unwrap_or_default()
+    }
+
+    /// Its streams (encodings): 1, or the simulcast spatial layers.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The media SSRC of stream `layer`, once known.
+    pub fn stream_ssrc(&self, layer: usize) -> Option<u32> {
+        self.streams.get(layer)?.ssrc
+    }
+
+    /// The stream (spatial layer) a media SSRC belongs to.
+    pub fn layer_of(&self, ssrc: u32) -> Option<usize> {
+        self.streams.iter().position(|s| s.ssrc == Some(ssrc))
+    }
+
+    /// The stream whose encoding has `rid`, if its SSRC is not known yet: it becomes `ssrc`.
+    pub fn learn_stream(&mut self, ssrc: u32, rid: &str) -> Option<usize> {
+        let layer = self.plan.encodings.iter().position(|e| e.rid.as_deref() == Some(rid))?;
+        let stream = &mut self.streams[layer]; // same length as the encodings
+        if stream.ssrc.is_some() {
+            return None;
+        }
+        stream.ssrc = Some(ssrc);
+        Some(layer)
+    }
+
+    /// Whether stream `layer` sent a packet within [`STREAM_INACTIVE_AFTER`].
+    pub fn stream_active(&self, layer: usize, now: Instant) -> bool {
+        let last = self.streams.get(layer).and_then(|s| s.last_packet);
+        last.is_some_and(|t| now.saturating_duration_since(t) < STREAM_INACTIVE_AFTER)
     }
 
     pub fn consumers(&self) -> &[Key] {
@@ -100,8 +146,12 @@ impl Producer {
         std::mem::replace(&mut self.score, score) != score
     }
 
-    pub fn heard_rtp(&mut self, now: Instant) {
+    /// A packet of stream `layer` arrived.
+    pub fn heard_rtp(&mut self, layer: usize, now: Instant) {
         self.last_rtp = now;
+        if let Some(s) = self.streams.get_mut(layer) {
+            s.last_packet = Some(now);
+        }
     }
 
     pub fn set_paused(&mut self, paused: bool) {
@@ -113,30 +163,36 @@ impl Producer {
         self.pt_map.iter().find(|(c, _)| *c == client_pt).map(|(_, r)| *r)
     }
 
-    /// Whether a keyframe request should go out now (video only; at most one per
-    /// [`KEYFRAME_THROTTLE`] unless `force`); if so it counts as sent.
-    pub fn take_keyframe_request(&mut self, now: Instant, force: bool) -> bool {
+    /// The SSRC a keyframe request for stream `layer` should go to now, if one should (video
+    /// only, the stream's SSRC known, at most one per [`KEYFRAME_THROTTLE`] and stream unless
+    /// `force`); if so it counts as sent.
+    pub fn take_keyframe_request(&mut self, layer: usize, now: Instant, force: bool) -> Option<u32> {
         if self.kind != MediaKind::Video {
-            return false;
+            return None;
         }
-        if !force && self.last_keyframe_request.is_some_and(|l| now.saturating_duration_since(l) < KEYFRAME_THROTTLE) {
-            return false;
+        let s = self.streams.get_mut(layer)?;
+        let ssrc = s.ssrc?;
+        if !force && s.last_keyframe_request.is_some_and(|l| now.saturating_duration_since(l) < KEYFRAME_THROTTLE) {
+            return None;
         }
-        self.last_keyframe_request = Some(now);
-        true
+        s.last_keyframe_request = Some(now);
+        Some(ssrc)
     }
 }
 
-/// mediasoup's RtpListener rules for a new producer on a transport: its SSRC, RTX SSRC and mid
-/// must not already be produced there (by another producer, or by itself for SSRC and RTX).
+/// mediasoup's RtpListener rules for a new producer on a transport: its SSRCs (media and RTX,
+/// every encoding) and mid must not already be produced there (by another producer, or by
+/// itself for the SSRCs).
 pub(crate) fn check_unique<'a>(existing: impl Iterator<Item = &'a Producer>, plan: &ProducerPlan) -> Result<(), ProduceError> {
-    if plan.rtx_ssrc == Some(plan.ssrc) {
-        return Err(ProduceError::DuplicateSsrc(plan.ssrc));
+    let new: Vec<u32> = plan.announced_ssrcs().collect();
+    if let Some((_, ssrc)) = new.iter().enumerate().find(|(i, s)| new[..*i].contains(s)) {
+        return Err(ProduceError::DuplicateSsrc(*ssrc));
     }
-    let new = [Some(plan.ssrc), plan.rtx_ssrc];
     for p in existing {
-        let taken = [Some(p.plan.ssrc), p.plan.rtx_ssrc];
-        if let Some(ssrc) = new.iter().flatten().find(|s| taken.contains(&Some(**s))) {
+        // A rid stream learned its SSRC: taken as well.
+        let learned = p.streams.iter().filter_map(|s| s.ssrc);
+        let taken: Vec<u32> = p.plan.announced_ssrcs().chain(learned).collect();
+        if let Some(ssrc) = new.iter().find(|s| taken.contains(s)) {
             return Err(ProduceError::DuplicateSsrc(*ssrc));
         }
         if p.plan.mid == plan.mid {
@@ -154,13 +210,10 @@ mod tests {
     fn plan(ssrc: u32, rtx: Option<u32>, mid: &str) -> ProducerPlan {
         ProducerPlan {
             mapping: vec![crate::ortc::PtMapping { client_pt: 96, router_pt: 101, rtx: false }],
-            ssrc,
-            rtx_ssrc: rtx,
+            encodings: vec![crate::ortc::EncodingPlan { ssrc: Some(ssrc), rtx_ssrc: rtx, ..Default::default() }],
             mid: mid.into(),
             consumable_codecs: Vec::new(),
             consumable_extensions: Vec::new(),
-            scalability_mode: None,
-            max_bitrate: None,
         }
     }
 
@@ -184,13 +237,42 @@ mod tests {
     fn keyframe_requests_are_throttled_unless_forced() {
         let t0 = Instant::now();
         let mut p = producer(MediaKind::Video, plan(1, None, "0"));
-        assert!(p.take_keyframe_request(t0, false));
-        assert!(!p.take_keyframe_request(t0 + Duration::from_millis(500), false), "within the throttle");
-        assert!(p.take_keyframe_request(t0 + Duration::from_millis(600), true), "forced");
-        assert!(!p.take_keyframe_request(t0 + Duration::from_millis(1500), false), "the forced one restarted the throttle");
-        assert!(p.take_keyframe_request(t0 + Duration::from_millis(1700), false));
+        assert_eq!(p.take_keyframe_request(0, t0, false), Some(1));
+        assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(500), false), None, "within the throttle");
+        assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(600), true), Some(1), "forced");
+        assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(1500), false), None, "the forced one restarted the throttle");
+        assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(1700), false), Some(1));
+        assert_eq!(p.take_keyframe_request(1, t0, true), None, "no such stream");
         let mut audio = producer(MediaKind::Audio, plan(2, None, "1"));
-        assert!(!audio.take_keyframe_request(t0, true), "audio has no keyframes");
+        assert_eq!(audio.take_keyframe_request(0, t0, true), None, "audio has no keyframes");
+    }
+
+    #[test]
+    fn rid_streams_learn_their_ssrc_once_and_throttle_apart() {
+        let t0 = Instant::now();
+        let mut sim = plan(1, None, "0");
+        sim.encodings =
+            ["r0", "r1", "r2"].iter().map(|r| crate::ortc::EncodingPlan { rid: Some(r.to_string()), ..Default::default() }).collect();
+        let mut p = producer(MediaKind::Video, sim);
+        assert_eq!((p.stream_count(), p.ssrc(), p.layer_of(500)), (3, 0, None));
+        assert_eq!(p.take_keyframe_request(1, t0, false), None, "no SSRC to ask yet");
+        assert_eq!(p.learn_stream(500, "r1"), Some(1));
+        assert_eq!(p.learn_stream(501, "r1"), None, "learned once");
+        assert_eq!(p.learn_stream(502, "zz"), None, "no such rid");
+        assert_eq!(p.learn_stream(502, "r2"), Some(2));
+        assert_eq!((p.layer_of(500), p.layer_of(502), p.stream_ssrc(2)), (Some(1), Some(2), Some(502)));
+        assert_eq!(p.take_keyframe_request(1, t0, false), Some(500));
+        assert_eq!(p.take_keyframe_request(2, t0, false), Some(502), "each stream has its own throttle");
+        assert!(!p.stream_active(1, t0));
+        p.heard_rtp(1, t0);
+        assert!(p.stream_active(1, t0 + Duration::from_millis(1000)));
+        assert!(!p.stream_active(1, t0 + STREAM_INACTIVE_AFTER), "silent for too long");
+        assert!(!p.stream_active(2, t0));
+        let again = [p];
+        let mut dup = plan(600, Some(502), "1");
+        assert_eq!(check_unique(again.iter(), &dup).err().map(|e| e.to_string().contains("502")), Some(true), "a learned SSRC is taken");
+        dup.encodings[0].rtx_ssrc = None;
+        assert!(check_unique(again.iter(), &dup).is_ok());
     }
 
     #[test]

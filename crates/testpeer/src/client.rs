@@ -118,6 +118,9 @@ impl ClientTransport {
                 (4, Extension::TransportSequenceNumber),
                 (2, Extension::AbsoluteSendTime),
                 (10, Extension::AudioLevel),
+                // Simulcast by rid (only streams declared with a rid carry them).
+                (11, Extension::RtpStreamId),
+                (12, Extension::RepairedRtpStreamId),
             ]
         } else {
             vec![

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod signaling;
 pub mod sim;
+pub mod simulcast;
 mod track;
 
 pub use client::ClientTransport;

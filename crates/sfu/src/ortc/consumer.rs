@@ -1,5 +1,6 @@
 //! A consumer's rtpParameters for a receiving device: mediasoup's `getConsumerRtpParameters`
 //! (ortc.ts) applied to a producer's consumable parameters ([`ProducerPlan`]).
+use super::encodings::{consumer_max_bitrate, consumer_scalability_mode};
 use super::matching::codecs_match;
 use super::producer::ProducerPlan;
 use super::{OrtcError, URI_ABS_SEND_TIME, URI_TWCC};
@@ -16,7 +17,8 @@ use crate::rtp_parameters::{
 /// - Header extensions: the consumable ones whose uri and id the device has.
 /// - Feedback: transport-cc if its extension stays (then no goog-remb), else goog-remb if
 ///   abs-send-time stays, else neither.
-/// - One encoding: `ssrc`, RTX at `ssrc + 1`, the producer's scalabilityMode and maxBitrate.
+/// - One encoding: `ssrc`, RTX at `ssrc + 1`, the producer's scalabilityMode (`L<streams>T<n>`
+///   for simulcast) and its largest maxBitrate.
 /// - rtcp: the producer's cname, reduced size, mux.
 pub fn consumer_rtp_parameters(
     plan: &ProducerPlan,
@@ -67,8 +69,8 @@ pub fn consumer_rtp_parameters(
         encodings: vec![RtpEncodingParameters {
             ssrc: Some(ssrc),
             rtx: rtx_supported.then_some(RtxSsrc { ssrc: ssrc.wrapping_add(1) }),
-            scalability_mode: plan.scalability_mode.clone(),
-            max_bitrate: plan.max_bitrate.filter(|b| *b > 0),
+            scalability_mode: consumer_scalability_mode(&plan.encodings),
+            max_bitrate: consumer_max_bitrate(&plan.encodings),
             ..Default::default()
         }],
         rtcp: RtcpParameters { cname, reduced_size: Some(true), mux: Some(true) },

@@ -10,11 +10,13 @@ use crate::rtp_parameters::{
 };
 
 pub mod consumer;
+pub mod encodings;
 pub mod h264;
 mod matching;
 pub mod producer;
 
 pub use consumer::consumer_rtp_parameters;
+pub use encodings::EncodingPlan;
 pub use producer::{producer_plan, validate_rtp_parameters, ProducerPlan, PtMapping};
 
 pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";

@@ -2,6 +2,7 @@
 //! `RtpParameters::ValidateCodecs`/`ValidateEncodings`), the mapping of the client's payload
 //! types to the router's (`getProducerRtpParametersMapping`) and the parameters consumers are
 //! built from (`getConsumableRtpParameters`).
+use super::encodings::{encoding_plans, parse_scalability_mode, validate_encodings, EncodingPlan};
 use super::matching::{codecs_match, CodecView};
 use super::{h264, OrtcError};
 use crate::rtp_parameters::{
@@ -21,23 +22,35 @@ pub struct PtMapping {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerPlan {
     pub mapping: Vec<PtMapping>,
-    /// The producer's stream: media SSRC, RTX SSRC, mid.
-    pub ssrc: u32,
-    pub rtx_ssrc: Option<u32>,
+    /// Its RTP streams, one per encoding (simulcast spatial layers, lowest first).
+    pub encodings: Vec<EncodingPlan>,
     pub mid: String,
     /// mediasoup's consumable rtpParameters: the router's codecs (PT, MIME type, clock rate,
     /// channels, RTCP feedback) with the producer's codec parameters, each followed by the
     /// router's RTX codec; the router's header extensions that may be sent to consumers.
     pub consumable_codecs: Vec<RtpCodecParameters>,
     pub consumable_extensions: Vec<RtpHeaderExtensionParameters>,
-    pub scalability_mode: Option<String>,
-    pub max_bitrate: Option<u64>,
 }
 
 impl ProducerPlan {
     /// The router payload types of the producer's media codecs.
     pub fn media_pts(&self) -> Vec<u8> {
         self.consumable_codecs.iter().filter(|c| !c.is_rtx()).map(|c| c.payload_type).collect()
+    }
+
+    /// Whether it has several encodings (simulcast).
+    pub fn is_simulcast(&self) -> bool {
+        self.encodings.len() > 1
+    }
+
+    /// Temporal layers per stream: the first scalabilityMode given, 1 without one.
+    pub fn temporal_layers(&self) -> u8 {
+        self.encodings.iter().find_map(|e| e.scalability_mode.as_deref().and_then(parse_scalability_mode)).map_or(1, |(_, t)| t)
+    }
+
+    /// Every SSRC it announced (media and RTX, all encodings).
+    pub fn announced_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.encodings.iter().flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc))
     }
 }
 
@@ -77,15 +90,6 @@ pub(crate) fn check_mid(mid: &str) -> Result<(), OrtcError> {
     Ok(())
 }
 
-/// `L<n>T<n>` or `S<n>T<n>`, optionally `_KEY` or `_KEY_SHIFT` (W3C webrtc-svc).
-fn scalability_mode_ok(mode: &str) -> bool {
-    let rest = mode.strip_prefix('L').or_else(|| mode.strip_prefix('S'));
-    let Some((spatial, temporal)) = rest.and_then(|r| r.split_once('T')) else { return false };
-    let temporal = temporal.strip_suffix("_KEY_SHIFT").or_else(|| temporal.strip_suffix("_KEY")).unwrap_or(temporal);
-    let layers = |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
-    layers(spatial) && layers(temporal)
-}
-
 /// Checks a producer's rtpParameters for `kind` before anything else reads them.
 pub fn validate_rtp_parameters(kind: MediaKind, params: &RtpParameters) -> Result<(), OrtcError> {
     if params.codecs.is_empty() {
@@ -123,35 +127,7 @@ pub fn validate_rtp_parameters(kind: MediaKind, params: &RtpParameters) -> Resul
         Some(mid) => check_mid(mid)?,
         None => return Err(invalid("rtpParameters.mid is required (mediasoup-client always sends it)")),
     }
-    let encoding = match params.encodings.as_slice() {
-        [] => return Err(invalid("rtpParameters.encodings is empty: one encoding with an ssrc is needed")),
-        [one] => one,
-        _ => {
-            return Err(OrtcError::UnsupportedSimulcast(format!(
-                "{} encodings given: simulcast is not supported yet, send one encoding",
-                params.encodings.len()
-            )))
-        }
-    };
-    match (encoding.ssrc, &encoding.rid) {
-        (Some(ssrc), _) if ssrc != 0 => {}
-        (_, Some(_)) => {
-            return Err(OrtcError::UnsupportedSimulcast(
-                "encodings identified by rid (simulcast) are not supported yet: give an ssrc".into(),
-            ))
-        }
-        _ => return Err(invalid("encodings[0].ssrc is required")),
-    }
-    if let Some(pt) = encoding.codec_payload_type {
-        if !params.codecs.iter().any(|c| c.payload_type == pt && !c.is_rtx()) {
-            return Err(invalid(format!("encodings[0].codecPayloadType {pt} is not a media codec of this producer")));
-        }
-    }
-    if let Some(mode) = &encoding.scalability_mode {
-        if !scalability_mode_ok(mode) {
-            return Err(invalid(format!("invalid scalabilityMode {mode:?}")));
-        }
-    }
+    validate_encodings(kind, params)?;
     Ok(())
 }
 
@@ -229,16 +205,12 @@ pub fn producer_plan(router: &RtpCapabilities, kind: MediaKind, params: &RtpPara
             parameters: CodecParameters::new(),
         })
         .collect();
-    let encoding = &params.encodings[0]; // validated: exactly one, with an ssrc
     Ok(ProducerPlan {
         mapping,
-        ssrc: encoding.ssrc.unwrap_or_default(),
-        rtx_ssrc: encoding.rtx.map(|r| r.ssrc),
+        encodings: encoding_plans(params),
         mid: params.mid.clone().unwrap_or_default(),
         consumable_codecs,
         consumable_extensions,
-        scalability_mode: encoding.scalability_mode.clone(),
-        max_bitrate: encoding.max_bitrate,
     })
 }
 
@@ -299,7 +271,7 @@ pub(crate) mod tests {
             p.mapping,
             vec![PtMapping { client_pt: 96, router_pt: 101, rtx: false }, PtMapping { client_pt: 97, router_pt: 102, rtx: true }]
         );
-        assert_eq!((p.ssrc, p.rtx_ssrc, p.mid.as_str()), (1111, Some(2222), "0"));
+        assert_eq!((p.encodings[0].ssrc, p.encodings[0].rtx_ssrc, p.mid.as_str()), (Some(1111), Some(2222), "0"));
         let p = plan(MediaKind::Audio, &client_params(MediaKind::Audio)).unwrap();
         assert_eq!(p.mapping, vec![PtMapping { client_pt: 111, router_pt: 100, rtx: false }]);
     }
@@ -357,12 +329,39 @@ pub(crate) mod tests {
             ("no encodings", Box::new(|p| p.encodings.clear()), "invalid_parameters"),
             ("no ssrc", Box::new(|p| p.encodings[0].ssrc = None), "invalid_parameters"),
             ("ssrc 0", Box::new(|p| p.encodings[0].ssrc = Some(0)), "invalid_parameters"),
-            ("three encodings", Box::new(|p| p.encodings = vec![p.encodings[0].clone(); 3]), "unsupported_simulcast"),
+            ("five encodings", Box::new(|p| p.encodings = vec![p.encodings[0].clone(); 5]), "unsupported_simulcast"),
+            ("neither ssrc nor rid", Box::new(|p| p.encodings[0].ssrc = None), "invalid_parameters"),
             (
-                "rid only",
+                "long rid",
+                Box::new(|p| {
+                    p.encodings[0].ssrc = None;
+                    p.encodings[0].rtx = None;
+                    p.encodings[0].rid = Some("r0123456789".into());
+                }),
+                "invalid_parameters",
+            ),
+            (
+                "rtx without ssrc",
                 Box::new(|p| {
                     p.encodings[0].ssrc = None;
                     p.encodings[0].rid = Some("r0".into());
+                }),
+                "invalid_parameters",
+            ),
+            ("rid twice", Box::new(|p| p.encodings = simulcast(&["a", "a"])), "invalid_parameters"),
+            (
+                "simulcast of SVC",
+                Box::new(|p| {
+                    p.encodings = simulcast(&["a", "b"]);
+                    p.encodings[1].scalability_mode = Some("L3T3".into());
+                }),
+                "invalid_parameters",
+            ),
+            (
+                "H264 simulcast",
+                Box::new(|p| {
+                    p.encodings = simulcast(&["a", "b"]);
+                    p.codecs[0].mime_type = "video/H264".into();
                 }),
                 "unsupported_simulcast",
             ),
@@ -379,6 +378,39 @@ pub(crate) mod tests {
         let mut ok = base.clone();
         ok.encodings[0].scalability_mode = Some("L1T3".into());
         assert!(producer_plan(&caps(), MediaKind::Video, &ok).is_ok());
+        let mut audio = client_params(MediaKind::Audio);
+        audio.encodings = simulcast(&["a", "b"]);
+        assert_eq!(producer_plan(&caps(), MediaKind::Audio, &audio).unwrap_err().code(), "unsupported_simulcast", "audio simulcast");
+    }
+
+    /// Encodings identified by these rids, `L1T3` each.
+    fn simulcast(rids: &[&str]) -> Vec<crate::rtp_parameters::RtpEncodingParameters> {
+        rids.iter()
+            .map(|r| crate::rtp_parameters::RtpEncodingParameters {
+                rid: Some(r.to_string()),
+                scalability_mode: Some("L1T3".into()),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simulcast_encodings_by_rid_or_ssrc_are_kept_in_order() {
+        let mut p = client_params(MediaKind::Video);
+        p.encodings = simulcast(&["r0", "r1", "r2"]);
+        p.encodings[2].max_bitrate = Some(900_000);
+        let plan = producer_plan(&caps(), MediaKind::Video, &p).unwrap();
+        let rids: Vec<_> = plan.encodings.iter().map(|e| e.rid.as_deref()).collect();
+        assert_eq!(rids, [Some("r0"), Some("r1"), Some("r2")]);
+        assert!(plan.is_simulcast());
+        assert_eq!(plan.temporal_layers(), 3);
+        assert_eq!(plan.announced_ssrcs().count(), 0, "rid streams learn their SSRCs from their packets");
+        let mut p = client_params(MediaKind::Video);
+        p.encodings =
+            (0..3).map(|i| serde_json::from_value(serde_json::json!({"ssrc": 10 + 2 * i, "rtx": {"ssrc": 11 + 2 * i}})).unwrap()).collect();
+        let plan = producer_plan(&caps(), MediaKind::Video, &p).unwrap();
+        assert_eq!(plan.announced_ssrcs().collect::<Vec<_>>(), [10, 11, 12, 13, 14, 15]);
+        assert_eq!(plan.temporal_layers(), 1);
     }
 
     #[test]

@@ -57,26 +57,8 @@ pub(crate) fn rtp_packet(pt: u8, seq: u16, timestamp: u32, ssrc: u32, marker: bo
 /// Whether a payload starts a keyframe, for the codecs we can tell; other codecs count as yes.
 pub(crate) fn starts_keyframe(mime: &str, payload: &[u8]) -> bool {
     if mime.eq_ignore_ascii_case("video/vp8") {
-        // VP8 payload descriptor (RFC 7741): skip X/I/L/T/K extensions, then the frame tag's
-        // P bit (0 = keyframe) at the start of a partition.
-        let Some(&first) = payload.first() else { return false };
-        let start_of_partition = first & 0x10 != 0 && first & 0x07 == 0;
-        let mut i = 1;
-        if first & 0x80 != 0 {
-            let Some(&x) = payload.get(1) else { return false };
-            i = 2;
-            if x & 0x80 != 0 {
-                let Some(&pic) = payload.get(i) else { return false };
-                i += if pic & 0x80 != 0 { 2 } else { 1 };
-            }
-            if x & 0x40 != 0 {
-                i += 1;
-            }
-            if x & 0x30 != 0 {
-                i += 1;
-            }
-        }
-        return start_of_partition && payload.get(i).is_some_and(|b| b & 0x01 == 0);
+        // The frame tag's P bit (0 = keyframe) at the start of the first partition.
+        return crate::vp8::parse(payload).is_ok_and(|d| d.keyframe);
     }
     true
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use str0m::config::DtlsCert;
 use str0m::ice::{IceCreds, StunMessage};
-use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt};
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, CandidateKind, Event, Input, Output, Rtc, RtcConfig};
@@ -18,7 +18,7 @@ use super::path::{MediaPath, PeerAddrs};
 use super::quality::{Quality, STATS_INTERVAL};
 use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
-use crate::ortc;
+use crate::ortc::{self, EncodingPlan};
 use crate::rtp_parameters::{
     DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters,
 };
@@ -541,16 +541,38 @@ impl WebRtcTransport {
         mid
     }
 
-    /// A producer's incoming stream (media and RTX SSRC), guarded by a [`SeqGuard`] each.
-    pub fn expect_incoming(&mut self, mid: &str, kind: MediaKind, ssrc: u32, rtx: Option<u32>) {
+    /// A producer's incoming streams, one per encoding: announced SSRCs (media and RTX) are
+    /// expected and guarded by a [`SeqGuard`] each; rid streams are mapped by str0m from the
+    /// mid and rid header extensions of their first packets (then [`Self::guard`] their SSRC).
+    pub fn expect_incoming(&mut self, mid: &str, kind: MediaKind, encodings: &[EncodingPlan]) {
         let mut api = self.rtc.direct_api();
-        api.declare_media(mid.into(), str_kind(kind));
-        api.expect_stream_rx(Ssrc::from(ssrc), rtx.map(Ssrc::from), mid.into(), None);
-        self.quality.meter(mid.into(), ssrc);
-        for s in std::iter::once(ssrc).chain(rtx) {
-            if !self.guards.iter().any(|(g, _)| *g == s) {
-                self.guards.push((s, SeqGuard::default()));
-            }
+        let media = api.declare_media(mid.into(), str_kind(kind));
+        for rid in encodings.iter().filter_map(|e| e.rid.as_deref()) {
+            media.expect_rid_rx(rid.into());
+        }
+        for (i, e) in encodings.iter().enumerate() {
+            let Some(ssrc) = e.ssrc else { continue };
+            // str0m tells a media's streams apart by (mid, rid): SSRC-only simulcast streams get
+            // a rid of their own there ('~' is not allowed in a client's rid, so none clashes).
+            let rid = match (&e.rid, encodings.len()) {
+                (Some(rid), _) => Some(Rid::from(rid.as_str())),
+                (None, 1) => None,
+                (None, _) => Some(Rid::from(format!("~{i}").as_str())),
+            };
+            api.expect_stream_rx(Ssrc::from(ssrc), e.rtx_ssrc.map(Ssrc::from), mid.into(), rid);
+        }
+        if let Some(ssrc) = encodings.first().and_then(|e| e.ssrc) {
+            self.quality.meter(mid.into(), ssrc);
+        }
+        for s in encodings.iter().flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc)) {
+            self.guard(s);
+        }
+    }
+
+    /// Guards the RTP of `ssrc` from now on (a [`SeqGuard`]; idempotent).
+    pub fn guard(&mut self, ssrc: u32) {
+        if !self.guards.iter().any(|(g, _)| *g == ssrc) {
+            self.guards.push((ssrc, SeqGuard::default()));
         }
     }
 

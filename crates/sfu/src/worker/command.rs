@@ -67,6 +67,16 @@ pub enum Command {
         paused: bool,
         reply: Reply<(), ConsumerError>,
     },
+    SetConsumerPreferredLayers {
+        id: ConsumerId,
+        spatial: u8,
+        temporal: Option<u8>,
+        reply: Reply<Option<(u8, u8)>, ConsumerError>,
+    },
+    RequestConsumerKeyframe {
+        id: ConsumerId,
+        reply: Reply<(), ConsumerError>,
+    },
     SetProducerPaused {
         id: ProducerId,
         paused: bool,
@@ -142,6 +152,12 @@ impl Worker {
             Command::SetConsumerPaused { id, paused, reply } => {
                 let _ = reply.send(self.set_consumer_paused(now, &id, paused));
             }
+            Command::SetConsumerPreferredLayers { id, spatial, temporal, reply } => {
+                let _ = reply.send(self.set_consumer_preferred_layers(&id, spatial, temporal));
+            }
+            Command::RequestConsumerKeyframe { id, reply } => {
+                let _ = reply.send(self.request_consumer_keyframe(now, &id));
+            }
             Command::SetProducerPaused { id, paused, reply } => {
                 let _ = reply.send(self.set_producer_paused(now, &id, paused));
             }
@@ -190,7 +206,11 @@ impl Worker {
                 self.transport_key(id)
             }
             Command::Produce { transport, .. } | Command::Consume { transport, .. } => self.transport_key(transport),
-            Command::SetConsumerPaused { id, .. } => self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport()),
+            Command::SetConsumerPaused { id, .. }
+            | Command::SetConsumerPreferredLayers { id, .. }
+            | Command::RequestConsumerKeyframe { id, .. } => {
+                self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport())
+            }
             Command::SetProducerPaused { id, .. } | Command::CloseProducer { id, .. } | Command::RequestKeyframe { id, .. } => {
                 of_producer(id)
             }

@@ -9,14 +9,15 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::Event;
 
 use super::{Worker, LIVENESS_EVERY};
-use crate::consumer::PlainRtp;
+use crate::consumer::{PlainRtp, Selected};
 use crate::ids::Key;
+use crate::ortc::encodings::MAX_ENCODINGS;
 use crate::rtp_parameters::MediaKind;
 use crate::seq_guard::{rtp_ssrc_seq, Admit};
 use crate::transmit::Protocol;
 use crate::transport::plain::rtcp_empty_rr;
 use crate::transport::webrtc::Arrival;
-use crate::CloseReason;
+use crate::{CloseReason, EngineEvent};
 
 /// Flush rounds per flush: forwarding can make more transports dirty, but not forever.
 const MAX_FLUSH_ROUNDS: usize = 16;
@@ -171,22 +172,21 @@ impl Worker {
         let consumed = self.consumed_video(tkey);
         let own: Vec<Key> =
             t.producers().iter().copied().filter(|p| self.producers.get(p).is_some_and(|p| p.kind() == MediaKind::Video)).collect();
-        for p in consumed {
-            self.request_keyframe_key(p, true, now);
+        for c in consumed {
+            self.request_keyframe_for(c, true, now);
         }
         for p in own {
             self.request_keyframe_key(p, false, now);
         }
     }
 
-    /// The producers of the video consumers (not paused) on transport `tkey`.
+    /// The video consumers (not paused) on transport `tkey`.
     fn consumed_video(&self, tkey: Key) -> Vec<Key> {
         let Some(t) = self.transports.get(&tkey) else { return Vec::new() };
         t.consumers()
             .iter()
-            .filter_map(|c| self.consumers.get(c))
-            .filter(|c| !c.is_paused() && c.kind() == MediaKind::Video)
-            .map(|c| c.producer())
+            .copied()
+            .filter(|c| self.consumers.get(c).is_some_and(|c| !c.is_paused() && c.kind() == MediaKind::Video))
             .collect()
     }
 
@@ -197,11 +197,12 @@ impl Worker {
                 self.forward(tkey, p, now)
             }
             Event::KeyframeRequest(r) => {
-                let producer = self.transports.get(&tkey).and_then(|t| {
-                    t.consumers().iter().filter_map(|c| self.consumers.get(c)).find(|c| c.mid() == r.mid).map(|c| c.producer())
-                });
-                if let Some(p) = producer {
-                    self.request_keyframe_key(p, false, now);
+                let consumer = self
+                    .transports
+                    .get(&tkey)
+                    .and_then(|t| t.consumers().iter().copied().find(|c| self.consumers.get(c).is_some_and(|c| c.mid() == r.mid)));
+                if let Some(c) = consumer {
+                    self.request_keyframe_for(c, false, now);
                 }
             }
             Event::Connected => {
@@ -210,9 +211,8 @@ impl Worker {
                 }
                 let Some(t) = self.transports.get(&tkey) else { return };
                 tracing::debug!(transport = %t.id(), "DTLS connected");
-                let producers = self.consumed_video(tkey);
-                for p in producers {
-                    self.request_keyframe_key(p, true, now);
+                for c in self.consumed_video(tkey) {
+                    self.request_keyframe_for(c, true, now);
                 }
             }
             Event::IceConnectionStateChange(state) => {
@@ -233,17 +233,15 @@ impl Worker {
         }
     }
 
-    /// Fan-out of one producer packet to its consumers (SSRC, PT and sequence rewritten). The
+    /// Fan-out of one producer packet to its consumers (SSRC, PT and sequence rewritten; for
+    /// simulcast, the stream each consumer forwards and its VP8 fields and timestamps). The
     /// consumers' Rtcs only queue it: their transports are polled by the flush.
     fn forward(&mut self, tkey: Key, packet: RtpPacket, now: Instant) {
-        let Worker { transports, producers, consumers, stats, dirty, out, current, .. } = self;
-        let Some(t) = transports.get(&tkey) else { return };
-        let ssrc = *packet.header.ssrc;
-        let Some(pkey) = t.producers().iter().copied().find(|p| producers.get(p).is_some_and(|p| p.ssrc() == ssrc)) else {
-            return;
-        };
+        let Some((pkey, layer)) = self.producer_stream(tkey, &packet) else { return };
+        let Worker { transports, producers, consumers, routers, stats, dirty, out, current, events, .. } = self;
         let Some(producer) = producers.get_mut(&pkey) else { return };
-        producer.heard_rtp(now);
+        producer.heard_rtp(layer, now);
+        let producer = &*producer;
         if producer.is_paused() {
             return;
         }
@@ -255,8 +253,10 @@ impl Worker {
             video_orientation: packet.header.ext_vals.video_orientation,
             ..Default::default()
         };
-        let seq = *packet.seq_no;
-        let mut want_keyframe = false;
+        let (seq, h) = (*packet.seq_no, &packet.header);
+        let layer = layer as u8; // at most MAX_ENCODINGS streams
+        let active = |l: u8| producer.stream_active(usize::from(l), now);
+        let mut want_keyframe = [false; MAX_ENCODINGS];
         for ckey in producer.consumers() {
             let Some(c) = consumers.get_mut(ckey) else { continue };
             if !c.wants(router_pt) {
@@ -264,10 +264,36 @@ impl Worker {
             }
             let Some(transport) = transports.get_mut(&c.transport()) else { continue };
             *current = Some(c.transport()); // a panic in its str0m closes that transport
+            if transport.webrtc().is_some_and(|t| !t.is_connected()) {
+                continue; // do not burn sequence numbers before SRTP is up
+            }
+            // Shared with str0m (it keeps it for retransmissions); a simulcast consumer rewrites
+            // VP8 fields, so it gets a copy of its own.
+            let mut payload = packet.payload.clone();
+            let mut timestamp = h.timestamp;
+            if c.layers().is_some() {
+                let mut own = packet.payload.to_vec();
+                match c.select(layer, active, seq, h.timestamp, &mut own, now) {
+                    Selected::Send { timestamp: t } => (timestamp, payload) = (t, own.into()),
+                    Selected::Drop => continue,
+                    Selected::WantKeyframe { layer } => {
+                        if let Some(w) = want_keyframe.get_mut(usize::from(layer)) {
+                            *w = true;
+                        }
+                        continue;
+                    }
+                }
+            } else if layer != 0 {
+                continue;
+            }
+            if let Some((spatial, temporal)) = c.layers_mut().and_then(|l| l.take_layers_changed()) {
+                if let Some(router) = routers.get(&transport.router()).map(|r| r.id().clone()) {
+                    events.push_back(EngineEvent::ConsumerLayersChanged { router, consumer: c.id().clone(), spatial, temporal });
+                }
+            }
             if let Some(p) = transport.plain() {
-                let h = &packet.header;
-                match c.plain_rtp(router_pt, seq, h.timestamp, h.marker, &packet.payload) {
-                    PlainRtp::WantKeyframe => want_keyframe = true,
+                match c.plain_rtp(router_pt, seq, timestamp, h.marker, &payload) {
+                    PlainRtp::WantKeyframe => want_keyframe[usize::from(layer)] = true,
                     PlainRtp::Skip => {}
                     PlainRtp::Datagram(d) => {
                         stats.rtp_forwarded += 1;
@@ -277,34 +303,68 @@ impl Worker {
                 continue;
             }
             let Some(t) = transport.webrtc_mut() else { continue };
-            if !t.is_connected() {
-                continue; // do not burn sequence numbers before SRTP is up
-            }
-            let Some(out_seq) = c.next_seq(seq, packet.payload.is_empty()) else { continue };
-            // str0m keeps the payload (for retransmissions), so each consumer needs its own copy.
-            let write =
-                RtpWrite::new(Pt::from(router_pt), out_seq.into(), packet.header.timestamp, packet.timestamp, packet.payload.clone())
-                    .marker(packet.header.marker)
-                    .ext_vals(ext.clone())
-                    .nackable(video);
+            let Some(out_seq) = c.next_seq(seq, payload.is_empty()) else { continue };
+            let write = RtpWrite::new(Pt::from(router_pt), out_seq.into(), timestamp, packet.timestamp, payload)
+                .marker(h.marker)
+                .ext_vals(ext.clone())
+                .nackable(video);
             if t.write_rtp(c.ssrc(), write) {
                 stats.rtp_forwarded += 1;
                 dirty.push(c.transport());
             }
         }
         *current = Some(tkey);
-        if want_keyframe {
-            self.request_keyframe_key(pkey, false, now);
+        for (l, _) in want_keyframe.iter().enumerate().filter(|(_, w)| **w) {
+            self.request_keyframe_layer(pkey, l, false, now);
         }
     }
 
-    /// Sends the producer a PLI unless throttled (see [`crate::producer::KEYFRAME_THROTTLE`]).
-    pub(super) fn request_keyframe_key(&mut self, key: Key, force: bool, now: Instant) {
-        let Some(p) = self.producers.get_mut(&key) else { return };
-        if !p.take_keyframe_request(now, force) {
-            return;
+    /// The producer and stream (spatial layer) an RTP packet of transport `tkey` belongs to:
+    /// by SSRC, or, for an SSRC not known yet, by the mid and rid header extensions of a rid
+    /// stream's first packets (its SSRC is learned and guarded from then on).
+    fn producer_stream(&mut self, tkey: Key, packet: &RtpPacket) -> Option<(Key, usize)> {
+        let t = self.transports.get_mut(&tkey)?;
+        let ssrc = *packet.header.ssrc;
+        for p in t.producers() {
+            if let Some(layer) = self.producers.get(p).and_then(|p| p.layer_of(ssrc)) {
+                return Some((*p, layer));
+            }
         }
-        let (ssrc, tkey) = (p.ssrc(), p.transport());
+        let (mid, rid) = (packet.header.ext_vals.mid?, packet.header.ext_vals.rid?);
+        let pkey = t.producers().iter().copied().find(|p| self.producers.get(p).is_some_and(|p| p.plan().mid == *mid))?;
+        let layer = self.producers.get_mut(&pkey)?.learn_stream(ssrc, &rid)?;
+        if let Some(w) = t.webrtc_mut() {
+            w.guard(ssrc);
+        }
+        Some((pkey, layer))
+    }
+
+    /// Asks every stream of a producer for a keyframe (see [`Self::request_keyframe_layer`]).
+    pub(super) fn request_keyframe_key(&mut self, key: Key, force: bool, now: Instant) {
+        let streams = self.producers.get(&key).map_or(0, |p| p.stream_count());
+        for layer in 0..streams {
+            self.request_keyframe_layer(key, layer, force, now);
+        }
+    }
+
+    /// Asks for a keyframe of the stream a consumer forwards (or waits for): its producer's
+    /// stream 0 without simulcast.
+    pub(super) fn request_keyframe_for(&mut self, consumer: Key, force: bool, now: Instant) {
+        let Some(c) = self.consumers.get(&consumer) else { return };
+        let pkey = c.producer();
+        let layer = match (c.layers(), self.producers.get(&pkey)) {
+            (Some(l), Some(p)) => l.current_spatial().unwrap_or_else(|| l.target(|s| p.stream_active(usize::from(s), now))),
+            _ => 0,
+        };
+        self.request_keyframe_layer(pkey, usize::from(layer), force, now);
+    }
+
+    /// Sends stream `layer` of a producer a PLI unless throttled (see
+    /// [`crate::producer::KEYFRAME_THROTTLE`]).
+    pub(super) fn request_keyframe_layer(&mut self, key: Key, layer: usize, force: bool, now: Instant) {
+        let Some(p) = self.producers.get_mut(&key) else { return };
+        let tkey = p.transport();
+        let Some(ssrc) = p.take_keyframe_request(layer, now, force) else { return };
         if let Some(t) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
             if t.request_keyframe(ssrc) {
                 self.stats.keyframe_requests += 1;

@@ -131,7 +131,7 @@ impl Worker {
         // mediasoup (Transport.produce): every producer of a transport carries the first cname
         // given on it, or a random one.
         let cname = t.cname_for_producers(params.rtcp.cname.as_ref());
-        t.expect_incoming(&plan.mid, kind, plan.ssrc, plan.rtx_ssrc);
+        t.expect_incoming(&plan.mid, kind, &plan.encodings);
         transport.add_producer(key);
         self.next_due = now;
         self.producers.insert(key, Producer::new(id.clone(), tkey, router, kind, cname, plan, now));
@@ -176,7 +176,12 @@ impl Worker {
         let pts = params.codecs.iter().filter(|c| !c.is_rtx()).map(|c| c.payload_type).collect();
         let mime = params.codecs.first().map(|c| c.mime_type.clone()).unwrap_or_default();
         transport.add_consumer(key);
-        self.consumers.insert(key, Consumer::new(id.clone(), pkey, tkey, kind, ssrc, mid, pts, mime, plain));
+        let mut consumer = Consumer::new(id.clone(), pkey, tkey, kind, ssrc, mid, pts, mime, plain);
+        if p.plan().is_simulcast() {
+            // At most MAX_ENCODINGS streams (validated).
+            consumer = consumer.with_layers(p.stream_count() as u8, p.plan().temporal_layers());
+        }
+        self.consumers.insert(key, consumer);
         if let Some(p) = self.producers.get_mut(&pkey) {
             p.add_consumer(key);
         }
@@ -192,10 +197,37 @@ impl Worker {
         if !c.set_paused(paused) || paused {
             return Ok(());
         }
-        let (producer, transport, video) = (c.producer(), c.transport(), c.kind() == MediaKind::Video);
+        let (transport, video) = (c.transport(), c.kind() == MediaKind::Video);
         if video && self.transports.get(&transport).is_some_and(Transport::is_connected) {
-            self.request_keyframe_key(producer, true, now);
+            self.request_keyframe_for(key, true, now);
         }
+        Ok(())
+    }
+
+    /// mediasoup's `consumer.setPreferredLayers`: the highest spatial layer (simulcast stream)
+    /// and temporal layer (None: the highest) the consumer should forward, clamped to what its
+    /// producer has; the preferred layers now, or None for a consumer without layers (its
+    /// producer has one stream: mediasoup's SimpleConsumer ignores the call too).
+    pub fn set_consumer_preferred_layers(
+        &mut self,
+        id: &ConsumerId,
+        spatial: u8,
+        temporal: Option<u8>,
+    ) -> Result<Option<(u8, u8)>, ConsumerError> {
+        let key = self.consumer_key(id).ok_or(ConsumerError::UnknownConsumer)?;
+        let c = self.consumers.get_mut(&key).ok_or(ConsumerError::UnknownConsumer)?;
+        Ok(c.layers_mut().map(|l| {
+            l.set_preferred(spatial, temporal);
+            l.preferred()
+        }))
+    }
+
+    /// mediasoup's `consumer.requestKeyFrame`: a keyframe of the stream the consumer forwards
+    /// (throttled to one per second and stream); nothing for audio.
+    pub fn request_consumer_keyframe(&mut self, now: Instant, id: &ConsumerId) -> Result<(), ConsumerError> {
+        self.advance(now);
+        let key = self.consumer_key(id).ok_or(ConsumerError::UnknownConsumer)?;
+        self.request_keyframe_for(key, false, now);
         Ok(())
     }
 

@@ -94,7 +94,7 @@ impl Worker {
             kind_of_stat: "inbound-rtp",
             timestamp: now_ms(),
             ssrc: p.ssrc(),
-            rtx_ssrc: p.plan().rtx_ssrc,
+            rtx_ssrc: p.plan().encodings.first().and_then(|e| e.rtx_ssrc),
             kind: p.kind(),
             mime_type: p.plan().consumable_codecs.first().map(|c| c.mime_type.clone()).unwrap_or_default(),
             packets_lost: 0,

@@ -47,7 +47,9 @@ impl Directory {
     fn concerned(&self, event: &sfu::EngineEvent) -> Vec<RoomHandle> {
         let rooms = self.lock();
         let on = |room: &&RoomHandle| match event {
-            sfu::EngineEvent::TransportClosed { router, .. } | sfu::EngineEvent::ProducerScore { router, .. } => room.router() == router,
+            sfu::EngineEvent::TransportClosed { router, .. }
+            | sfu::EngineEvent::ProducerScore { router, .. }
+            | sfu::EngineEvent::ConsumerLayersChanged { router, .. } => room.router() == router,
             sfu::EngineEvent::WorkerDied { worker } => room.router().worker() == Some(*worker),
         };
         rooms.values().filter(on).cloned().collect()

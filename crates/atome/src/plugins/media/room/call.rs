@@ -118,6 +118,9 @@ impl Room {
                 }
                 Command::Engine(sfu::EngineEvent::WorkerDied { .. }) => {}
                 Command::Engine(sfu::EngineEvent::ProducerScore { producer, score, .. }) => self.producer_score(producer, score),
+                Command::Engine(sfu::EngineEvent::ConsumerLayersChanged { consumer, spatial, temporal, .. }) => {
+                    self.consumer_layers(consumer, spatial, temporal)
+                }
             }
         };
         if end == End::Abandoned {
@@ -294,6 +297,16 @@ impl Room {
         }
     }
 
+    /// The layers a consumer receives changed: its owner hears it (mediasoup-demo's
+    /// `consumerLayersChanged`).
+    fn consumer_layers(&self, consumer: ConsumerId, spatial: u8, temporal: u8) {
+        let Some(owner) = self.peers.values().find(|p| p.consumers.contains_key(&consumer)) else { return };
+        if owner.detached_until.is_none() {
+            let msg = ServerMessage::ConsumerLayersChanged { consumer_id: consumer, spatial_layer: spatial, temporal_layer: temporal };
+            let _ = owner.tx.try_send(msg.render(None));
+        }
+    }
+
     /// The router's media worker failed for good: the call is over. Its peers get `roomClosed`
     /// and may join again (a new router is placed on a worker that runs).
     fn worker_lost(&mut self, commands: &mut mpsc::Receiver<Command>) {
@@ -327,6 +340,20 @@ impl Room {
                 self.own_consumer(peer, &consumer_id)?;
                 engine.resume_consumer(consumer_id.clone()).await?;
                 Ok(ServerMessage::ConsumerResumed { consumer_id })
+            }
+            ClientMessage::SetConsumerPreferredLayers { consumer_id, spatial_layer, temporal_layer } => {
+                self.own_consumer(peer, &consumer_id)?;
+                let now = engine.set_consumer_preferred_layers(consumer_id.clone(), spatial_layer, temporal_layer).await?;
+                Ok(ServerMessage::ConsumerPreferredLayersSet {
+                    consumer_id,
+                    spatial_layer: now.map(|(s, _)| s),
+                    temporal_layer: now.map(|(_, t)| t),
+                })
+            }
+            ClientMessage::RequestConsumerKeyFrame { consumer_id } => {
+                self.own_consumer(peer, &consumer_id)?;
+                engine.request_consumer_keyframe(consumer_id.clone()).await?;
+                Ok(ServerMessage::ConsumerKeyFrameRequested { consumer_id })
             }
             ClientMessage::PauseConsumer { consumer_id } => {
                 self.own_consumer(peer, &consumer_id)?;
