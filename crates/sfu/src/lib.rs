@@ -25,6 +25,7 @@ mod tcp;
 mod transmit;
 mod transport;
 mod udp;
+mod wake;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
