@@ -66,7 +66,19 @@ impl Driver {
         cpu_ns: Arc<AtomicU64>,
     ) -> Driver {
         let cpu_read = Instant::now();
-        Driver { worker, socket, tcp, commands, wakeups, events, rx: RecvBatch::new(), tx: SendBatch::default(), fds: Vec::new(), cpu_ns, cpu_read }
+        Driver {
+            worker,
+            socket,
+            tcp,
+            commands,
+            wakeups,
+            events,
+            rx: RecvBatch::new(),
+            tx: SendBatch::default(),
+            fds: Vec::new(),
+            cpu_ns,
+            cpu_read,
+        }
     }
 
     /// Runs until the engine is dropped (`Exit::EngineDropped`) or faults repeat past recovery
