@@ -39,7 +39,9 @@ impl Wakeups {
     /// after that sends a new one).
     pub fn drain(&self) {
         let mut buf = [0u8; 64];
-        while self.0.recv(&mut buf).is_ok() {}
+        // Wake-ups are one byte: an empty read (none is ever sent) ends the loop too, so that
+        // nothing here can spin.
+        while matches!(self.0.recv(&mut buf), Ok(n) if n > 0) {}
     }
 
     pub fn fd(&self) -> RawFd {
@@ -67,5 +69,17 @@ mod tests {
         assert!(readable(&wakeups));
         drop(wakeups);
         waker.wake(); // the driver is gone: ignored
+    }
+
+    #[test]
+    fn once_the_engine_is_gone_the_driver_is_not_woken_and_drains_at_once() {
+        let (waker, wakeups) = pair().unwrap();
+        waker.wake();
+        drop(waker);
+        let readable = |w: &Wakeups| crate::udp::wait_any(&[w.fd()], std::time::Duration::ZERO);
+        assert!(readable(&wakeups), "what was sent before is still there");
+        wakeups.drain();
+        assert!(!readable(&wakeups), "a closed peer does not make it readable (the driver would spin)");
+        wakeups.drain();
     }
 }
