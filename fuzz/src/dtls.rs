@@ -1,7 +1,7 @@
 //! str0m's aws-lc-rs DTLS provider, except that dimpl's configuration is built once and shared.
 //! Building it checks every key exchange and signature algorithm (about 1 ms, paid for every
-//! `Rtc`, twice per WebRTC transport), which would otherwise be most of what the `ortc` and
-//! `datagram` targets spend. [`install`] makes it str0m's process default before the first
+//! `Rtc`, twice per WebRTC transport), which would otherwise be most of what the `ortc`,
+//! `datagram` and `signaling` targets spend. [`install`] makes it str0m's process default before the first
 //! `Rtc`; the engine's code is the same, and each DTLS instance is still dimpl's own.
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;

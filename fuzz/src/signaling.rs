@@ -35,8 +35,27 @@ pub const MAX_FRAMES: usize = 48;
 struct State {
     rt: tokio::runtime::Runtime,
     world: World,
+    /// What does not change in a world: the router's capabilities and a device's send
+    /// capabilities as JSON.
+    fixed: Fixed,
     /// B's session and the ids it owns (producers first).
     b: Option<(Driven, Ids)>,
+}
+
+struct Fixed {
+    caps_text: String,
+    send_caps_text: String,
+}
+
+impl Fixed {
+    fn new(world: &World) -> Fixed {
+        let caps = world.rtp_capabilities();
+        let send_caps = testpeer::send_rtp_capabilities(caps);
+        Fixed {
+            caps_text: serde_json::to_string(caps).expect("capabilities serialize"),
+            send_caps_text: serde_json::to_string(&send_caps).expect("capabilities serialize"),
+        }
+    }
 }
 
 thread_local! {
@@ -104,14 +123,15 @@ pub fn run(data: &[u8]) {
 
 impl State {
     fn build() -> State {
+        crate::dtls::install();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
         let world = rt.block_on(World::build()).unwrap_or_else(|e| panic!("the signaling world cannot start: {e}"));
-        State { rt, world, b: None }
+        State { rt, fixed: Fixed::new(&world), world, b: None }
     }
 
     fn run(&mut self, data: &[u8]) {
         let Some((&flags, rest)) = data.split_first() else { return };
-        let State { rt, world, b } = self;
+        let State { rt, world, fixed, b } = self;
         rt.block_on(async {
             // B (made again if an input took its place).
             if b.as_mut().is_none_or(|(s, _)| s.replaced()) {
@@ -127,11 +147,13 @@ impl State {
             let mut frames = Vec::new();
             if flags & 2 == 0 {
                 frames.push(json!({"type": "auth", "token": world.a.token, "requestId": "auth"}).to_string());
-                frames.push(
-                    json!({"type": "joinRoom", "room_id": world.room_id, "join_token": world.join_token(&world.a),
-                           "rtpCapabilities": world.rtp_capabilities(), "requestId": "join"})
-                    .to_string(),
-                );
+                // As `json!` would write it, the capabilities serialized once per world.
+                frames.push(format!(
+                    r#"{{"join_token":{},"requestId":"join","room_id":{},"rtpCapabilities":{},"type":"joinRoom"}}"#,
+                    json!(world.join_token(&world.a)),
+                    json!(world.room_id),
+                    fixed.caps_text
+                ));
             }
             let structured = flags & 1 == 1;
             let text = String::from_utf8_lossy(rest);
@@ -151,7 +173,7 @@ impl State {
                     }
                 } else {
                     match lines.next() {
-                        Some(line) => substitute(line, world, &ids),
+                        Some(line) => substitute(line, world, fixed, &ids),
                         None => break,
                     }
                 };
@@ -162,11 +184,8 @@ impl State {
                     eprintln!("> {frame}");
                     out.iter().for_each(|m| eprintln!("< {m}"));
                 }
-                check_replies(&frame, &out);
-                for m in &out {
-                    if let Ok(v) = serde_json::from_str::<Value>(m) {
-                        ids.learn(&v);
-                    }
+                for v in check_replies(&frame, &out) {
+                    ids.learn(&v);
                 }
                 b_session.take();
                 if !open || a.replaced() {
@@ -215,21 +234,26 @@ async fn peer_b(world: &World) -> (Driven, Ids) {
     (b, ids)
 }
 
-fn substitute(line: &str, world: &World, ids: &Ids) -> String {
+fn substitute(line: &str, world: &World, fixed: &Fixed, ids: &Ids) -> String {
     if !line.contains('$') {
         return line.to_string();
     }
-    let mut out = line
-        .replace("$TOKENB", &world.b.token)
-        .replace("$TOKEN", &world.a.token)
-        .replace("$ROOM", &world.room_id)
-        .replace("$JOINB", &world.join_token(&world.b))
-        .replace("$JOIN", &world.join_token(&world.a))
-        .replace(
-            "$SENDCAPS",
-            &serde_json::to_string(&testpeer::send_rtp_capabilities(world.rtp_capabilities())).expect("capabilities serialize"),
-        )
-        .replace("$CAPS", &serde_json::to_string(world.rtp_capabilities()).expect("capabilities serialize"));
+    // In this order (`$TOKENB` before `$TOKEN`, ...); a value is made only if its tag is there.
+    let values: [(&str, &dyn Fn() -> String); 7] = [
+        ("$TOKENB", &|| world.b.token.clone()),
+        ("$TOKEN", &|| world.a.token.clone()),
+        ("$ROOM", &|| world.room_id.clone()),
+        ("$JOINB", &|| world.join_token(&world.b)),
+        ("$JOIN", &|| world.join_token(&world.a)),
+        ("$SENDCAPS", &|| fixed.send_caps_text.clone()),
+        ("$CAPS", &|| fixed.caps_text.clone()),
+    ];
+    let mut out = line.to_string();
+    for (tag, value) in values {
+        if out.contains(tag) {
+            out = out.replace(tag, &value());
+        }
+    }
     for (tag, list) in [("$T", &ids.transports), ("$P", &ids.producers), ("$C", &ids.consumers)] {
         for i in 0..10u8 {
             let key = format!("{tag}{i}");
@@ -242,26 +266,45 @@ fn substitute(line: &str, world: &World, ids: &Ids) -> String {
 }
 
 /// Every message a JSON object with a `type`; no `internal` error; a frame with a `requestId`
-/// answered exactly once, echoing it.
-fn check_replies(frame: &str, out: &[String]) {
+/// answered exactly once, echoing it byte for byte. Messages are read by JSON's grammar
+/// ([`members`]): a `requestId` such as `3e333333333` is JSON, and the server echoes it as sent,
+/// though serde_json cannot hold it as a `Value` (fuzz/regressions/signaling/huge-request-id).
+/// Returns the messages read, without their `requestId`.
+fn check_replies(frame: &str, out: &[String]) -> Vec<Value> {
     assert!(!out.is_empty(), "no answer to {frame}");
-    let mut replies = Vec::new();
+    let mut messages = Vec::with_capacity(out.len());
+    let mut echoed = Vec::new();
     for m in out {
-        let v: Value = serde_json::from_str(m).unwrap_or_else(|e| panic!("not JSON ({e}): {m}"));
+        let (v, id) = members(m).unwrap_or_else(|e| panic!("not a JSON object ({e}): {m}"));
         assert!(v["type"].is_string(), "no type: {m}");
         assert_ne!(v["code"], "internal", "an internal error for {frame}: {m}");
-        if let Some(id) = v.get("requestId") {
-            replies.push(id.clone());
-        }
+        echoed.extend(id);
+        messages.push(v);
     }
     // A frame naming `requestId` twice is refused as a whole (serde's duplicate field): which id
     // to echo is not defined, so only frames with one are checked.
     let once = frame.matches("\"requestId\"").count() == 1;
-    if let Some(id) = serde_json::from_str::<Value>(frame).ok().and_then(|v| v.get("requestId").cloned()).filter(|_| once) {
-        // Only a well-formed object is read for its requestId; replies echo it byte for byte.
-        let echoed = replies.iter().filter(|r| **r == id).count();
-        assert_eq!(echoed, 1, "{frame} answered {echoed} times: {out:?}");
+    if let Some(id) = once.then(|| members(frame).ok()).flatten().and_then(|(_, id)| id) {
+        // Only a well-formed object is read for its requestId.
+        let n = echoed.iter().filter(|r| **r == id).count();
+        assert_eq!(n, 1, "{frame} answered {n} times: {out:?}");
     }
+    messages
+}
+
+/// A JSON object's members as a `Value` (all but `requestId`) and its `requestId` as raw text.
+fn members(text: &str) -> Result<(Value, Option<String>), serde_json::Error> {
+    let raw: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>> = serde_json::from_str(text)?;
+    let mut object = serde_json::Map::new();
+    let mut id = None;
+    for (k, v) in raw {
+        if k == "requestId" {
+            id = Some(v.get().to_string());
+        } else {
+            object.insert(k, serde_json::from_str(v.get())?);
+        }
+    }
+    Ok((Value::Object(object), id))
 }
 
 /// One structured message.

@@ -1,7 +1,8 @@
 //! The driver: one OS thread per worker, owning its UDP socket and the clock. Each turn it runs
 //! the commands queued, hands the datagrams received to the worker, lets time move, sends what
 //! the worker produced in one batch, passes its events on, then sleeps until the next datagram,
-//! the worker's next timeout or [`MAX_SLEEP`]. No locks and no async runtime on the media path.
+//! command ([`crate::wake`]), the worker's next timeout or [`MAX_SLEEP`]. No locks and no async
+//! runtime on the media path.
 use std::net::UdpSocket;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +15,11 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::tcp::TcpMux;
 use crate::transmit::Protocol;
 use crate::udp::{self, RecvBatch, SendBatch};
+use crate::wake::Wakeups;
 use crate::worker::{Command, Worker};
 use crate::EngineEvent;
 
-/// Longest sleep of the loop: bounds the latency of commands (they arrive on a channel the
-/// loop cannot wait on together with the socket).
+/// Longest sleep of the loop (a command wakes it at once: [`crate::wake`]).
 const MAX_SLEEP: Duration = Duration::from_millis(5);
 /// Shortest sleep when the socket is idle, so a timeout str0m keeps at "now" cannot make us spin.
 const MIN_SLEEP: Duration = Duration::from_millis(1);
@@ -41,6 +42,8 @@ pub(crate) struct Driver {
     /// ICE-TCP on the same port, when on.
     tcp: Option<TcpMux>,
     commands: Receiver<Command>,
+    /// Readable when a command was queued.
+    wakeups: Wakeups,
     events: UnboundedSender<EngineEvent>,
     rx: RecvBatch,
     tx: SendBatch,
@@ -58,11 +61,24 @@ impl Driver {
         socket: UdpSocket,
         tcp: Option<TcpMux>,
         commands: Receiver<Command>,
+        wakeups: Wakeups,
         events: UnboundedSender<EngineEvent>,
         cpu_ns: Arc<AtomicU64>,
     ) -> Driver {
         let cpu_read = Instant::now();
-        Driver { worker, socket, tcp, commands, events, rx: RecvBatch::new(), tx: SendBatch::default(), fds: Vec::new(), cpu_ns, cpu_read }
+        Driver {
+            worker,
+            socket,
+            tcp,
+            commands,
+            wakeups,
+            events,
+            rx: RecvBatch::new(),
+            tx: SendBatch::default(),
+            fds: Vec::new(),
+            cpu_ns,
+            cpu_read,
+        }
     }
 
     /// Runs until the engine is dropped (`Exit::EngineDropped`) or faults repeat past recovery
@@ -104,6 +120,8 @@ impl Driver {
             self.cpu_read = now;
             self.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
         }
+        // Before the commands: a command queued after this wakes the next sleep.
+        self.wakeups.drain();
         loop {
             match self.commands.try_recv() {
                 Ok(cmd) => self.worker.handle_command(now, cmd),
@@ -140,7 +158,7 @@ impl Driver {
     }
 
     /// Takes the datagrams waiting on the socket; if there are none, sleeps until one arrives
-    /// (or a TCP connection has something), the worker's next timeout or MAX_SLEEP.
+    /// (or a TCP connection has something, or a command), the worker's next timeout or MAX_SLEEP.
     fn receive(&mut self) {
         if self.rx.recv(&self.socket) > 0 {
             return;
@@ -148,6 +166,7 @@ impl Driver {
         let wait = self.worker.poll_timeout().saturating_duration_since(Instant::now()).clamp(MIN_SLEEP, MAX_SLEEP);
         self.fds.clear();
         self.fds.push(std::os::fd::AsRawFd::as_raw_fd(&self.socket));
+        self.fds.push(self.wakeups.fd());
         if let Some(tcp) = &self.tcp {
             tcp.fds(&mut self.fds);
         }

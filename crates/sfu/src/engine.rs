@@ -19,6 +19,7 @@ use crate::ortc;
 use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
 use crate::stats::{RtpStreamStats, TransportQuality, TransportStats};
 use crate::tcp::TcpMux;
+use crate::wake::{self, Waker};
 use crate::worker::{Command, Worker, WorkerConfig};
 use crate::{ConsumerOptions, Direction, EngineEvent, EngineStats, WebRtcTransportOptions, WorkerStats};
 
@@ -109,6 +110,8 @@ impl Drop for DeathNotice {
 
 struct WorkerHandle {
     commands: std_mpsc::Sender<Command>,
+    /// Wakes the worker's thread for a command queued.
+    waker: Waker,
     addr: SocketAddr,
     routers: AtomicUsize,
     failed: Arc<AtomicBool>,
@@ -146,6 +149,7 @@ impl Engine {
                 tcp: config.tcp,
             };
             let (tx, rx) = std_mpsc::channel();
+            let (waker, wakeups) = wake::pair().map_err(StartError::Spawn)?;
             let worker_events = events_tx.clone();
             let failed = Arc::new(AtomicBool::new(false));
             let notice = DeathNotice { index, failed: failed.clone(), events: events_tx.clone(), armed: true };
@@ -156,12 +160,12 @@ impl Engine {
                 .spawn(move || {
                     let mut notice = notice; // the whole guard moves into the thread
                     let worker = Worker::new(worker_config, Instant::now());
-                    let exit = Driver::new(worker, socket, tcp, rx, worker_events, thread_cpu_ns).run();
+                    let exit = Driver::new(worker, socket, tcp, rx, wakeups, worker_events, thread_cpu_ns).run();
                     notice.armed = exit != Exit::EngineDropped;
                 })
                 .map_err(StartError::Spawn)?;
             tracing::info!(worker = index, %local, tcp = config.tcp, "media worker started");
-            workers.push(WorkerHandle { commands: tx, addr: local, routers: AtomicUsize::new(0), failed, cpu_ns });
+            workers.push(WorkerHandle { commands: tx, waker, addr: local, routers: AtomicUsize::new(0), failed, cpu_ns });
         }
         Ok(Engine { workers: Arc::new(workers), caps, events: Arc::new(std::sync::Mutex::new(Some(events_rx))) })
     }
@@ -200,6 +204,7 @@ impl Engine {
         }
         let (tx, rx) = oneshot::channel();
         handle.commands.send(make(tx)).map_err(|_| E::from(CallError::WorkerGone))?;
+        handle.waker.wake();
         // A reply dropped unanswered: the worker panicked on this command (and closed what it
         // touched) or stopped altogether.
         rx.await.map_err(|_| E::from(if handle.failed.load(Ordering::SeqCst) { CallError::WorkerGone } else { CallError::Fault }))?

@@ -27,6 +27,7 @@ mod transmit;
 mod transport;
 mod udp;
 pub mod vp8;
+mod wake;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! Transports: what a worker keeps of every transport, whichever its kind, and the kinds
 //! themselves (WebRTC for browsers, plain RTP for recorders). The worker reaches a kind's
 //! specifics only through [`Transport::webrtc_mut`] / [`Transport::plain`].
+pub(crate) mod cert;
 pub(crate) mod codecs;
 mod fingerprint;
 #[cfg(feature = "fuzzing")]

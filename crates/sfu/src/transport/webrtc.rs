@@ -91,22 +91,18 @@ pub(crate) struct WebRtcTransport {
 }
 
 impl WebRtcTransport {
-    /// A transport announcing `candidate_addr` (UDP, and TCP passive if `tcp`). A send transport
-    /// needs the client's `sendRtpCapabilities` (its payload types); a receive transport uses
-    /// the router's.
+    /// A transport announcing `candidate_addr` (UDP, and TCP passive if `tcp`), with the
+    /// worker's DTLS certificate (`super::cert`). A send transport needs the client's
+    /// `sendRtpCapabilities` (its payload types); a receive transport uses the router's.
     pub fn new(
         direction: Direction,
         router_caps: &RtpCapabilities,
         send_caps: Option<RtpCapabilities>,
-        candidate_addr: SocketAddr,
-        tcp: bool,
+        (candidate_addr, tcp): (SocketAddr, bool),
+        cert: DtlsCert,
         now: Instant,
     ) -> Result<WebRtcTransport, CreateTransportError> {
         let creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
-        let cert = str0m::crypto::from_feature_flags()
-            .dtls_provider
-            .generate_certificate()
-            .ok_or_else(|| CreateTransportError::Setup("certificate generation failed".into()))?;
         let (codecs, ext_ids, frozen) = match direction {
             Direction::Send => {
                 let caps = send_caps.ok_or(CreateTransportError::MissingSendCapabilities)?;
@@ -137,7 +133,9 @@ impl WebRtcTransport {
             }
         };
         let mut t = WebRtcTransport {
-            rtc: Rtc::new(now),
+            // A placeholder until `build_rtc` below (with the certificate: `Rtc::new` would make
+            // one of its own).
+            rtc: RtcConfig::new().set_dtls_cert(cert.clone()).build(now),
             direction,
             creds,
             cert,

@@ -36,6 +36,7 @@ use crate::producer::Producer;
 use crate::router::Router;
 use crate::rtp_parameters::RtpCapabilities;
 use crate::transmit::{Outbox, Protocol, Transmit};
+use crate::transport::cert::LocalCert;
 use crate::transport::Transport;
 use crate::{CloseReason, EngineEvent, EngineStats};
 
@@ -70,6 +71,8 @@ pub struct Worker {
     by_ufrag: HashMap<String, Key>,
     /// Only filled from STUN requests carrying one of our ufrags, so peers cannot flood it.
     by_addr: FastMap<(SocketAddr, Protocol), Key>,
+    /// The DTLS certificate of its WebRTC transports.
+    cert: LocalCert,
     /// Traffic counters (objects are counted when asked, see [`Worker::stats`]).
     stats: EngineStats,
     /// The time of the last input.
@@ -114,6 +117,7 @@ impl Worker {
             consumers: FastMap::default(),
             by_ufrag: HashMap::new(),
             by_addr: FastMap::default(),
+            cert: LocalCert::default(),
             stats: EngineStats::default(),
             now,
             dirty: Vec::new(),

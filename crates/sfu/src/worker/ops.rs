@@ -52,7 +52,8 @@ impl Worker {
     ) -> Result<WebRtcTransportOptions, CreateTransportError> {
         self.advance(now);
         let router = self.router_key(router).ok_or(CreateTransportError::UnknownRouter)?;
-        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, self.config.addr, self.config.tcp, now)?;
+        let cert = self.cert.get(now)?;
+        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, (self.config.addr, self.config.tcp), cert, now)?;
         let key = self.next_key();
         let id = TransportId::new(self.config.index, key);
         let options = t.options(id.clone());

@@ -41,6 +41,51 @@ fn send_transport(w: &mut Worker, now: Instant, router: &RouterId) -> TransportI
 }
 
 #[test]
+fn a_worker_s_transports_share_one_dtls_certificate() {
+    let now = Instant::now();
+    let mut w = worker(now);
+    let router = w.create_router();
+    let fingerprint = |o: crate::WebRtcTransportOptions| o.dtls_parameters.fingerprints[0].value.clone();
+    let a = fingerprint(w.create_webrtc_transport(now, &router, Direction::Recv, None).unwrap());
+    let caps = (*w.config.caps).clone();
+    let b = fingerprint(w.create_webrtc_transport(now, &router, Direction::Send, Some(caps)).unwrap());
+    assert_eq!(a, b);
+    let later = now + crate::transport::cert::RENEW_AFTER;
+    let c = fingerprint(w.create_webrtc_transport(later, &router, Direction::Recv, None).unwrap());
+    assert_ne!(a, c, "renewed");
+    // Each transport still has its own ICE credentials.
+    let ufrags: std::collections::HashSet<_> = w.by_ufrag.keys().collect();
+    assert_eq!(ufrags.len(), 3);
+}
+
+/// `cargo test -p sfu --release -- --ignored --nocapture transport_creation_cost`
+#[test]
+#[ignore = "a measurement, not a check"]
+fn transport_creation_cost() {
+    let now = Instant::now();
+    let mut w = worker(now);
+    let router = w.create_router();
+    let _ = w.create_webrtc_transport(now, &router, Direction::Recv, None).unwrap();
+    let n = 200;
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = w.create_webrtc_transport(now, &router, Direction::Recv, None).unwrap();
+    }
+    println!("Worker::create_webrtc_transport (recv): {:?}", t.elapsed() / n);
+    let provider = str0m::crypto::from_feature_flags();
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = provider.dtls_provider.generate_certificate().unwrap();
+    }
+    println!("a DTLS certificate: {:?}", t.elapsed() / n);
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = str0m::Rtc::new(now);
+    }
+    println!("Rtc::new (makes a certificate): {:?}", t.elapsed() / n);
+}
+
+#[test]
 fn ids_name_the_worker_and_forged_ids_find_nothing() {
     let now = Instant::now();
     let mut w = worker(now);
