@@ -9,6 +9,16 @@ const ORDER = params.get('order') === 'audio-first' ? ['audio', 'video'] : ['vid
 // Which ICE candidates the transports may use: `all` (default) or `relay` (TURN only; tests, and
 // networks where only a relay works).
 const ICE_TRANSPORT_POLICY = params.get('iceTransportPolicy') === 'relay' ? 'relay' : 'all';
+// Simulcast of the camera (`?simulcast=1`; off by default until the server adapts each
+// subscriber's layers to its bandwidth): mediasoup-demo's three encodings, 1280x720 captured.
+const SIMULCAST = params.get('simulcast') === '1';
+const SIMULCAST_ENCODINGS = [
+  { scaleResolutionDownBy: 4, maxBitrate: 500000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 2, maxBitrate: 1000000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 1, maxBitrate: 5000000, scalabilityMode: 'L1T3' },
+];
+/** produce() options of a camera track. */
+const cameraOptions = (track) => ({ track, appData: { source: 'camera' }, ...(SIMULCAST ? { encodings: SIMULCAST_ENCODINGS } : {}) });
 // How long an ICE restart may take before the call is joined again from scratch.
 const ICE_RESTART_GRACE_MS = 12000;
 // How long a request may go unanswered before the signaling socket is taken for dead (after a
@@ -330,7 +340,10 @@ window.addEventListener('online', onNetworkChange);
 navigator.connection?.addEventListener?.('change', onNetworkChange);
 
 function constraints(kind) {
-  if (kind === 'video') return { width: 640, height: 480, ...(state.cameraId ? { deviceId: { exact: state.cameraId } } : {}) };
+  if (kind === 'video') {
+    const size = SIMULCAST ? { width: 1280, height: 720 } : { width: 640, height: 480 };
+    return { ...size, ...(state.cameraId ? { deviceId: { exact: state.cameraId } } : {}) };
+  }
   return state.micId ? { deviceId: { exact: state.micId } } : true;
 }
 
@@ -405,7 +418,7 @@ export async function join(roomId) {
   renderTiles();
   for (const kind of ORDER) {
     const track = kind === 'video' ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
-    if (track) state.producers[kind] = await sendTransport.produce({ track, appData: { source: kind === 'video' ? 'camera' : 'mic' } });
+    if (track) state.producers[kind] = await sendTransport.produce(kind === 'video' ? cameraOptions(track) : { track, appData: { source: 'mic' } });
   }
   if (state.muted && state.producers.audio) await setMuted(true);
   state.published = true;
@@ -486,7 +499,7 @@ export async function setCameraOff(off) {
     const track = stream.getVideoTracks()[0];
     state.localStream?.getVideoTracks().forEach((t) => { t.stop(); state.localStream.removeTrack(t); });
     state.localStream?.addTrack(track);
-    state.producers.video = await state.sendTransport.produce({ track, appData: { source: 'camera' } });
+    state.producers.video = await state.sendTransport.produce(cameraOptions(track));
   }
   state.cameraOff = off;
   saveCall();

@@ -529,6 +529,9 @@ impl WebRtcTransport {
 
     /// The cname of this transport's producers: the first one given, or a random one.
     pub fn cname_for_producers(&mut self, given: Option<&String>) -> String {
+        // mediasoup takes a missing or empty cname alike (`if (!rtpParameters.rtcp.cname)`):
+        // Chrome's rid simulcast has no `a=ssrc` lines, so mediasoup-client sends "" then.
+        let given = given.filter(|c| !c.is_empty());
         self.cname_for_producers.get_or_insert_with(|| given.cloned().unwrap_or_else(|| random_token(8))).clone()
     }
 

@@ -294,3 +294,22 @@ fn a_transport_cc_number_str0m_would_extend_below_zero_never_reaches_it() {
     w.handle_datagram(now, peer, &rtp(7));
     assert_eq!(w.stats().rtp_guarded, 1, "an ordinary number goes to str0m (which refuses it unencrypted)");
 }
+
+#[test]
+fn an_empty_cname_is_a_missing_one() {
+    // Chrome's rid simulcast has no a=ssrc lines: mediasoup-client sends `"cname": ""`, and a
+    // consumer with an empty cname makes mediasoup-client write `a=msid: <track>`, which Chrome
+    // refuses. mediasoup gives such producers the transport's cname (or a random one).
+    let now = Instant::now();
+    let mut w = worker(now);
+    let router = w.create_router();
+    let t = send_transport(&mut w, now, &router);
+    let mut params = opus_parameters(1000);
+    params.rtcp.cname = Some(String::new());
+    let p = w.produce(now, &t, MediaKind::Audio, params).unwrap();
+    let recv = w.create_webrtc_transport(now, &router, Direction::Recv, None).unwrap().id;
+    let caps = (*w.config.caps).clone();
+    let c = w.consume(&recv, &p, &caps).unwrap();
+    let cname = c.rtp_parameters.rtcp.cname.unwrap_or_default();
+    assert_eq!(cname.len(), 8, "a generated cname, not {cname:?}");
+}
