@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::config::DtlsCert;
-use str0m::ice::{IceCreds, StunMessage};
-use str0m::media::{Frequency, KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Pt, Rid};
+use str0m::ice::IceCreds;
+use str0m::media::{Frequency, Pt};
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{RtpWrite, Ssrc};
-use str0m::{Candidate, CandidateKind, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::codecs::{extension_from_uri, str0m_codec};
 use super::fingerprint::remote_fingerprint;
@@ -18,11 +17,9 @@ use super::path::{MediaPath, PeerAddrs};
 use super::quality::{Quality, STATS_INTERVAL};
 use crate::error::{ConnectError, CreateTransportError};
 use crate::ids::TransportId;
-use crate::ortc::{self, EncodingPlan};
-use crate::rtp_parameters::{
-    DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters,
-};
-use crate::seq_guard::{transport_cc, Admit, SeqGuard, TwccGuard};
+use crate::ortc;
+use crate::rtp_parameters::{DtlsParameters, DtlsRole, IceParameters, ParamValue, RtpCapabilities, RtpHeaderExtensionParameters};
+use crate::seq_guard::{SeqGuard, TwccGuard};
 use crate::stats::{TransportStats, Tuple};
 use crate::transmit::Outbox;
 use crate::{Direction, WebRtcTransportOptions};
@@ -263,41 +260,6 @@ impl WebRtcTransport {
         Ok(())
     }
 
-    /// Whether a STUN message carries a MESSAGE-INTEGRITY made with this transport's ICE
-    /// password (what only its peer can make; str0m checks it again when it handles it).
-    pub fn stun_authentic(&self, msg: &StunMessage) -> bool {
-        let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
-        msg.verify(self.creds.pass.as_bytes(), |key, parts| hmac.sha1_hmac(key, parts))
-    }
-
-    /// The peer confirmed `src` (an authentic binding request came from it). Returns the
-    /// address forgotten to make room, if any (see [`super::path::MAX_PEER_ADDRS`]).
-    pub fn confirm_addr(&mut self, src: (SocketAddr, Protocol)) -> Option<(SocketAddr, Protocol)> {
-        self.peer_addrs.confirm(src)
-    }
-
-    /// The worker maps `src` to another transport now.
-    pub fn forget_addr(&mut self, src: (SocketAddr, Protocol)) {
-        self.peer_addrs.forget(src)
-    }
-
-    /// An authentic binding request from `src` (before str0m handles it): a nomination of
-    /// another path while the current one is silent abandons the current one, and a path
-    /// abandoned before comes back (see [`MediaPath`]). The peer's candidates are all peer
-    /// reflexive to str0m (mediasoup-client signals none), which is what is matched here.
-    pub fn peer_checked(&mut self, now: Instant, msg: &StunMessage<'_>, proto: Protocol, src: SocketAddr) {
-        let change = self.path.checked(proto, src, msg.use_candidate(), now);
-        let prflx =
-            |proto, addr, prio| Candidate::from_parts("peer".into(), 1, proto, prio, addr, CandidateKind::PeerReflexive, None, None, None);
-        if change.revive {
-            self.rtc.add_remote_candidate(prflx(proto, src, msg.prio().unwrap_or(1)));
-        }
-        if let Some((proto, addr)) = change.abandon {
-            tracing::debug!(%addr, ?proto, to = %src, "the peer nominated another path; the silent one is abandoned");
-            self.rtc.direct_api().invalidate_candidate(&prflx(proto, addr, 1));
-        }
-    }
-
     /// What str0m reported (statistics, ICE and DTLS state changes); the worker hands over
     /// these events.
     pub fn quality_mut(&mut self) -> &mut Quality {
@@ -353,63 +315,6 @@ impl WebRtcTransport {
             send_bitrate,
             rtt: self.quality.rtt_ms(),
         }
-    }
-
-    /// Whether the peer's media path moved (ICE restarted, a network change) since the last
-    /// call; see [`MediaPath`].
-    pub fn take_path_moved(&mut self) -> bool {
-        self.path.take_moved()
-    }
-
-    /// ICE-lite answers only once it knows the remote ufrag, and mediasoup-client never sends
-    /// it: it is taken from the first STUN request (after each rebuild). A request with another
-    /// client ufrag is the client restarting ICE (RTCPeerConnection.restartIce): its ufrag is
-    /// taken once the request proves it knows our password (MESSAGE-INTEGRITY, RFC 8445 7.3), so
-    /// nobody else can move the transport to a ufrag of theirs.
-    pub fn learn_remote_ufrag(&mut self, request: &StunMessage<'_>, remote: &str) {
-        if self.frozen || self.remote_ufrag.as_deref() == Some(remote) {
-            return;
-        }
-        if self.remote_ufrag.is_some() {
-            if !self.stun_authentic(request) {
-                return;
-            }
-            tracing::debug!("the client restarted ICE (new ufrag)");
-        }
-        self.rtc.direct_api().set_remote_ice_credentials(IceCreds { ufrag: remote.to_string(), pass: String::new() });
-        self.remote_ufrag = Some(remote.to_string());
-    }
-
-    /// restartIce (mediasoup's WebRtcTransport.restartIce): new local ufrag and password; the
-    /// client then restarts ICE with them. Returns the new parameters.
-    pub fn restart_ice(&mut self) -> IceParameters {
-        self.creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
-        self.rtc.direct_api().set_local_ice_credentials(self.creds.clone());
-        self.ice_parameters()
-    }
-
-    /// The host candidates: UDP, then TCP passive with a lower priority (mediasoup's values).
-    fn ice_candidates(&self) -> Vec<IceCandidate> {
-        let ip = self.candidate_addr.ip().to_string();
-        let candidate = |protocol: &str, priority: u32, tcp_type: Option<&str>| IceCandidate {
-            foundation: format!("{protocol}candidate"),
-            priority,
-            address: ip.clone(),
-            ip: ip.clone(),
-            protocol: protocol.into(),
-            port: self.candidate_addr.port(),
-            kind: "host".into(),
-            tcp_type: tcp_type.map(String::from),
-        };
-        let mut candidates = vec![candidate("udp", 1_076_302_079, None)];
-        if self.tcp {
-            candidates.push(candidate("tcp", 1_076_276_479, Some("passive")));
-        }
-        candidates
-    }
-
-    fn ice_parameters(&self) -> IceParameters {
-        IceParameters { username_fragment: self.creds.ufrag.clone(), password: self.creds.pass.clone(), ice_lite: true }
     }
 
     /// A datagram from the peer arrived: it counts as heard; it is buffered while frozen.
@@ -542,104 +447,6 @@ impl WebRtcTransport {
         mid
     }
 
-    /// A producer's incoming streams, one per encoding: announced SSRCs (media and RTX) are
-    /// expected and guarded by a [`SeqGuard`] each; rid streams are mapped by str0m from the
-    /// mid and rid header extensions of their first packets (then [`Self::guard`] their SSRC).
-    pub fn expect_incoming(&mut self, mid: &str, kind: MediaKind, encodings: &[EncodingPlan]) {
-        let mut api = self.rtc.direct_api();
-        let media = api.declare_media(mid.into(), str_kind(kind));
-        for rid in encodings.iter().filter_map(|e| e.rid.as_deref()) {
-            media.expect_rid_rx(rid.into());
-        }
-        for (i, e) in encodings.iter().enumerate() {
-            let Some(ssrc) = e.ssrc else { continue };
-            // str0m tells a media's streams apart by (mid, rid): SSRC-only simulcast streams get
-            // a rid of their own there ('~' is not allowed in a client's rid, so none clashes).
-            let rid = match (&e.rid, encodings.len()) {
-                (Some(rid), _) => Some(Rid::from(rid.as_str())),
-                (None, 1) => None,
-                (None, _) => Some(Rid::from(format!("~{i}").as_str())),
-            };
-            api.expect_stream_rx(Ssrc::from(ssrc), e.rtx_ssrc.map(Ssrc::from), mid.into(), rid);
-        }
-        if let Some(ssrc) = encodings.first().and_then(|e| e.ssrc) {
-            self.quality.meter(mid.into(), ssrc);
-        }
-        for s in encodings.iter().flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc)) {
-            self.guard(s);
-        }
-    }
-
-    /// Guards the RTP of `ssrc` from now on (a [`SeqGuard`]; idempotent).
-    pub fn guard(&mut self, ssrc: u32) {
-        if !self.guards.iter().any(|(g, _)| *g == ssrc) {
-            self.guards.push((ssrc, SeqGuard::default()));
-        }
-    }
-
-    /// A consumer's outgoing stream; `rtx_cache` = (packets, age, share of the bitrate) kept to
-    /// answer NACKs (none: nothing is kept).
-    pub fn declare_outgoing(&mut self, mid: Mid, kind: MediaKind, ssrc: u32, rtx: Option<u32>, rtx_cache: Option<(usize, Duration, f32)>) {
-        let mut api = self.rtc.direct_api();
-        api.declare_media(mid, str_kind(kind));
-        let tx = api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), mid, None);
-        if let Some((packets, age, ratio)) = rtx_cache {
-            tx.set_rtx_cache(packets, age, Some(ratio));
-        }
-    }
-
-    /// Queues one RTP packet on an outgoing stream; false if the stream is unknown.
-    pub fn write_rtp(&mut self, ssrc: u32, packet: RtpWrite) -> bool {
-        let mut api = self.rtc.direct_api();
-        let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else { return false };
-        tx.write_rtp(packet);
-        self.needs_tick = true;
-        true
-    }
-
-    /// Sends a PLI for an incoming stream; false if the stream is unknown.
-    pub fn request_keyframe(&mut self, ssrc: u32) -> bool {
-        self.needs_tick = true;
-        match self.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
-            Some(rx) => {
-                rx.request_keyframe(KeyframeRequestKind::Pli);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The guard's verdict on an RTP packet of `ssrc`; SSRCs not produced here pass (str0m
-    /// drops what it cannot map).
-    pub fn admit(&mut self, ssrc: u32, seq: u16, data: &[u8], kept_away: &mut u64) -> Admit {
-        match self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
-            Some((_, guard)) => guard.admit(seq, data, kept_away),
-            None => Admit::Pass,
-        }
-    }
-
-    /// str0m accepted an RTP packet of `ssrc` with sequence number `seq` (its datagram `data`).
-    pub fn accepted(&mut self, ssrc: u32, seq: u16, data: &[u8]) {
-        if let Some((_, guard)) = self.guards.iter_mut().find(|(g, _)| *g == ssrc) {
-            guard.accepted(seq);
-        }
-        self.quality.arrived(ssrc, seq);
-        if let Some(v) = self.twcc_id().and_then(|id| transport_cc(data, id)) {
-            self.twcc.accepted(v);
-        }
-    }
-
-    /// The header-extension id str0m reads transport-cc numbers under (send transports).
-    fn twcc_id(&self) -> Option<u8> {
-        self.ext_ids.iter().find(|(_, uri)| uri == ortc::URI_TWCC).map(|(id, _)| *id)
-    }
-
-    /// Whether an RTP datagram's transport-cc number, if it has one, may go to str0m (see
-    /// [`TwccGuard`]).
-    pub fn twcc_admit(&self, data: &[u8]) -> bool {
-        self.twcc_id().and_then(|id| transport_cc(data, id)).is_none_or(|v| self.twcc.admit(v))
-    }
-
     pub fn is_connected(&self) -> bool {
         self.rtc.is_connected()
     }
@@ -670,16 +477,12 @@ impl WebRtcTransport {
     }
 }
 
-fn str_kind(kind: MediaKind) -> StrMediaKind {
-    match kind {
-        MediaKind::Audio => StrMediaKind::Audio,
-        MediaKind::Video => StrMediaKind::Video,
-    }
-}
-
 pub(crate) fn random_token(len: usize) -> String {
     (0..len).map(|_| fastrand::alphanumeric()).collect()
 }
+
+mod ice;
+mod streams;
 
 #[cfg(test)]
 #[path = "webrtc_tests.rs"]

@@ -1,6 +1,7 @@
 //! A WebRTC transport alone: what it announces, the DTLS role rule, buffering until the first
 //! produce, and the extension ids it takes from that produce.
 use std::time::Instant;
+use str0m::ice::StunMessage;
 
 use super::*;
 use crate::error::ErrorCode;

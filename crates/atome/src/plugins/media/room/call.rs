@@ -19,6 +19,8 @@ use crate::plugins::media::messages::{ClientMessage, Direction, ProducerAppData,
 use crate::plugins::media::Shared;
 use crate::plugins::rooms::Participant;
 
+mod owner_events;
+
 /// Why a peer leaves the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Departure {
@@ -287,24 +289,6 @@ impl Room {
             self.producer_closed(producer, None);
         }
         tracing::info!(room_id = %self.id, peer = id, %transport, ?reason, producers = producers.len(), "media transport lost");
-    }
-
-    /// A producer's score changed: its owner hears it (mediasoup-demo's `producerScore`).
-    fn producer_score(&self, producer: ProducerId, score: Vec<sfu::stats::EncodingScore>) {
-        let Some(owner) = self.peers.values().find(|p| p.producers.contains_key(&producer)) else { return };
-        if owner.detached_until.is_none() {
-            let _ = owner.tx.try_send(ServerMessage::ProducerScore { producer_id: producer, score }.render(None));
-        }
-    }
-
-    /// The layers a consumer receives changed: its owner hears it (mediasoup-demo's
-    /// `consumerLayersChanged`).
-    fn consumer_layers(&self, consumer: ConsumerId, spatial: u8, temporal: u8) {
-        let Some(owner) = self.peers.values().find(|p| p.consumers.contains_key(&consumer)) else { return };
-        if owner.detached_until.is_none() {
-            let msg = ServerMessage::ConsumerLayersChanged { consumer_id: consumer, spatial_layer: spatial, temporal_layer: temporal };
-            let _ = owner.tx.try_send(msg.render(None));
-        }
     }
 
     /// The router's media worker failed for good: the call is over. Its peers get `roomClosed`
