@@ -4,10 +4,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{join, room_for_two, TestServer, Ws};
+use common::{connected_recv_transport, connected_send_transport, join, room_for_two, TestServer, Ws};
 use serde_json::{json, Value};
 use sfu::rtp_parameters::MediaKind;
-use testpeer::{expect_consumer, produce_parameters, ClientTransport, Inbox, Track};
+use testpeer::{expect_consumer, produce_parameters, Inbox, Track};
 
 fn refused(r: &Value) -> Option<&str> {
     (r["type"] == "error").then(|| r["code"].as_str()).flatten()
@@ -25,10 +25,7 @@ async fn own_stats_over_the_socket_and_quality_per_peer_in_metrics() {
     let mut wa = Ws::auth(&s, &a).await;
     let mut wb = Ws::auth(&s, &b).await;
     let joined = join(&s, &mut wa, &a, &room_id).await;
-    let caps: sfu::rtp_parameters::RtpCapabilities = serde_json::from_value(joined["rtpCapabilities"].clone()).unwrap();
-    let r = wa.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
-    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
-    wa.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
+    let mut send = connected_send_transport(&mut wa, &joined).await;
     let mut track = Track::new(MediaKind::Video, "0");
     let params = produce_parameters(MediaKind::Video, &track.mid, track.ssrc);
     let r = wa.request("produce", json!({"transport_id": send.id, "kind": "video", "rtpParameters": params})).await;
@@ -36,9 +33,7 @@ async fn own_stats_over_the_socket_and_quality_per_peer_in_metrics() {
     track.declare(&mut send);
 
     join(&s, &mut wb, &b, &room_id).await;
-    let r = wb.request("createTransport", json!({"direction": "recv"})).await;
-    let (mut recv, dtls) = ClientTransport::new(&r["transportOptions"], false).unwrap();
-    wb.request("connectTransport", json!({"transport_id": recv.id, "dtlsParameters": dtls})).await;
+    let mut recv = connected_recv_transport(&mut wb).await;
     let r = wb.request("consume", json!({"transport_id": recv.id, "producer_id": producer})).await;
     let consumer = r["consumerOptions"]["id"].clone();
     let (ssrc, _) = expect_consumer(&mut recv, &r["consumerOptions"]).unwrap();

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_error, TestServer, Ws};
+use common::{assert_error, connected_send_transport, TestServer, Ws};
 use serde_json::{json, Value};
 use sfu::rtp_parameters::MediaKind;
 use sha2::{Digest, Sha256};
@@ -38,10 +38,7 @@ async fn call(s: &TestServer) -> Call {
         .request("joinRoom", json!({"room_id": room_id, "join_token": joined["join_token"], "rtpCapabilities": joined["rtpCapabilities"]}))
         .await;
     assert_eq!(r["type"], "roomJoined");
-    let caps = serde_json::from_value(joined["rtpCapabilities"].clone()).unwrap();
-    let r = ws.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
-    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
-    ws.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
+    let mut send = connected_send_transport(&mut ws, &joined).await;
     let mut tracks = Vec::new();
     let mut producers = Vec::new();
     let frames = testpeer::real_vp8_frames().expect("FFmpeg encodes test frames");

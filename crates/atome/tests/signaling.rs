@@ -4,10 +4,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{join, room_for_two, TestServer, Ws, A, B};
+use common::{connected_recv_transport, connected_send_transport, join, room_for_two, TestServer, Ws, A, B};
 use serde_json::{json, Value};
 use sfu::rtp_parameters::MediaKind;
-use testpeer::{expect_consumer, produce_parameters, ClientTransport, Inbox, Track};
+use testpeer::{expect_consumer, produce_parameters, Inbox, Track};
 
 async fn health_media(s: &TestServer) -> Value {
     s.get("/health", None).await.1
@@ -21,14 +21,9 @@ async fn two_peers_call_and_leave_cleanly() {
     let mut wb = Ws::auth(&s, &b).await;
     let joined_a = join(&s, &mut wa, &a, &room_id).await;
     assert!(joined_a["existingProducers"].as_array().unwrap().is_empty());
-    let caps: sfu::rtp_parameters::RtpCapabilities = serde_json::from_value(joined_a["rtpCapabilities"].clone()).unwrap();
 
     // A: send transport with its own payload types, connect, produce video then audio.
-    let r = wa.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
-    assert_eq!(r["type"], "transportCreated", "{r}");
-    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
-    let r = wa.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
-    assert_eq!(r["type"], "transportConnected", "{r}");
+    let mut send = connected_send_transport(&mut wa, &joined_a).await;
     let mut tracks = Vec::new();
     for (i, kind) in [MediaKind::Video, MediaKind::Audio].into_iter().enumerate() {
         let track = Track::new(kind, &i.to_string());
@@ -47,9 +42,7 @@ async fn two_peers_call_and_leave_cleanly() {
     assert!(existing.iter().all(|p| p["peer_user_id"].is_string()));
     let joined_note = wa.notification("participantJoined").await;
     assert_eq!(joined_note["display_name"], "Bob");
-    let r = wb.request("createTransport", json!({"direction": "recv"})).await;
-    let (mut recv, dtls) = ClientTransport::new(&r["transportOptions"], false).unwrap();
-    wb.request("connectTransport", json!({"transport_id": recv.id, "dtlsParameters": dtls})).await;
+    let mut recv = connected_recv_transport(&mut wb).await;
     let mut consumer_ssrcs = Vec::new();
     for p in &existing {
         let r = wb.request("consume", json!({"transport_id": recv.id, "producer_id": p["producer_id"]})).await;
@@ -319,9 +312,7 @@ async fn a_publisher_gone_silent_is_announced_as_producer_closed() {
     let mut wb = Ws::auth(&s, &b).await;
     let joined = join(&s, &mut wa, &a, &room_id).await;
     let caps: sfu::rtp_parameters::RtpCapabilities = serde_json::from_value(joined["rtpCapabilities"].clone()).unwrap();
-    let r = wa.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
-    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
-    wa.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
+    let mut send = connected_send_transport(&mut wa, &joined).await;
     let mut track = Track::new(MediaKind::Audio, "0");
     let params = produce_parameters(MediaKind::Audio, &track.mid, track.ssrc);
     let r = wa.request("produce", json!({"transport_id": send.id, "kind": "audio", "rtpParameters": params})).await;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{join, room_for_two, TestServer, Ws};
+use common::{connected_recv_transport, connected_send_transport, join, room_for_two, TestServer, Ws};
 use serde_json::{json, Value};
 use testpeer::simulcast::{origin, SimulcastTrack};
 use testpeer::{expect_consumer, ClientTransport, Inbox};
@@ -39,10 +39,7 @@ async fn preferred_layers_and_layer_changes_over_the_socket() {
     let mut wa = Ws::auth(&s, &a).await;
     let mut wb = Ws::auth(&s, &b).await;
     let joined = join(&s, &mut wa, &a, &room_id).await;
-    let caps: sfu::rtp_parameters::RtpCapabilities = serde_json::from_value(joined["rtpCapabilities"].clone()).unwrap();
-    let r = wa.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
-    let (mut send, dtls) = ClientTransport::new(&r["transportOptions"], true).unwrap();
-    wa.request("connectTransport", json!({"transport_id": send.id, "dtlsParameters": dtls})).await;
+    let mut send = connected_send_transport(&mut wa, &joined).await;
     let mut track = SimulcastTrack::new("0", 3, true);
     let r = wa.request("produce", json!({"transport_id": send.id, "kind": "video", "rtpParameters": track.produce_parameters()})).await;
     assert_eq!(r["type"], "produced", "{r}");
@@ -50,9 +47,7 @@ async fn preferred_layers_and_layer_changes_over_the_socket() {
     track.declare(&mut send);
 
     join(&s, &mut wb, &b, &room_id).await;
-    let r = wb.request("createTransport", json!({"direction": "recv"})).await;
-    let (mut recv, dtls) = ClientTransport::new(&r["transportOptions"], false).unwrap();
-    wb.request("connectTransport", json!({"transport_id": recv.id, "dtlsParameters": dtls})).await;
+    let mut recv = connected_recv_transport(&mut wb).await;
     let r = wb.request("consume", json!({"transport_id": recv.id, "producer_id": producer})).await;
     let options = &r["consumerOptions"];
     assert_eq!(options["rtpParameters"]["encodings"].as_array().map(Vec::len), Some(1), "{r}");

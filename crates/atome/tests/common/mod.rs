@@ -226,3 +226,27 @@ pub async fn join(s: &TestServer, ws: &mut Ws, token: &str, room_id: &str) -> Va
     assert_eq!(r["type"], "roomJoined", "{r}");
     r
 }
+
+/// A send transport created over `ws` with a Chrome-like client's send capabilities for the
+/// router of `joined` (the `roomJoined` reply), then connected: its client side.
+pub async fn connected_send_transport(ws: &mut Ws, joined: &Value) -> testpeer::ClientTransport {
+    let caps: sfu::rtp_parameters::RtpCapabilities =
+        serde_json::from_value(joined["rtpCapabilities"].clone()).expect("roomJoined.rtpCapabilities");
+    let r = ws.request("createTransport", json!({"direction": "send", "rtpCapabilities": testpeer::send_rtp_capabilities(&caps)})).await;
+    connect_created(ws, &r, true).await
+}
+
+/// A receive transport created over `ws`, then connected: its client side.
+pub async fn connected_recv_transport(ws: &mut Ws) -> testpeer::ClientTransport {
+    let r = ws.request("createTransport", json!({"direction": "recv"})).await;
+    connect_created(ws, &r, false).await
+}
+
+/// The client side of the transport a `transportCreated` reply describes, connected over `ws`.
+async fn connect_created(ws: &mut Ws, created: &Value, send: bool) -> testpeer::ClientTransport {
+    assert_eq!(created["type"], "transportCreated", "{created}");
+    let (transport, dtls) = testpeer::ClientTransport::new(&created["transportOptions"], send).expect("transport options");
+    let r = ws.request("connectTransport", json!({"transport_id": transport.id, "dtlsParameters": dtls})).await;
+    assert_eq!(r["type"], "transportConnected", "{r}");
+    transport
+}
