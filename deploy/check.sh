@@ -147,34 +147,34 @@ def fail(msg):
     print(f"FAIL: {msg}")
     sys.exit(1)
 
-# Ready first: until its database is open, Prometheus answers 503 in plain text.
-deadline = time.time() + 60
-while True:
-    try:
-        with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as r:
-            if r.status == 200:
-                break
-    except OSError:  # refused (not listening yet) or HTTPError 503 (starting)
-        pass
-    if time.time() > deadline:
-        print(open(prom_log).read()[-2000:])
-        fail("Prometheus was not ready within 60 s")
-    time.sleep(0.3)
-print("PASS: Prometheus ready")
+def wait_until(what, seconds, ready):
+    """Polls `ready()` every 0.3 s (a refused connection or an HTTP error counts as "not yet");
+    after `seconds`, fails with `what` and the end of Prometheus' log."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            print(open(prom_log).read()[-2000:])
+            fail(f"{what} within {seconds} s")
+        time.sleep(0.3)
 
+def ready():
+    with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as r:
+        return r.status == 200
+
+def scraped_twice():
+    r = get("/api/v1/query", query='count_over_time(up{job="atome"}[1m]) >= 2 and up{job="atome"} == 1')
+    return r.get("status") == "success" and r["data"]["result"]
+
+# Ready first: until its database is open, Prometheus answers 503 in plain text.
+wait_until("Prometheus was not ready", 60, ready)
+print("PASS: Prometheus ready")
 # Two scrapes of the server, up both times.
-deadline = time.time() + 30
-while True:
-    try:
-        r = get("/api/v1/query", query='count_over_time(up{job="atome"}[1m]) >= 2 and up{job="atome"} == 1')
-        if r.get("status") == "success" and r["data"]["result"]:
-            break
-    except OSError:
-        pass
-    if time.time() > deadline:
-        print(open(prom_log).read()[-2000:])
-        fail("Prometheus did not scrape the server twice within 30 s")
-    time.sleep(0.3)
+wait_until("Prometheus did not scrape the server twice", 30, scraped_twice)
 print("PASS: Prometheus scraped the server twice (up == 1)")
 
 # Metric names the server serves, to tell "not served by this binary" from "no samples".

@@ -99,9 +99,10 @@ impl Consumer {
         self.layers.as_mut()
     }
 
-    /// Decides for one packet of the producer's stream `layer` (0 without simulcast) with
-    /// sequence number `seq` and RTP `timestamp`; `payload` is this consumer's copy (rewritten
-    /// in place for simulcast). `active(l)`: whether the producer's stream `l` is sending.
+    /// For a consumer of a simulcast producer ([`Self::with_layers`]; the forwarder sends a
+    /// single-stream producer's packets as they are): decides for one packet of the producer's
+    /// stream `layer` with sequence number `seq` and RTP `timestamp`; `payload` is this
+    /// consumer's copy (rewritten in place). `active(l)`: whether stream `l` is sending.
     pub fn select(
         &mut self,
         layer: u8,
@@ -111,9 +112,7 @@ impl Consumer {
         payload: &mut [u8],
         now: Instant,
     ) -> Selected {
-        let Some(layers) = self.layers.as_mut() else {
-            return if layer == 0 { Selected::Send { timestamp } } else { Selected::Drop };
-        };
+        let Some(layers) = self.layers.as_mut() else { return Selected::Drop };
         match layers.packet(layer, active, timestamp, payload, now) {
             LayerVerdict::Forward { timestamp, switched } => {
                 if switched {
