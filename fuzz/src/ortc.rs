@@ -144,6 +144,7 @@ impl Session {
             nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
             idle_timeout: EngineConfig::DEFAULT_IDLE_TIMEOUT,
             tcp: false,
+            downlink_bwe: true,
         };
         Session {
             now,

@@ -122,6 +122,7 @@ impl World {
             nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
             idle_timeout: EngineConfig::DEFAULT_IDLE_TIMEOUT,
             tcp: false,
+            downlink_bwe: true,
         };
         let mut worker = Worker::new(config, now);
         let router = worker.create_router();

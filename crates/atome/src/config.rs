@@ -76,6 +76,11 @@ pub struct Config {
     /// TCP candidate after the UDP one, for clients whose UDP is blocked (`--rtc-tcp=false`: off).
     #[arg(long, env = "ATOME_RTC_TCP", default_value_t = true, action = clap::ArgAction::Set)]
     pub rtc_tcp: bool,
+    /// Downlink bandwidth estimation: each subscriber's transport estimates what it can receive
+    /// (transport-cc feedback) and its simulcast consumers get the best layers that fit, by
+    /// priority (`--rtc-downlink-bwe=false`: off, every consumer gets its preferred layer).
+    #[arg(long, env = "ATOME_RTC_DOWNLINK_BWE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rtc_downlink_bwe: bool,
     /// TURN servers handed to clients in `iceServers` (comma-separated URLs, e.g.
     /// `turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp`), for
     /// clients behind NATs and firewalls that let no UDP through to the media ports.

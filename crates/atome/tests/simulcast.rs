@@ -1,6 +1,7 @@
 //! Simulcast over the real server (UDP, WebSocket): a rid-simulcast VP8 producer, a consumer
-//! with one `L3T3` encoding, `setConsumerPreferredLayers` and `requestConsumerKeyFrame` for
-//! one's own consumers only, `consumerLayersChanged` to the consumer's owner.
+//! with one `L3T3` encoding; `setConsumerPreferredLayers`, `requestConsumerKeyFrame` and
+//! `setConsumerPriority` for one's own consumers only; `consumerLayersChanged` to the consumer's
+//! owner.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -90,5 +91,16 @@ async fn preferred_layers_and_layer_changes_over_the_socket() {
     }
     let r = wb.request("requestConsumerKeyFrame", json!({"consumer_id": consumer})).await;
     assert_eq!(r["type"], "consumerKeyFrameRequested", "{r}");
+
+    // Priority: the owner's only, 0..=255 (0 taken as 1).
+    assert_eq!(refused(&wa.request("setConsumerPriority", json!({"consumer_id": consumer, "priority": 2})).await), Some("not_found"));
+    assert_eq!(
+        refused(&wb.request("setConsumerPriority", json!({"consumer_id": consumer, "priority": 256})).await),
+        Some("invalid_message")
+    );
+    let r = wb.request("setConsumerPriority", json!({"consumer_id": consumer, "priority": 0})).await;
+    assert_eq!((r["type"].as_str(), r["priority"].as_u64()), (Some("consumerPrioritySet"), Some(1)), "{r}");
+    let r = wb.request("setConsumerPriority", json!({"consumer_id": consumer, "priority": 7})).await;
+    assert_eq!(r["priority"], 7, "{r}");
     s.stop().await;
 }

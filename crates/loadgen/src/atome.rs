@@ -92,7 +92,9 @@ async fn transport(ws: &mut Ws, send: Option<&RtpCapabilities>) -> Result<Client
         None => json!({"direction": "recv"}),
     };
     let r = request(ws, "createTransport", fields, "transportCreated").await?;
-    let (t, dtls) = ClientTransport::with_bwe(&r["transportOptions"], send.is_some(), false)?;
+    // Publishers without estimation (their packets leave as the tracks make them); subscribers
+    // send transport-cc feedback as browsers do, so a server estimating downlinks sees it.
+    let (t, dtls) = ClientTransport::with_bwe(&r["transportOptions"], send.is_some(), send.is_none())?;
     request(ws, "connectTransport", json!({"transport_id": t.id, "dtlsParameters": dtls}), "transportConnected").await?;
     Ok(t)
 }

@@ -30,6 +30,11 @@ pub(crate) struct Consumer {
     awaiting_keyframe: bool,
     /// Simulcast producers only: which stream and temporal layers go out.
     layers: Option<LayerSelector>,
+    /// 1..=255: its share of the downlink against the transport's other consumers
+    /// (mediasoup's `consumer.setPriority`; default 1).
+    priority: u8,
+    /// (score, producer score) last told; both start at 10 (mediasoup's), which is not told.
+    reported_score: (u8, u8),
 }
 
 /// What a consumer makes of one producer packet, before its transport sends it.
@@ -81,6 +86,8 @@ impl Consumer {
             seq: SeqRewriter::new(fastrand::u16(1000..30000)),
             awaiting_keyframe: plain && kind == MediaKind::Video,
             layers: None,
+            priority: 1,
+            reported_score: (10, 10),
         }
     }
 
@@ -132,6 +139,20 @@ impl Consumer {
 
     pub fn id(&self) -> &ConsumerId {
         &self.id
+    }
+
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// mediasoup's `consumer.setPriority`: 1..=255 (0 is taken as 1).
+    pub fn set_priority(&mut self, priority: u8) {
+        self.priority = priority.max(1);
+    }
+
+    /// Whether (score, producer score) differ from what was last told; if so they count as told.
+    pub fn score_changed(&mut self, score: u8, producer_score: u8) -> bool {
+        std::mem::replace(&mut self.reported_score, (score, producer_score)) != (score, producer_score)
     }
 
     pub fn producer(&self) -> Key {
@@ -251,6 +272,20 @@ mod tests {
         assert_eq!(c.next_seq(9000, false), Some(a + 3), "after a pause the numbers go on");
         c.producer_paused();
         assert_eq!(c.next_seq(20, false), Some(a + 4), "and after the producer's");
+    }
+
+    #[test]
+    fn priorities_are_at_least_one_and_scores_are_told_once() {
+        let mut c = consumer(MediaKind::Video, false);
+        assert_eq!(c.priority(), 1);
+        c.set_priority(0);
+        assert_eq!(c.priority(), 1);
+        c.set_priority(200);
+        assert_eq!(c.priority(), 200);
+        assert!(!c.score_changed(10, 10), "both start at 10");
+        assert!(c.score_changed(8, 10));
+        assert!(!c.score_changed(8, 10), "told once");
+        assert!(c.score_changed(8, 7), "the producer's score counts too");
     }
 
     #[test]

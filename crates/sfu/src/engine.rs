@@ -42,6 +42,11 @@ pub struct EngineConfig {
     /// ICE over TCP: each worker also listens on TCP at its UDP port and offers a passive TCP
     /// candidate after the UDP one (RFC 6544), for clients whose UDP is blocked.
     pub tcp: bool,
+    /// Downlink bandwidth estimation: each receive transport estimates what it may send (the
+    /// client's transport-cc feedback into str0m's estimator, with its pacer) and its
+    /// simulcast consumers get the best layers that fit ([`crate::allocator`]). Off: every
+    /// consumer forwards its preferred layer whatever the client's downlink.
+    pub downlink_bwe: bool,
 }
 
 impl EngineConfig {
@@ -147,6 +152,7 @@ impl Engine {
                 nack_history: config.nack_history,
                 idle_timeout: config.idle_timeout,
                 tcp: config.tcp,
+                downlink_bwe: config.downlink_bwe,
             };
             let (tx, rx) = std_mpsc::channel();
             let (waker, wakeups) = wake::pair().map_err(StartError::Spawn)?;
@@ -330,6 +336,11 @@ impl Engine {
     ) -> Result<Option<(u8, u8)>, ConsumerError> {
         self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::SetConsumerPreferredLayers { id, spatial, temporal, reply })
             .await
+    }
+
+    /// See [`Worker::set_consumer_priority`](crate::worker::Worker::set_consumer_priority).
+    pub async fn set_consumer_priority(&self, id: ConsumerId, priority: u8) -> Result<u8, ConsumerError> {
+        self.call(id.worker(), ConsumerError::UnknownConsumer, |reply| Command::SetConsumerPriority { id, priority, reply }).await
     }
 
     /// See [`Worker::request_consumer_keyframe`](crate::worker::Worker::request_consumer_keyframe).

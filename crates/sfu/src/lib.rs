@@ -6,6 +6,7 @@
 //! driver runs each on a thread with its socket and the clock. The handle sends each operation
 //! to the worker its id names (the worker index is part of every id) and awaits the answer.
 //! Layout and packet path: docs/architecture.md.
+mod allocator;
 mod consumer;
 mod driver;
 mod engine;
@@ -16,6 +17,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod ortc;
 mod producer;
+mod rate;
 mod router;
 pub mod rtp_parameters;
 pub mod seq;
@@ -63,6 +65,10 @@ pub enum EngineEvent {
     /// `consumer.on("layerschange")`): `spatial` is the producer's stream (encoding index),
     /// `temporal` the highest VP8 temporal layer sent.
     ConsumerLayersChanged { router: RouterId, consumer: ConsumerId, spatial: u8, temporal: u8 },
+    /// A consumer's score changed (mediasoup's `consumer.on("score")`): `score` 0..=10 from the
+    /// loss its receiver reports for the consumer's stream, `producer_score` its producer's
+    /// (see [`EngineEvent::ProducerScore`]); told when either changes.
+    ConsumerScore { router: RouterId, consumer: ConsumerId, score: u8, producer_score: u8 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::ProduceError;
 use crate::ids::{Key, ProducerId};
 use crate::ortc::ProducerPlan;
+use crate::rate::RateMeter;
 use crate::rtp_parameters::MediaKind;
 
 /// Keyframe requests reach a producer's stream at most this often (unless forced, e.g. by a
@@ -23,6 +24,8 @@ struct Stream {
     ssrc: Option<u32>,
     last_keyframe_request: Option<Instant>,
     last_packet: Option<Instant>,
+    /// Its bitrate (payloads), which the downlink allocator weighs.
+    rate: RateMeter,
 }
 
 pub(crate) struct Producer {
@@ -141,17 +144,28 @@ impl Producer {
         self.last_rtp
     }
 
+    /// Its score (0..=10; 10 until its first report).
+    pub fn score(&self) -> u8 {
+        self.score
+    }
+
     /// Sets its score (0..=10); whether it changed.
     pub fn set_score(&mut self, score: u8) -> bool {
         std::mem::replace(&mut self.score, score) != score
     }
 
-    /// A packet of stream `layer` arrived.
-    pub fn heard_rtp(&mut self, layer: usize, now: Instant) {
+    /// A packet of stream `layer` with `bytes` of payload arrived.
+    pub fn heard_rtp(&mut self, layer: usize, bytes: usize, now: Instant) {
         self.last_rtp = now;
         if let Some(s) = self.streams.get_mut(layer) {
             s.last_packet = Some(now);
+            s.rate.add(bytes, now);
         }
+    }
+
+    /// Stream `layer`'s bitrate over the last second (bit/s of payload; 0 for no such stream).
+    pub fn stream_bitrate(&self, layer: usize, now: Instant) -> u64 {
+        self.streams.get(layer).map_or(0, |s| s.rate.bps(now))
     }
 
     pub fn set_paused(&mut self, paused: bool) {
@@ -264,7 +278,7 @@ mod tests {
         assert_eq!(p.take_keyframe_request(1, t0, false), Some(500));
         assert_eq!(p.take_keyframe_request(2, t0, false), Some(502), "each stream has its own throttle");
         assert!(!p.stream_active(1, t0));
-        p.heard_rtp(1, t0);
+        p.heard_rtp(1, 1000, t0);
         assert!(p.stream_active(1, t0 + Duration::from_millis(1000)));
         assert!(!p.stream_active(1, t0 + STREAM_INACTIVE_AFTER), "silent for too long");
         assert!(!p.stream_active(2, t0));

@@ -38,6 +38,8 @@ pub(crate) struct LayerSelector {
     temporal_layers: u8,
     preferred_spatial: u8,
     preferred_temporal: u8,
+    /// The highest spatial layer the transport's downlink allows (the allocator's say).
+    allowed_spatial: u8,
     current_spatial: Option<u8>,
     munger: Vp8Munger,
     /// out timestamp = in + offset (wrapping) for the current stream.
@@ -58,6 +60,7 @@ impl LayerSelector {
             temporal_layers,
             preferred_spatial: streams - 1,
             preferred_temporal: temporal_layers - 1,
+            allowed_spatial: u8::MAX,
             current_spatial: None,
             munger: Vp8Munger::new(),
             ts_offset: 0,
@@ -88,10 +91,17 @@ impl LayerSelector {
         self.current_spatial = None;
     }
 
-    /// The layer to aim for: the highest active one at or below the preferred one; the lowest
-    /// if none is active.
+    /// The highest spatial layer the downlink allows (None: no limit); see
+    /// [`crate::allocator`].
+    pub fn set_allowed(&mut self, spatial: Option<u8>) {
+        self.allowed_spatial = spatial.unwrap_or(u8::MAX);
+    }
+
+    /// The layer to aim for: the highest active one at or below both the preferred and the
+    /// allowed one; else the lowest active one; else the lowest.
     pub fn target(&self, active: impl Fn(u8) -> bool) -> u8 {
-        (0..=self.preferred_spatial).rev().find(|l| active(*l)).unwrap_or(0)
+        let top = self.preferred_spatial.min(self.allowed_spatial);
+        (0..=top).rev().find(|l| active(*l)).or_else(|| (0..self.streams).find(|l| active(*l))).unwrap_or(0)
     }
 
     /// One packet of stream `layer` with RTP `timestamp`, arriving `now`; `payload` is this

@@ -110,3 +110,17 @@ fn temporal_layers_above_the_preferred_one_are_skipped_without_a_gap() {
     assert_eq!(sent, 3, "TID 0 only: {verdicts:?}");
     assert!(verdicts.iter().all(|v| matches!(v, LayerVerdict::Forward { .. } | LayerVerdict::Drop { skip: true })), "{verdicts:?}");
 }
+
+#[test]
+fn the_allowed_layer_caps_the_preferred_one_and_an_inactive_preference_goes_up() {
+    let mut s = LayerSelector::new(3, 3);
+    s.set_allowed(Some(1));
+    assert_eq!(s.target(ALL), 1, "the downlink allows layer 1 only");
+    s.set_preferred(0, None);
+    assert_eq!(s.target(ALL), 0, "the preference is lower still");
+    assert_eq!(s.target(|l| l > 0), 1, "layer 0 silent: the lowest active one above it");
+    s.set_preferred(2, None);
+    s.set_allowed(None);
+    assert_eq!(s.target(ALL), 2, "no limit");
+    assert_eq!(s.target(|_| false), 0, "nothing active: the lowest");
+}

@@ -37,6 +37,9 @@ pub struct TransportStats {
     /// Milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt: Option<f64>,
+    /// The downlink estimate, bit/s (receive transports with estimation on, once estimated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_outgoing_bitrate: Option<u64>,
 }
 
 /// mediasoup's `TransportTuple`.

@@ -23,6 +23,7 @@ fn main() {
         nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
         idle_timeout: EngineConfig::DEFAULT_IDLE_TIMEOUT,
         tcp: false,
+        downlink_bwe: true,
     })
     .expect("engine");
     let router = rt.block_on(engine.create_router()).expect("router");

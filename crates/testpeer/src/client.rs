@@ -45,7 +45,8 @@ impl ClientTransport {
         Self::with_bwe(options, send, send)
     }
 
-    /// As [`ClientTransport::new`]; `bwe` turns str0m's bandwidth estimation (and its pacer) on.
+    /// As [`ClientTransport::new`]; `bwe` turns str0m's bandwidth estimation (and its pacer) on
+    /// for a sending client, transport-cc feedback for a receiving one.
     /// Load runs leave it off so that the client's pacer adds no delay of its own.
     pub fn with_bwe(options: &Value, send: bool, bwe: bool) -> Result<(ClientTransport, Value), String> {
         Self::on_udp(options, send, bwe, true)
@@ -133,7 +134,7 @@ impl ClientTransport {
         for (i, e) in exts {
             cfg = cfg.set_extension(i, e);
         }
-        if bwe {
+        if bwe && send {
             cfg = cfg.enable_bwe(Some(Bitrate::kbps(300)));
         }
         let opus = FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() };
@@ -157,6 +158,10 @@ impl ClientTransport {
             api.set_remote_ice_credentials(creds);
             api.set_remote_fingerprint(fingerprint);
             api.start_dtls(dtls_client).map_err(|e| e.to_string())?;
+            if bwe && !send {
+                // What a browser does: the server estimates its downlink from this feedback.
+                api.enable_twcc_feedback();
+            }
             api.local_dtls_fingerprint().to_string()
         };
         let (alg, val) = my_fp.split_once(' ').ok_or("own fingerprint")?;

@@ -169,13 +169,13 @@ pub fn assert_forwarded(kind: MediaKind, sent: &[Vec<u8>], got: &[&Received], op
     println!("{kind:?}: sent {} (after connecting {expected}), received {} unique ({:.1}%)", sent.len(), unique.len(), ratio * 100.0);
     assert!(ratio >= 0.95, "{kind:?}: received {:.1}% of packets", ratio * 100.0);
     assert!(got.iter().map(|p| p.seq).min().is_some_and(|s| s < 65536), "{kind:?}: sequence numbers start below 65536");
-    // The engine runs no downlink bandwidth estimation: it stamps no transport-wide sequence
-    // numbers (and so gets no feedback), though the video consumer's parameters allow them.
+    // The engine estimates the downlink: it stamps transport-wide sequence numbers on what it
+    // sends (the video consumer's parameters announce the extension).
     let uris: Vec<&str> = options["rtpParameters"]["headerExtensions"]
         .as_array()
         .map(|a| a.iter().filter_map(|e| e["uri"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(uris.contains(&URI_TWCC), kind == MediaKind::Video, "{uris:?}");
-    assert!(got.iter().all(|p| p.transport_cc.is_none()), "{kind:?}: no transport-cc stamped downstream");
+    assert!(got.iter().all(|p| p.transport_cc.is_some()), "{kind:?}: transport-cc stamped downstream");
     ratio
 }

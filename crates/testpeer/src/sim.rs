@@ -2,6 +2,7 @@
 //! faster than real time and independent of the machine's load. Each [`Sim::step`] hands the
 //! clients' datagrams to the worker, lets the worker's time move, hands its datagrams to the
 //! clients, and advances the clock by [`STEP`] (the one-way delay of the simulated network).
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,20 @@ pub struct Sim {
     /// Datagrams (UDP) and frames (TCP) the worker sent.
     sent: [u64; 2],
     next_client: u32,
+    /// Clients whose downlink is limited.
+    links: Vec<(SocketAddr, Link)>,
+}
+
+/// A client's downlink limited like `tc tbf`: datagrams leave one after the other at `bps`,
+/// and one that would wait more than `max_queue` is dropped.
+pub struct Link {
+    pub bps: u64,
+    pub max_queue: Duration,
+    /// When the link is free again.
+    free_at: Instant,
+    queue: VecDeque<(Instant, Protocol, Vec<u8>)>,
+    /// Datagrams dropped because the queue was full.
+    pub dropped: u64,
 }
 
 impl Sim {
@@ -49,8 +64,28 @@ impl Sim {
             nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
             idle_timeout,
             tcp: true,
+            downlink_bwe: true,
         };
-        Sim { now, worker: Worker::new(config, now), events: Vec::new(), undelivered: 0, sent: [0; 2], next_client: 0 }
+        Sim { now, worker: Worker::new(config, now), events: Vec::new(), undelivered: 0, sent: [0; 2], next_client: 0, links: Vec::new() }
+    }
+
+    /// Limits the downlink of the client at `client` to `bps` (None: lifts the limit; what is
+    /// queued is still delivered), with `max_queue` of buffering (tbf's latency).
+    pub fn limit_downlink(&mut self, client: SocketAddr, bps: Option<u64>, max_queue: Duration) {
+        let now = self.now;
+        match (self.links.iter_mut().find(|(a, _)| *a == client), bps) {
+            (Some((_, link)), Some(bps)) => (link.bps, link.max_queue) = (bps, max_queue),
+            (Some((_, link)), None) => link.bps = u64::MAX,
+            (None, Some(bps)) => {
+                self.links.push((client, Link { bps, max_queue, free_at: now, queue: VecDeque::new(), dropped: 0 }));
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// The limited downlink of the client at `client`, if any.
+    pub fn link(&self, client: SocketAddr) -> Option<&Link> {
+        self.links.iter().find(|(a, _)| *a == client).map(|(_, l)| l)
     }
 
     /// How many datagrams (UDP) or frames (TCP) the worker has sent.
@@ -105,14 +140,46 @@ impl Sim {
         self.worker.handle_timeout(self.now);
         while let Some(t) = self.worker.poll_transmit() {
             self.sent[usize::from(t.proto == Protocol::Tcp)] += 1;
+            if let Some((_, link)) = self.links.iter_mut().find(|(a, _)| *a == t.destination) {
+                link.enqueue(self.now, t.proto, t.contents);
+                continue;
+            }
             match clients.iter_mut().find(|c| c.local() == t.destination) {
                 Some(c) => c.deliver(t.proto, server, t.contents),
                 None => self.undelivered += 1,
+            }
+        }
+        for (addr, link) in &mut self.links {
+            while let Some((proto, data)) = link.dequeue(self.now) {
+                match clients.iter_mut().find(|c| c.local() == *addr) {
+                    Some(c) => c.deliver(proto, server, data),
+                    None => self.undelivered += 1,
+                }
             }
         }
         while let Some(e) = self.worker.poll_event() {
             self.events.push(e);
         }
         self.now += STEP;
+    }
+}
+
+impl Link {
+    fn enqueue(&mut self, now: Instant, proto: Protocol, data: Vec<u8>) {
+        let start = self.free_at.max(now);
+        if start.saturating_duration_since(now) > self.max_queue {
+            self.dropped += 1;
+            return;
+        }
+        let micros = (data.len() as u64 * 8).saturating_mul(1_000_000) / self.bps.max(1);
+        self.free_at = start + Duration::from_micros(micros);
+        self.queue.push_back((self.free_at, proto, data));
+    }
+
+    fn dequeue(&mut self, now: Instant) -> Option<(Protocol, Vec<u8>)> {
+        if self.queue.front().is_some_and(|(at, _, _)| *at <= now) {
+            return self.queue.pop_front().map(|(_, p, d)| (p, d));
+        }
+        None
     }
 }

@@ -38,6 +38,8 @@ pub struct SimulcastTrack {
     pub streams: Vec<SimulcastStream>,
     frame: u32,
     next_at: Instant,
+    /// Payload bytes of each stream's frames (one packet a frame), lowest layer first.
+    frame_bytes: Vec<usize>,
 }
 
 /// What a payload written by [`SimulcastTrack`] says of itself.
@@ -83,7 +85,15 @@ impl SimulcastTrack {
                 sent: 0,
             })
             .collect();
-        SimulcastTrack { mid: mid.into(), by_rid, streams, frame: 0, next_at: Instant::now() }
+        let frame_bytes = (0..usize::from(layers)).map(|l| 200 * (l + 1)).collect();
+        SimulcastTrack { mid: mid.into(), by_rid, streams, frame: 0, next_at: Instant::now(), frame_bytes }
+    }
+
+    /// Sets the payload size of each stream's frames (30 a second; lowest layer first; at most
+    /// 1,200 bytes: one packet a frame).
+    pub fn with_frame_bytes(mut self, bytes: &[usize]) -> SimulcastTrack {
+        self.frame_bytes = bytes.iter().map(|b| (*b).clamp(32, 1200)).collect();
+        self
     }
 
     /// The rtpParameters mediasoup-client sends for it: one encoding per stream (rid, or SSRC
@@ -180,7 +190,7 @@ impl SimulcastTrack {
             }
             payload.extend_from_slice(&[MAGIC, layer as u8]);
             payload.extend_from_slice(&self.frame.to_be_bytes());
-            payload.resize(200 * (layer + 1), 0x55);
+            payload.resize(self.frame_bytes.get(layer).copied().unwrap_or(200), 0x55);
             let Some(tx) = api.stream_tx(&Ssrc::from(s.ssrc)) else { continue };
             // Each encoder keeps its own RTP timestamp base, as libwebrtc's do.
             let ts = self.frame.wrapping_mul(3000).wrapping_add(s.ssrc);

@@ -23,8 +23,11 @@ struct Publisher {
 
 impl Publisher {
     fn new(sim: &mut Sim, router: &RouterId, by_rid: bool) -> Publisher {
+        Self::with_track(sim, router, SimulcastTrack::new("0", 3, by_rid))
+    }
+
+    fn with_track(sim: &mut Sim, router: &RouterId, track: SimulcastTrack) -> Publisher {
         let mut transport = sim.client(router, Direction::Send, true);
-        let track = SimulcastTrack::new("0", 3, by_rid);
         let producer = sim
             .worker
             .produce(sim.now, &transport_id(&transport.id), MediaKind::Video, track.produce_parameters())
@@ -172,4 +175,64 @@ fn a_consumer_of_a_single_stream_producer_has_no_layers() {
     let consumer: ConsumerId = serde_json::from_value(options["id"].clone()).unwrap();
     assert_eq!(sim.worker.set_consumer_preferred_layers(&consumer, 0, Some(0)).unwrap(), None, "mediasoup's SimpleConsumer ignores it");
     assert!(options["rtpParameters"]["encodings"][0].get("scalabilityMode").is_none());
+}
+
+/// The spatial layers the subscriber received in the last `window` packets.
+fn recent_layers(b: &Subscriber, window: usize) -> Vec<u8> {
+    let all = got(b, 0);
+    let mut layers: Vec<u8> = all[all.len().saturating_sub(window)..].iter().map(|(_, o)| o.layer).collect();
+    layers.dedup();
+    layers
+}
+
+#[test]
+fn a_limited_downlink_gets_a_lower_layer_and_climbs_back_when_lifted() {
+    let mut sim = sim();
+    let router = sim.worker.create_router();
+    // About 55, 140 and 310 kbit/s on the wire (30 frames a second, one packet each).
+    let track = SimulcastTrack::new("0", 3, true).with_frame_bytes(&[150, 500, 1200]);
+    let mut a = Publisher::with_track(&mut sim, &router, track);
+    let mut b = Subscriber::with_feedback(&mut sim, &router, true);
+    let options = b.consume(&mut sim, &a.producer).unwrap();
+    let consumer: ConsumerId = serde_json::from_value(options["id"].clone()).unwrap();
+    let local = b.transport.local();
+    let recv = common::transport_id(&b.transport.id);
+    sim.limit_downlink(local, Some(220_000), Duration::from_millis(300));
+    run(&mut sim, &mut a, &mut b, Duration::from_secs(20));
+    let estimate = sim.worker.transport_stats(&recv).unwrap().available_outgoing_bitrate;
+    let limited = recent_layers(&b, 60);
+    let dropped = sim.link(local).map_or(0, |l| l.dropped);
+    println!("limited to 220 kbit/s: estimate {estimate:?} bit/s, last layers {limited:?}, {dropped} datagrams dropped by the link");
+    assert!(estimate.is_some_and(|e| e < 400_000), "the estimate follows the link: {estimate:?}");
+    assert_eq!(limited, vec![1], "the highest layer that fits 220 kbit/s");
+    assert_eq!(layers_changed(&sim, &consumer).last(), Some(&(1, 2)));
+    let scores: Vec<u8> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::ConsumerScore { consumer: c, score, producer_score: 10, .. } if *c == consumer => Some(*score),
+            _ => None,
+        })
+        .collect();
+    println!("consumer scores told: {scores:?}");
+    assert!(scores.iter().any(|s| *s < 10), "the link's drops lower the consumer's score: {scores:?}");
+    let frames_before = got(&b, 0).len();
+    run(&mut sim, &mut a, &mut b, Duration::from_secs(2));
+    assert!(got(&b, 0).len() - frames_before > 40, "and keeps receiving frames");
+
+    sim.limit_downlink(local, None, Duration::ZERO);
+    let (lifted, mark) = (sim.now, got(&b, 0).len());
+    let mut climbed = None;
+    for _ in 0..30 {
+        run(&mut sim, &mut a, &mut b, Duration::from_secs(1));
+        if recent_layers(&b, 10) == vec![2] {
+            climbed = Some(sim.now - lifted);
+            break;
+        }
+    }
+    let estimate = sim.worker.transport_stats(&recv).unwrap().available_outgoing_bitrate;
+    println!("limit lifted: back on layer 2 after {climbed:?} (simulated), estimate {estimate:?} bit/s");
+    assert!(climbed.is_some(), "climbs back to the top layer once the limit is lifted");
+    // The link dropped packets while limited; none since, and the switch up left no gap.
+    assert_continuous(&got(&b, mark));
 }

@@ -85,6 +85,21 @@ pub(crate) struct WebRtcTransport {
     quality: Quality,
     ice_state: str0m::IceConnectionState,
     dtls_connected: bool,
+    /// Estimate the downlink (receive transports; see `bwe`).
+    downlink_bwe: bool,
+    /// The latest downlink estimate, bit/s.
+    egress_estimate: Option<u64>,
+}
+
+/// Where a transport listens and what it runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Local {
+    /// The announced address (the ICE candidate).
+    pub addr: SocketAddr,
+    /// Offer a passive ICE-TCP candidate on the same address (RFC 6544).
+    pub tcp: bool,
+    /// Estimate the downlink of receive transports (`bwe`).
+    pub downlink_bwe: bool,
 }
 
 impl WebRtcTransport {
@@ -95,10 +110,11 @@ impl WebRtcTransport {
         direction: Direction,
         router_caps: &RtpCapabilities,
         send_caps: Option<RtpCapabilities>,
-        (candidate_addr, tcp): (SocketAddr, bool),
+        local: Local,
         cert: DtlsCert,
         now: Instant,
     ) -> Result<WebRtcTransport, CreateTransportError> {
+        let Local { addr: candidate_addr, tcp, downlink_bwe } = local;
         let creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
         let (codecs, ext_ids, frozen) = match direction {
             Direction::Send => {
@@ -116,13 +132,14 @@ impl WebRtcTransport {
                 (caps, ids, true)
             }
             Direction::Recv => {
-                // No transport-wide sequence numbers on what we send: the engine estimates no
-                // downlink bandwidth, so str0m's 1,000 send records per transport and the
-                // client's feedback every ~100 ms would be pure cost (the consumer's parameters
-                // still allow the extension; a negotiated extension may go unused).
+                // Transport-wide sequence numbers on what we send only to estimate the
+                // downlink: otherwise str0m's 1,000 send records per transport and the client's
+                // feedback every ~100 ms would be pure cost (the consumer's parameters still
+                // allow the extension; a negotiated extension may go unused).
                 let mut ids: Vec<(u8, String)> = Vec::new();
                 for e in &router_caps.header_extensions {
-                    if e.uri != ortc::URI_TWCC && extension_from_uri(&e.uri).is_some() && !ids.iter().any(|(i, _)| *i == e.preferred_id) {
+                    let wanted = e.uri != ortc::URI_TWCC || downlink_bwe;
+                    if wanted && extension_from_uri(&e.uri).is_some() && !ids.iter().any(|(i, _)| *i == e.preferred_id) {
                         ids.push((e.preferred_id, e.uri.clone()));
                     }
                 }
@@ -157,6 +174,8 @@ impl WebRtcTransport {
             quality: Quality::default(),
             ice_state: str0m::IceConnectionState::New,
             dtls_connected: false,
+            downlink_bwe,
+            egress_estimate: None,
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;
         Ok(t)
@@ -172,6 +191,9 @@ impl WebRtcTransport {
             .set_dtls_cert(self.cert.clone())
             .set_local_ice_credentials(self.creds.clone())
             .set_stats_interval(Some(STATS_INTERVAL));
+        if self.estimates_downlink() {
+            cfg = cfg.enable_bwe(Some(str0m::bwe::Bitrate::bps(bwe::INITIAL_ESTIMATE_BPS)));
+        }
         for (id, uri) in &self.ext_ids {
             if let Some(ext) = extension_from_uri(uri) {
                 cfg = cfg.set_extension(*id, ext);
@@ -314,6 +336,7 @@ impl WebRtcTransport {
             recv_bitrate,
             send_bitrate,
             rtt: self.quality.rtt_ms(),
+            available_outgoing_bitrate: self.egress_estimate,
         }
     }
 
@@ -481,6 +504,7 @@ pub(crate) fn random_token(len: usize) -> String {
     (0..len).map(|_| fastrand::alphanumeric()).collect()
 }
 
+mod bwe;
 mod ice;
 mod streams;
 

@@ -16,6 +16,10 @@ fn addr() -> SocketAddr {
     "198.18.0.1:40000".parse().unwrap()
 }
 
+fn local() -> Local {
+    Local { addr: addr(), tcp: true, downlink_bwe: true }
+}
+
 fn cert() -> str0m::config::DtlsCert {
     super::super::cert::LocalCert::default().get(Instant::now()).unwrap()
 }
@@ -26,7 +30,7 @@ fn fingerprint(role: Option<DtlsRole>) -> DtlsParameters {
 
 #[test]
 fn options_announce_ice_lite_udp_then_tcp_host_candidates_and_role_auto() {
-    let mut t = WebRtcTransport::new(Direction::Recv, &router_caps(), None, (addr(), true), cert(), Instant::now()).unwrap();
+    let mut t = WebRtcTransport::new(Direction::Recv, &router_caps(), None, local(), cert(), Instant::now()).unwrap();
     let id = TransportId::new(0, crate::ids::Key::default().next());
     let o = t.options(id.clone());
     assert_eq!(o.id, id);
@@ -44,7 +48,7 @@ fn options_announce_ice_lite_udp_then_tcp_host_candidates_and_role_auto() {
 fn a_send_transport_buffers_until_its_first_produce() {
     let now = Instant::now();
     let caps = router_caps();
-    let mut t = WebRtcTransport::new(Direction::Send, &caps, Some(caps.clone()), (addr(), true), cert(), now).unwrap();
+    let mut t = WebRtcTransport::new(Direction::Send, &caps, Some(caps.clone()), local(), cert(), now).unwrap();
     let peer: SocketAddr = "198.18.0.2:5000".parse().unwrap();
     for i in 0..(MAX_PENDING + 10) {
         assert_eq!(t.receive(now, Protocol::Udp, peer, &[i as u8]), Arrival::Buffered);
@@ -61,7 +65,7 @@ fn a_send_transport_buffers_until_its_first_produce() {
 fn the_first_produce_decides_the_extension_ids() {
     let now = Instant::now();
     let caps = router_caps();
-    let mut t = WebRtcTransport::new(Direction::Send, &caps, Some(caps.clone()), (addr(), true), cert(), now).unwrap();
+    let mut t = WebRtcTransport::new(Direction::Send, &caps, Some(caps.clone()), local(), cert(), now).unwrap();
     // Chrome numbers the mid extension 9 and audio level 10, whatever the capabilities said.
     let ext = |uri: &str, id: u8| RtpHeaderExtensionParameters { uri: uri.into(), id, encrypt: false, parameters: Default::default() };
     t.thaw(now, &[ext(ortc::URI_MID, 9), ext(ortc::URI_AUDIO_LEVEL, 10)]).unwrap();
@@ -81,7 +85,7 @@ fn connect_follows_mediasoups_dtls_role_rule_once() {
     for (role, we_are_client) in
         [(Some(DtlsRole::Client), false), (Some(DtlsRole::Server), true), (Some(DtlsRole::Auto), true), (None, true)]
     {
-        let mut t = WebRtcTransport::new(Direction::Recv, &router_caps(), None, (addr(), true), cert(), now).unwrap();
+        let mut t = WebRtcTransport::new(Direction::Recv, &router_caps(), None, local(), cert(), now).unwrap();
         t.connect(&fingerprint(role)).unwrap();
         assert_eq!(t.dtls_active, Some(we_are_client), "client says {role:?}");
         assert_eq!(t.connect(&fingerprint(role)).unwrap_err().code(), "already_connected");
@@ -92,12 +96,12 @@ fn connect_follows_mediasoups_dtls_role_rule_once() {
 fn a_send_transport_needs_capabilities_the_router_can_take() {
     let now = Instant::now();
     let caps = router_caps();
-    let e = WebRtcTransport::new(Direction::Send, &caps, None, (addr(), true), cert(), now).err().unwrap();
+    let e = WebRtcTransport::new(Direction::Send, &caps, None, local(), cert(), now).err().unwrap();
     assert_eq!(e.code(), "invalid_parameters");
     let mut foreign = caps.clone();
     foreign.codecs.retain(|c| c.mime_type.eq_ignore_ascii_case("video/H264"));
     foreign.codecs.iter_mut().for_each(|c| c.mime_type = "video/AV1".into());
-    let e = WebRtcTransport::new(Direction::Send, &caps, Some(foreign), (addr(), true), cert(), now).err().unwrap();
+    let e = WebRtcTransport::new(Direction::Send, &caps, Some(foreign), local(), cert(), now).err().unwrap();
     assert_eq!(e.code(), "invalid_parameters", "{e}");
 }
 
@@ -126,7 +130,7 @@ fn binding_request(username: &str, pass: Option<&str>) -> Vec<u8> {
 
 #[test]
 fn a_new_client_ufrag_is_taken_only_with_our_password() {
-    let mut t = WebRtcTransport::new(Direction::Recv, &router_caps(), None, (addr(), true), cert(), Instant::now()).unwrap();
+    let mut t = WebRtcTransport::new(Direction::Recv, &router_caps(), None, local(), cert(), Instant::now()).unwrap();
     let ours = t.ufrag().to_string();
     let learn = |t: &mut WebRtcTransport, remote: &str, pass: Option<&str>| {
         let bytes = binding_request(&format!("{ours}:{remote}"), pass);

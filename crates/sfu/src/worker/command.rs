@@ -77,6 +77,11 @@ pub enum Command {
         id: ConsumerId,
         reply: Reply<(), ConsumerError>,
     },
+    SetConsumerPriority {
+        id: ConsumerId,
+        priority: u8,
+        reply: Reply<u8, ConsumerError>,
+    },
     SetProducerPaused {
         id: ProducerId,
         paused: bool,
@@ -158,6 +163,9 @@ impl Worker {
             Command::RequestConsumerKeyframe { id, reply } => {
                 let _ = reply.send(self.request_consumer_keyframe(now, &id));
             }
+            Command::SetConsumerPriority { id, priority, reply } => {
+                let _ = reply.send(self.set_consumer_priority(&id, priority));
+            }
             Command::SetProducerPaused { id, paused, reply } => {
                 let _ = reply.send(self.set_producer_paused(now, &id, paused));
             }
@@ -208,9 +216,8 @@ impl Worker {
             Command::Produce { transport, .. } | Command::Consume { transport, .. } => self.transport_key(transport),
             Command::SetConsumerPaused { id, .. }
             | Command::SetConsumerPreferredLayers { id, .. }
-            | Command::RequestConsumerKeyframe { id, .. } => {
-                self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport())
-            }
+            | Command::RequestConsumerKeyframe { id, .. }
+            | Command::SetConsumerPriority { id, .. } => self.consumer_key(id).and_then(|k| self.consumers.get(&k)).map(|c| c.transport()),
             Command::SetProducerPaused { id, .. } | Command::CloseProducer { id, .. } | Command::RequestKeyframe { id, .. } => {
                 of_producer(id)
             }

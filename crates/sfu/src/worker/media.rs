@@ -19,6 +19,10 @@ use crate::transport::plain::rtcp_empty_rr;
 use crate::transport::webrtc::Arrival;
 use crate::{CloseReason, EngineEvent};
 
+/// Bytes a forwarded packet takes on the wire besides its payload: RTP header and extensions
+/// (~32), SRTP tag (16), UDP and IPv4 (28).
+const WIRE_OVERHEAD: usize = 76;
+
 /// Flush rounds per flush: forwarding can make more transports dirty, but not forever.
 const MAX_FLUSH_ROUNDS: usize = 16;
 
@@ -229,6 +233,11 @@ impl Worker {
             }
             Event::MediaIngressStats(s) => self.with_quality(tkey, |q| q.ingress(s)),
             Event::MediaEgressStats(s) => self.with_quality(tkey, |q| q.egress(s)),
+            Event::EgressBitrateEstimate(kind) => {
+                if let Some(t) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
+                    t.estimate_changed(&kind);
+                }
+            }
             _ => {}
         }
     }
@@ -240,7 +249,8 @@ impl Worker {
         let Some((pkey, layer)) = self.producer_stream(tkey, &packet) else { return };
         let Worker { transports, producers, consumers, routers, stats, dirty, out, current, events, .. } = self;
         let Some(producer) = producers.get_mut(&pkey) else { return };
-        producer.heard_rtp(layer, now);
+        // Counted as on the wire: what the downlink allocator weighs against the estimate.
+        producer.heard_rtp(layer, packet.payload.len() + WIRE_OVERHEAD, now);
         let producer = &*producer;
         if producer.is_paused() {
             return;

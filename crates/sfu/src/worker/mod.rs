@@ -10,6 +10,7 @@
 //! The driver ([`crate::driver`]) runs one on a thread with a real socket and clock; tests run
 //! it in memory on a simulated clock. Objects are addressed by [`Key`] inside the worker; public
 //! ids are resolved once per operation. Packet path: docs/architecture.md.
+mod allocate;
 mod command;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
@@ -58,6 +59,9 @@ pub struct WorkerConfig {
     pub idle_timeout: Duration,
     /// Offer a passive ICE-TCP candidate on the same port (the driver must listen on it).
     pub tcp: bool,
+    /// Estimate each receive transport's downlink and share it among its consumers' layers
+    /// (see [`crate::allocator`]).
+    pub downlink_bwe: bool,
 }
 
 pub struct Worker {
@@ -85,6 +89,8 @@ pub struct Worker {
     dead: Vec<(Key, CloseReason)>,
     /// When transports are next checked for silence.
     next_liveness: Instant,
+    /// When the downlinks are next shared out ([`allocate::ALLOCATE_EVERY`]).
+    next_allocation: Instant,
     /// No transport's str0m timeout is earlier than this; a scan then finds what is due.
     next_due: Instant,
     out: Outbox,
@@ -124,6 +130,7 @@ impl Worker {
             polling: Vec::new(),
             dead: Vec::new(),
             next_liveness: now + LIVENESS_EVERY,
+            next_allocation: now + allocate::ALLOCATE_EVERY,
             next_due: now,
             out: Outbox::default(),
             events: VecDeque::new(),
@@ -167,6 +174,7 @@ impl Worker {
         self.advance(now);
         self.fire_timeouts(now);
         self.find_silent(now);
+        self.allocate_downlinks(now);
         self.flush(now);
         self.reap_dead();
         self.current = None;
@@ -195,7 +203,12 @@ impl Worker {
     /// When [`Worker::handle_timeout`] should be called next (it may be called earlier).
     pub fn poll_timeout(&self) -> Instant {
         let due = if self.dirty.is_empty() { self.next_due } else { self.now };
-        due.min(self.next_liveness)
+        let next = due.min(self.next_liveness);
+        if self.config.downlink_bwe {
+            next.min(self.next_allocation)
+        } else {
+            next
+        }
     }
 
     /// Objects alive and traffic so far.

@@ -16,6 +16,7 @@ use crate::ortc;
 use crate::producer::{check_unique, Producer};
 use crate::router::Router;
 use crate::rtp_parameters::{DtlsParameters, IceParameters, MediaKind, RtpCapabilities, RtpParameters};
+use crate::transport::webrtc::Local;
 use crate::transport::{Kind, PlainTransport, Transport, WebRtcTransport};
 use crate::{ConsumerOptions, Direction, WebRtcTransportOptions};
 
@@ -42,6 +43,10 @@ impl Worker {
         Ok(())
     }
 
+    fn local(&self) -> Local {
+        Local { addr: self.config.addr, tcp: self.config.tcp, downlink_bwe: self.config.downlink_bwe }
+    }
+
     /// A WebRTC transport; a send transport needs the client's `sendRtpCapabilities`.
     pub fn create_webrtc_transport(
         &mut self,
@@ -53,7 +58,7 @@ impl Worker {
         self.advance(now);
         let router = self.router_key(router).ok_or(CreateTransportError::UnknownRouter)?;
         let cert = self.cert.get(now)?;
-        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, (self.config.addr, self.config.tcp), cert, now)?;
+        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, self.local(), cert, now)?;
         let key = self.next_key();
         let id = TransportId::new(self.config.index, key);
         let options = t.options(id.clone());
@@ -221,6 +226,15 @@ impl Worker {
             l.set_preferred(spatial, temporal);
             l.preferred()
         }))
+    }
+
+    /// mediasoup's `consumer.setPriority`: the consumer's weight (1..=255; 0 is taken as 1) when
+    /// its transport's downlink is shared out ([`crate::allocator`]); the priority now.
+    pub fn set_consumer_priority(&mut self, id: &ConsumerId, priority: u8) -> Result<u8, ConsumerError> {
+        let key = self.consumer_key(id).ok_or(ConsumerError::UnknownConsumer)?;
+        let c = self.consumers.get_mut(&key).ok_or(ConsumerError::UnknownConsumer)?;
+        c.set_priority(priority);
+        Ok(c.priority())
     }
 
     /// mediasoup's `consumer.requestKeyFrame`: a keyframe of the stream the consumer forwards

@@ -112,11 +112,13 @@ impl Worker {
     }
 
     /// After a report round on `tkey`: the new score of each of its producers, told when it
-    /// changed ([`EngineEvent::ProducerScore`]).
+    /// changed ([`EngineEvent::ProducerScore`]); then the scores of its consumers and of the
+    /// consumers of those producers ([`EngineEvent::ConsumerScore`]).
     pub(super) fn update_scores(&mut self, tkey: Key) {
         let Some(t) = self.transports.get(&tkey) else { return };
         let Some(router) = self.routers.get(&t.router()).map(|r| r.id().clone()) else { return };
         let Some(q) = t.webrtc().map(|w| w.quality()) else { return };
+        let mut consumers: Vec<Key> = t.consumers().to_vec();
         for &pkey in t.producers() {
             let Some(p) = self.producers.get_mut(&pkey) else { continue };
             let Some(loss) = q.upstream_loss(&Mid::from(p.plan().mid.as_str())) else { continue };
@@ -124,7 +126,29 @@ impl Worker {
             if p.set_score(s) {
                 let score = vec![EncodingScore { encoding_idx: 0, ssrc: p.ssrc(), rid: None, score: s }];
                 self.events.push_back(EngineEvent::ProducerScore { router: router.clone(), producer: p.id().clone(), score });
+                consumers.extend_from_slice(p.consumers());
             }
+        }
+        for ckey in consumers {
+            self.update_consumer_score(ckey, &router);
+        }
+    }
+
+    /// A consumer's score from its receiver's reports (10 until there is one), told when it or
+    /// its producer's changed (not at first: both start at 10).
+    fn update_consumer_score(&mut self, ckey: Key, router: &crate::RouterId) {
+        let Some(c) = self.consumers.get_mut(&ckey) else { return };
+        let Some(producer_score) = self.producers.get(&c.producer()).map(|p| p.score()) else { return };
+        let q = self.transports.get(&c.transport()).and_then(|t| t.webrtc()).map(|t| t.quality());
+        let loss = q.and_then(|q| q.egress_loss(&c.mid())).unwrap_or(0.0);
+        let s = score(loss);
+        if c.score_changed(s, producer_score) {
+            self.events.push_back(EngineEvent::ConsumerScore {
+                router: router.clone(),
+                consumer: c.id().clone(),
+                score: s,
+                producer_score,
+            });
         }
     }
 

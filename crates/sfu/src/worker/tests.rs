@@ -20,6 +20,7 @@ fn worker(now: Instant) -> Worker {
         nack_history: Duration::from_millis(500),
         idle_timeout: Duration::from_secs(2),
         tcp: true,
+        downlink_bwe: true,
     };
     Worker::new(config, now)
 }

@@ -85,7 +85,13 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn new(sim: &mut Sim, router: &RouterId) -> Subscriber {
-        let transport = sim.client(router, Direction::Recv, false);
+        Self::with_feedback(sim, router, false)
+    }
+
+    /// `feedback`: the client sends transport-cc feedback, as browsers do (the engine then
+    /// estimates its downlink).
+    pub fn with_feedback(sim: &mut Sim, router: &RouterId, feedback: bool) -> Subscriber {
+        let transport = sim.client(router, Direction::Recv, feedback);
         Subscriber { transport, inbox: Inbox::default(), consumers: Vec::new(), ice_states: Vec::new() }
     }
 

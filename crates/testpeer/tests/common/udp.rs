@@ -29,6 +29,7 @@ pub fn engine_with_idle_timeout(idle_timeout: Duration) -> Engine {
         nack_history: EngineConfig::DEFAULT_NACK_HISTORY,
         idle_timeout,
         tcp: true,
+        downlink_bwe: true,
     })
     .expect("engine starts")
 }

@@ -49,7 +49,8 @@ impl Directory {
         let on = |room: &&RoomHandle| match event {
             sfu::EngineEvent::TransportClosed { router, .. }
             | sfu::EngineEvent::ProducerScore { router, .. }
-            | sfu::EngineEvent::ConsumerLayersChanged { router, .. } => room.router() == router,
+            | sfu::EngineEvent::ConsumerLayersChanged { router, .. }
+            | sfu::EngineEvent::ConsumerScore { router, .. } => room.router() == router,
             sfu::EngineEvent::WorkerDied { worker } => room.router().worker() == Some(*worker),
         };
         rooms.values().filter(on).cloned().collect()

@@ -67,6 +67,12 @@ pub enum ClientMessage {
         #[serde(rename = "temporalLayer", default)]
         temporal_layer: Option<u8>,
     },
+    /// mediasoup's `consumer.setPriority` for one of the peer's consumers: 1..=255 (0 counts
+    /// as 1), its weight when its transport's downlink is shared among the consumers' layers.
+    SetConsumerPriority {
+        consumer_id: ConsumerId,
+        priority: u8,
+    },
     /// mediasoup's `consumer.requestKeyFrame`: asks the producer's stream this consumer
     /// receives for a keyframe (at most one per second and stream reaches the sender).
     RequestConsumerKeyFrame {
@@ -129,6 +135,7 @@ impl ClientMessage {
             ClientMessage::PauseConsumer { .. } => "pauseConsumer",
             ClientMessage::SetConsumerPreferredLayers { .. } => "setConsumerPreferredLayers",
             ClientMessage::RequestConsumerKeyFrame { .. } => "requestConsumerKeyFrame",
+            ClientMessage::SetConsumerPriority { .. } => "setConsumerPriority",
             ClientMessage::PauseProducer { .. } => "pauseProducer",
             ClientMessage::ResumeProducer { .. } => "resumeProducer",
             ClientMessage::CloseProducer { .. } => "closeProducer",
@@ -348,6 +355,20 @@ pub enum ServerMessage {
     },
     ConsumerKeyFrameRequested {
         consumer_id: ConsumerId,
+    },
+    /// `setConsumerPriority` done: the priority now (1..=255).
+    ConsumerPrioritySet {
+        consumer_id: ConsumerId,
+        priority: u8,
+    },
+    /// To a consumer's owner when its score changes (mediasoup's `consumer.on("score")`, as
+    /// mediasoup-demo forwards it): `score` 0..=10 from the loss the receiver reports,
+    /// `producerScore` its producer's.
+    ConsumerScore {
+        consumer_id: ConsumerId,
+        score: u8,
+        #[serde(rename = "producerScore")]
+        producer_score: u8,
     },
     /// To a consumer's owner when the layers it receives change (mediasoup's
     /// `consumer.on("layerschange")`, as mediasoup-demo forwards it).

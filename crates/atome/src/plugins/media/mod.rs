@@ -94,6 +94,7 @@ impl Media {
             nack_history: Duration::from_millis(config.nack_history_ms.into()),
             idle_timeout: Duration::from_secs(config.rtc_idle_seconds.into()),
             tcp: config.rtc_tcp,
+            downlink_bwe: config.rtc_downlink_bwe,
         })?;
         let (to_recorder, room_events) = tokio::sync::mpsc::unbounded_channel();
         let recorder = recording::Recorder::start(core.clone(), engine.clone(), room_events);

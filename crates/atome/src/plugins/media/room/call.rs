@@ -119,10 +119,11 @@ impl Room {
                     break End::WorkerDied;
                 }
                 Command::Engine(sfu::EngineEvent::WorkerDied { .. }) => {}
-                Command::Engine(sfu::EngineEvent::ProducerScore { producer, score, .. }) => self.producer_score(producer, score),
-                Command::Engine(sfu::EngineEvent::ConsumerLayersChanged { consumer, spatial, temporal, .. }) => {
-                    self.consumer_layers(consumer, spatial, temporal)
-                }
+                Command::Engine(
+                    event @ (sfu::EngineEvent::ProducerScore { .. }
+                    | sfu::EngineEvent::ConsumerLayersChanged { .. }
+                    | sfu::EngineEvent::ConsumerScore { .. }),
+                ) => self.owner_event(event),
             }
         };
         if end == End::Abandoned {
@@ -333,6 +334,11 @@ impl Room {
                     spatial_layer: now.map(|(s, _)| s),
                     temporal_layer: now.map(|(_, t)| t),
                 })
+            }
+            ClientMessage::SetConsumerPriority { consumer_id, priority } => {
+                self.own_consumer(peer, &consumer_id)?;
+                let priority = engine.set_consumer_priority(consumer_id.clone(), priority).await?;
+                Ok(ServerMessage::ConsumerPrioritySet { consumer_id, priority })
             }
             ClientMessage::RequestConsumerKeyFrame { consumer_id } => {
                 self.own_consumer(peer, &consumer_id)?;
