@@ -3,6 +3,7 @@
 // page reload).
 import { Device } from 'mediasoup-client';
 import { api, renderTiles, showError, showInfo, state } from './ui.js';
+import { watchLayers } from './layers.js';
 import { cameraOptions, constraints, getMedia } from './media.js';
 import { answer, rejectPending, request, requestOn } from './signaling.js';
 
@@ -358,8 +359,10 @@ async function consume(producerId, peerUserId, source) {
   // The transport was replaced meanwhile, or the producer closed while we consumed it (its
   // producerClosed can come before our consume's answer): nothing to show.
   if (transport !== state.recvTransport || state.closedProducers.has(producerId)) return consumer.close();
-  state.consumers.set(consumer.id, { consumer, peer: peerUserId, source });
+  const entry = { consumer, peer: peerUserId, source };
+  state.consumers.set(consumer.id, entry);
   renderTiles();
+  watchLayers(entry, (spatialLayer) => request('setConsumerPreferredLayers', { consumer_id: consumer.id, spatialLayer }));
   await request('resumeConsumer', { consumer_id: consumer.id });
 }
 
