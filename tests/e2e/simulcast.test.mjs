@@ -1,7 +1,7 @@
-// End-to-end: Chromium publishes its camera with simulcast (mediasoup-demo's three encodings,
-// rid-identified, L1T3, 1280x720 captured) through the stock mediasoup-client; the subscriber
-// receives the highest stream that arrives, follows setConsumerPreferredLayers (issue 18), and
-// its client asks for the stream its tile's width needs.
+// End-to-end: Chromium publishes its camera with simulcast (the web client's default:
+// mediasoup-demo's three encodings, rid-identified, L1T3, 1280x720 captured) through the stock
+// mediasoup-client; the subscriber receives the highest stream that arrives, follows
+// setConsumerPreferredLayers (issue 18), and its client asks for the stream its tile's width needs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { camera720, connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, tileWidth, waitFor } from './lib.mjs';
@@ -41,7 +41,7 @@ test('simulcast from Chromium: the subscriber gets the top stream, then the one 
   let a;
   let b;
   try {
-    a = await openUser(browser, server, A, 'Alice', '?simulcast=1');
+    a = await openUser(browser, server, A, 'Alice');
     b = await openUser(browser, server, B, 'Bob');
     await tileWidth(b); // wide tiles: Bob's client asks for no lower layer on its own
     await connect(a, b);

@@ -2,16 +2,17 @@
 import { state } from './ui.js';
 
 const params = new URLSearchParams(location.search);
-// Simulcast of the camera (`?simulcast=1`; off by default until the server adapts each
-// subscriber's layers to its bandwidth): mediasoup-demo's three encodings, 1280x720 captured.
-const SIMULCAST = params.get('simulcast') === '1';
+// Simulcast of the camera, on by default (`?simulcast=0`: one encoding): mediasoup-demo's three
+// encodings of a 1280x720 capture. Each subscriber gets one of them: the smallest that fills its
+// tile (layers.js), and the server may go lower for its bandwidth.
+const SIMULCAST = params.get('simulcast') !== '0';
 const SIMULCAST_ENCODINGS = [
   { scaleResolutionDownBy: 4, maxBitrate: 500000, scalabilityMode: 'L1T3' },
   { scaleResolutionDownBy: 2, maxBitrate: 1000000, scalabilityMode: 'L1T3' },
   { scaleResolutionDownBy: 1, maxBitrate: 5000000, scalabilityMode: 'L1T3' },
 ];
 
-/** produce() options of a camera track. */
+/** produce() options of a camera track (a shared screen is published with one encoding). */
 export const cameraOptions = (track) => ({ track, appData: { source: 'camera' }, ...(SIMULCAST ? { encodings: SIMULCAST_ENCODINGS } : {}) });
 
 /** getUserMedia constraints of the chosen camera (`video`) or microphone. */
