@@ -94,6 +94,18 @@ function fakeCameraFile() {
   return file;
 }
 
+/** A 1280x720 fake camera (1 s looped; at 640x480 libwebrtc sends only two of the three simulcast streams). */
+export function camera720() {
+  const file = path.join(os.tmpdir(), 'atome-e2e-camera-1280x720.y4m');
+  if (!fs.existsSync(file)) {
+    const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i',
+      'testsrc2=size=1280x720:rate=30,noise=alls=30:allf=t', '-t', '1', '-pix_fmt', 'yuv420p', '-y', `${file}.tmp.y4m`]);
+    if (r.status !== 0) throw new Error(`ffmpeg could not make the 720p camera file: ${r.stderr}`);
+    fs.renameSync(`${file}.tmp.y4m`, file);
+  }
+  return file;
+}
+
 /**
  * Chromium, inside the namespace `netns` (netns.mjs) if given; then the page is on the server's
  * non-loopback address, which Chromium must treat as secure (getUserMedia needs it).
@@ -148,6 +160,23 @@ export async function openUser(browser, server, phone, name, query = '', { init 
   await page.click('#verify');
   await page.waitForSelector('#app:not([hidden])');
   return { page, context, phone, name, logs };
+}
+
+/**
+ * Lays the user's tiles out `px` CSS pixels wide (default: one tile per row, about 1250 px in the
+ * default viewport): the small-tile rule (web/src/layers.js) then asks for the layer that width
+ * needs, the top one for wide tiles.
+ */
+export async function tileWidth(user, px) {
+  await user.page.evaluate((w) => {
+    let style = document.getElementById('test-tiles');
+    if (!style) {
+      style = document.createElement('style');
+      style.id = 'test-tiles';
+      document.head.append(style);
+    }
+    style.textContent = `#videos { grid-template-columns: ${w ? `repeat(auto-fill, ${w}px)` : '1fr'} !important; }`;
+  }, px);
 }
 
 /** Inbound and outbound RTP counters of the user's transports (RTCPeerConnection.getStats). */

@@ -1,8 +1,9 @@
 // Network namespaces for the browser tests: each browser runs in its own namespace behind a veth
 // pair to this machine, the server listens on the host end. Addresses come from 198.18.0.0/15
 // only (the benchmarking range) and traffic goes only to those namespaces. Everything made here
-// (namespace, veth, nft table, wrapper scripts) carries this process's pid: `createNetns` first
-// removes what a dead test process left behind, and `destroy` (also run on exit) removes ours.
+// (namespace, veth pair and its qdisc, nft table, wrapper scripts) carries this process's pid:
+// `createNetns` first removes what a dead test process left behind, and `destroy` (also run on
+// exit) removes ours.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -118,6 +119,25 @@ export function createNetns() {
       }
       return counts;
     },
+    /**
+     * Limits what reaches the namespace (the egress of the host end) to `rate` (tc's units, e.g.
+     * `300kbit`): a token bucket filter, 16 kbit of burst, packets that would wait more than
+     * 400 ms dropped. Gone with the veth pair (destroy), or by unlimit().
+     */
+    limitDown(rate) {
+      run('tc', ['qdisc', 'replace', 'dev', hostIf, 'root', 'tbf', 'rate', rate, 'burst', '16kbit', 'latency', '400ms']);
+    },
+    /** Lifts limitDown's limit. */
+    unlimit() {
+      run('tc', ['qdisc', 'del', 'dev', hostIf, 'root']);
+    },
+    /** The downlink limit's counters so far ({sent bytes, packets, dropped, overlimits}), or null without one. */
+    limitStats() {
+      const out = run('tc', ['-s', 'qdisc', 'show', 'dev', hostIf]).stdout;
+      if (!/qdisc tbf/.test(out)) return null;
+      const m = out.match(/Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/);
+      return m && { bytes: Number(m[1]), packets: Number(m[2]), dropped: Number(m[3]), overlimits: Number(m[4]) };
+    },
     /** Moves the namespace end to a new address in another /30 (the client's network changes). */
     moveAddress() {
       const next = freeSubnet();
@@ -138,7 +158,7 @@ export function createNetns() {
     destroy() {
       if (!live.delete(ns)) return;
       run('nft', ['delete', 'table', 'inet', table], { check: false });
-      run('ip', ['netns', 'del', name], { check: false }); // takes the veth pair with it
+      run('ip', ['netns', 'del', name], { check: false }); // takes the veth pair (and limitDown's qdisc) with it
       run('ip', ['link', 'del', hostIf], { check: false });
       fs.rmSync(dir, { recursive: true, force: true });
     },

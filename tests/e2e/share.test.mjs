@@ -84,6 +84,9 @@ async function remotePicture(b) {
 
 const distance = (p, q) => Math.hypot(...p.map((x, i) => x - q[i]));
 
+/** The size of A's picture at B. */
+const remoteSize = (b) => b.page.$eval('[data-tile^="peer-"] video', (v) => ({ w: v.videoWidth, h: v.videoHeight }));
+
 /**
  * A second camera for the page (the issue's "canvas-captured second source"): Chrome's fake
  * cameras all draw the same green picture (or one WebRTC cannot encode), so the page also lists
@@ -133,15 +136,21 @@ test('switching the camera in a call changes the picture the other user sees, wi
     await sleep(1000);
     const before = await remotePicture(b);
     assert.ok(before[1] - before[0] > 50, `the first camera is green: ${before}`);
-    assert.equal((await rtpStats(b)).remoteWidths[0], 640);
+    // The first camera is captured at 1280x720 and sent in simulcast: B gets one of its streams,
+    // all 16:9; the canvas is 4:3 and 320 px wide, so its streams are 4:3 and at most 320 wide.
+    const first = await remoteSize(b);
+    assert.equal(first.w * 9, first.h * 16, `the first camera at B: ${first.w}x${first.h}`);
     const producerId = await a.page.evaluate(() => window.atome.producers.video.id);
     await a.page.selectOption('#camera-select', 'canvas-camera');
     const after = await waitFor('the other picture at B', async () => {
       const p = await remotePicture(b);
       return distance(p, before) > 100 && p[0] - p[1] > 100 ? p : null;
     }, 10000);
-    await waitFor('its size at B', async () => (await rtpStats(b)).remoteWidths[0] === 320, 10000);
-    console.log(`remote picture (mean RGB) ${before} -> ${after}, 640 -> 320 px wide`);
+    const second = await waitFor('its size at B', async () => {
+      const size = await remoteSize(b);
+      return size.w * 3 === size.h * 4 && size.w <= 320 ? size : null;
+    }, 10000);
+    console.log(`remote picture (mean RGB) ${before} -> ${after}, ${first.w}x${first.h} -> ${second.w}x${second.h}`);
     assert.equal(await a.page.evaluate(() => window.atome.producers.video.id), producerId, 'same producer (replaceTrack)');
     // The microphone too: audio keeps flowing after the switch.
     const mics = await a.page.$$eval('#mic-select option', (os) => os.map((o) => o.value));

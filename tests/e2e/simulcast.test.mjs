@@ -1,28 +1,13 @@
-// End-to-end: Chromium publishes its camera with simulcast (mediasoup-demo's three encodings,
-// rid-identified, L1T3, 1280x720 captured) through the stock mediasoup-client; the subscriber
-// receives the highest stream that arrives and follows setConsumerPreferredLayers (issue 18).
+// End-to-end: Chromium publishes its camera with simulcast (the web client's default:
+// mediasoup-demo's three encodings, rid-identified, L1T3, 1280x720 captured) through the stock
+// mediasoup-client; the subscriber receives the highest stream that arrives, follows
+// setConsumerPreferredLayers (issue 18), and its client asks for the stream its tile's width needs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, waitFor } from './lib.mjs';
+import { camera720, connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, tileWidth, waitFor } from './lib.mjs';
 
 const A = '+33611111111';
 const B = '+33622222222';
-
-/** A 1280x720 fake camera (1 s looped; at 640x480 libwebrtc sends only two of the three streams). */
-function camera720() {
-  const file = path.join(os.tmpdir(), 'atome-e2e-camera-1280x720.y4m');
-  if (!fs.existsSync(file)) {
-    const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i',
-      'testsrc2=size=1280x720:rate=30,noise=alls=30:allf=t', '-t', '1', '-pix_fmt', 'yuv420p', '-y', `${file}.tmp.y4m`]);
-    if (r.status !== 0) throw new Error(`ffmpeg could not make the 720p camera file: ${r.stderr}`);
-    fs.renameSync(`${file}.tmp.y4m`, file);
-  }
-  return file;
-}
 
 /** The width of A's video as B's tile shows it, once it is stable for a second. */
 async function remoteWidth(b) {
@@ -35,6 +20,14 @@ async function sentWidths(a) {
   return s.outbound.filter((o) => o.kind === 'video' && o.width > 0 && o.bytes > 0).map((o) => o.width).sort((x, y) => x - y);
 }
 
+/** What Bob's small-tile rule chose for A's video: {layer, tilePx} (web/src/layers.js). */
+async function chosen(b) {
+  return b.page.evaluate(() => {
+    const c = [...window.atome.consumers.values()].find((x) => x.consumer.kind === 'video');
+    return { layer: c.layer, tilePx: c.tilePx };
+  });
+}
+
 async function prefer(b, spatialLayer) {
   return b.page.evaluate(async (layer) => {
     const c = [...window.atome.consumers.values()].find((x) => x.consumer.kind === 'video');
@@ -42,14 +35,15 @@ async function prefer(b, spatialLayer) {
   }, spatialLayer);
 }
 
-test('simulcast from Chromium: the subscriber gets the top stream, then the one it prefers', { timeout: 180000 }, async () => {
+test('simulcast from Chromium: the subscriber gets the top stream, then the one it prefers, then the one its tile needs', { timeout: 240000 }, async () => {
   const server = await startServer();
   const browser = await launchBrowser({ args: [`--use-file-for-fake-video-capture=${camera720()}`] });
   let a;
   let b;
   try {
-    a = await openUser(browser, server, A, 'Alice', '?simulcast=1');
+    a = await openUser(browser, server, A, 'Alice');
     b = await openUser(browser, server, B, 'Bob');
+    await tileWidth(b); // wide tiles: Bob's client asks for no lower layer on its own
     await connect(a, b);
     await roomWith(a, [b]);
     await joinAll([a, b], 1);
@@ -80,6 +74,17 @@ test('simulcast from Chromium: the subscriber gets the top stream, then the one 
     await waitFor(`B climbs back to ${top} px`, async () => (await remoteWidth(b)) === top, 30000);
     const up = Date.now() - t0;
     console.log(`# Bob: ${top} px -> ${sent[0]} px in ${down} ms after setConsumerPreferredLayers(0); back to ${top} px in ${up} ms`);
+
+    // The small-tile rule: Bob's tile narrowed to 300, then 600 CSS px asks for layer 0, then 1;
+    // widened again, for the top one.
+    for (const [px, layer] of [[300, 0], [600, 1], [undefined, 2]]) {
+      t0 = Date.now();
+      await tileWidth(b, px);
+      const want = sent[Math.min(layer, sent.length - 1)];
+      await waitFor(`B's client asks for layer ${layer} (tile ${px ?? 'full'} px)`, async () => (await chosen(b)).layer === layer, 5000);
+      await waitFor(`B shows the ${want} px stream`, async () => (await remoteWidth(b)) === want, 30000);
+      console.log(`# Bob's tile ${px ? `${px} CSS px` : 'full width'}: ${JSON.stringify(await chosen(b))}, shows ${want} px after ${Date.now() - t0} ms`);
+    }
     const errors = await b.page.evaluate(() => window.atome.errors);
     assert.deepEqual(errors ?? [], [], 'no client errors');
   } catch (e) {

@@ -2,8 +2,9 @@
 // Plain JavaScript over the server's HTTP API and WebSocket signaling, with mediasoup-client.
 import { $, action, api, renderTiles, showError, showInfo, state } from './ui.js';
 import {
-  join, leave, request, saveCall, savedCall, setCameraOff, setMuted, setOnCallChange, switchDevice, teardownMedia, toggleScreen,
+  join, leave, saveCall, savedCall, setCameraOff, setMuted, setOnCallChange, switchDevice, teardownMedia, toggleScreen,
 } from './call.js';
+import { request } from './signaling.js';
 
 // ---------------------------------------------------------------- login
 

@@ -1,7 +1,11 @@
-// The call: signaling over the WebSocket, mediasoup-client's transports, and every way back into
-// the call (a lost socket or media path, a server restart, a page reload).
+// The call: the signaling socket and what it tells (its requests: signaling.js), mediasoup-client's
+// transports, and every way back into the call (a lost socket or media path, a server restart, a
+// page reload).
 import { Device } from 'mediasoup-client';
-import { $, api, friendly, renderTiles, showError, showInfo, state } from './ui.js';
+import { api, renderTiles, showError, showInfo, state } from './ui.js';
+import { watchLayers } from './layers.js';
+import { cameraOptions, constraints, getMedia } from './media.js';
+import { answer, rejectPending, request, requestOn } from './signaling.js';
 
 const params = new URLSearchParams(location.search);
 // Test knob: which track to publish first (`audio-first` or the default video first).
@@ -9,16 +13,6 @@ const ORDER = params.get('order') === 'audio-first' ? ['audio', 'video'] : ['vid
 // Which ICE candidates the transports may use: `all` (default) or `relay` (TURN only; tests, and
 // networks where only a relay works).
 const ICE_TRANSPORT_POLICY = params.get('iceTransportPolicy') === 'relay' ? 'relay' : 'all';
-// Simulcast of the camera (`?simulcast=1`; off by default until the server adapts each
-// subscriber's layers to its bandwidth): mediasoup-demo's three encodings, 1280x720 captured.
-const SIMULCAST = params.get('simulcast') === '1';
-const SIMULCAST_ENCODINGS = [
-  { scaleResolutionDownBy: 4, maxBitrate: 500000, scalabilityMode: 'L1T3' },
-  { scaleResolutionDownBy: 2, maxBitrate: 1000000, scalabilityMode: 'L1T3' },
-  { scaleResolutionDownBy: 1, maxBitrate: 5000000, scalabilityMode: 'L1T3' },
-];
-/** produce() options of a camera track. */
-const cameraOptions = (track) => ({ track, appData: { source: 'camera' }, ...(SIMULCAST ? { encodings: SIMULCAST_ENCODINGS } : {}) });
 // How long an ICE restart may take before the call is joined again from scratch.
 const ICE_RESTART_GRACE_MS = 12000;
 // How long a request may go unanswered before the signaling socket is taken for dead (after a
@@ -29,8 +23,6 @@ const ANSWER_MS = 1500;
 // Waits between attempts to get back into the call: 1, 2, 4 s, then every 5 s.
 const RETRY_MS = [1000, 2000, 4000, 5000];
 
-let requestId = 0;
-const pending = new Map();
 let retryTimer = null;
 // Bumped by leave(): a join still on its way when the user left gives up instead of entering.
 let generation = 0;
@@ -55,42 +47,6 @@ export function savedCall() {
 
 // ---------------------------------------------------------------- signaling
 
-/** A request on the call's socket; `timeoutMs` bounds the wait for its answer. */
-export function request(type, data = {}, { timeoutMs } = {}) {
-  return requestOn(state.ws, type, data, timeoutMs);
-}
-
-/** The socket is gone or did not answer in time (as opposed to a refusal). */
-function lost(message) {
-  const e = new Error(message);
-  e.lost = true;
-  return e;
-}
-
-function requestOn(ws, type, data, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return reject(lost('Connection lost.'));
-    const id = ++requestId;
-    const timer = timeoutMs && setTimeout(() => {
-      pending.delete(id);
-      reject(lost(`No answer to ${type} within ${timeoutMs / 1000} s.`));
-    }, timeoutMs);
-    const settle = (fn) => (v) => { clearTimeout(timer); fn(v); };
-    pending.set(id, { resolve: settle(resolve), reject: settle(reject), ws });
-    ws.send(JSON.stringify({ type, requestId: id, ...data }));
-  });
-}
-
-/** Fails what is still waiting for an answer on `ws`. */
-function rejectPending(ws) {
-  for (const [id, p] of pending) {
-    if (p.ws === ws) {
-      pending.delete(id);
-      p.reject(lost('Connection lost.'));
-    }
-  }
-}
-
 function openSocket() {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
@@ -102,14 +58,7 @@ function openSocket() {
 }
 
 function onMessage(ws, msg) {
-  if (msg.requestId && pending.has(msg.requestId)) {
-    const p = pending.get(msg.requestId);
-    pending.delete(msg.requestId);
-    if (msg.type === 'error' || msg.type === 'authError') p.reject(new Error(friendly(msg.code, msg.error)));
-    else p.resolve(msg);
-    return;
-  }
-  if (ws !== state.ws) return;
+  if (answer(msg) || ws !== state.ws) return;
   switch (msg.type) {
     case 'newProducer':
       consume(msg.producer_id, msg.peer_user_id, msg.appData?.source).catch((e) => console.warn('consume failed', e));
@@ -339,29 +288,6 @@ function onNetworkChange() {
 window.addEventListener('online', onNetworkChange);
 navigator.connection?.addEventListener?.('change', onNetworkChange);
 
-function constraints(kind) {
-  if (kind === 'video') {
-    const size = SIMULCAST ? { width: 1280, height: 720 } : { width: 640, height: 480 };
-    return { ...size, ...(state.cameraId ? { deviceId: { exact: state.cameraId } } : {}) };
-  }
-  return state.micId ? { deviceId: { exact: state.micId } } : true;
-}
-
-/** Camera and microphone as chosen (the camera only if it is on). */
-async function getMedia() {
-  const wanted = { audio: constraints('audio'), video: state.cameraOff ? false : constraints('video') };
-  try {
-    return await navigator.mediaDevices.getUserMedia(wanted);
-  } catch (e) {
-    if (e.name === 'OverconstrainedError' || e.name === 'NotFoundError') {
-      // The chosen device is gone: take the default one.
-      state.cameraId = state.micId = '';
-      return navigator.mediaDevices.getUserMedia({ audio: true, video: state.cameraOff ? false : constraints('video') });
-    }
-    throw new Error('Camera or microphone denied: allow them in the browser to be seen and heard.');
-  }
-}
-
 export async function join(roomId) {
   if (!roomId) throw new Error('Create or choose a room first.');
   clearTimeout(retryTimer);
@@ -433,8 +359,10 @@ async function consume(producerId, peerUserId, source) {
   // The transport was replaced meanwhile, or the producer closed while we consumed it (its
   // producerClosed can come before our consume's answer): nothing to show.
   if (transport !== state.recvTransport || state.closedProducers.has(producerId)) return consumer.close();
-  state.consumers.set(consumer.id, { consumer, peer: peerUserId, source });
+  const entry = { consumer, peer: peerUserId, source };
+  state.consumers.set(consumer.id, entry);
   renderTiles();
+  watchLayers(entry, (spatialLayer) => request('setConsumerPreferredLayers', { consumer_id: consumer.id, spatialLayer }));
   await request('resumeConsumer', { consumer_id: consumer.id });
 }
 

@@ -1,0 +1,40 @@
+// The local camera and microphone: what is captured, and how the camera is published.
+import { state } from './ui.js';
+
+const params = new URLSearchParams(location.search);
+// Simulcast of the camera, on by default (`?simulcast=0`: one encoding): mediasoup-demo's three
+// encodings of a 1280x720 capture. Each subscriber gets one of them: the smallest that fills its
+// tile (layers.js), and the server may go lower for its bandwidth.
+const SIMULCAST = params.get('simulcast') !== '0';
+const SIMULCAST_ENCODINGS = [
+  { scaleResolutionDownBy: 4, maxBitrate: 500000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 2, maxBitrate: 1000000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 1, maxBitrate: 5000000, scalabilityMode: 'L1T3' },
+];
+
+/** produce() options of a camera track (a shared screen is published with one encoding). */
+export const cameraOptions = (track) => ({ track, appData: { source: 'camera' }, ...(SIMULCAST ? { encodings: SIMULCAST_ENCODINGS } : {}) });
+
+/** getUserMedia constraints of the chosen camera (`video`) or microphone. */
+export function constraints(kind) {
+  if (kind === 'video') {
+    const size = SIMULCAST ? { width: 1280, height: 720 } : { width: 640, height: 480 };
+    return { ...size, ...(state.cameraId ? { deviceId: { exact: state.cameraId } } : {}) };
+  }
+  return state.micId ? { deviceId: { exact: state.micId } } : true;
+}
+
+/** Camera and microphone as chosen (the camera only if it is on). */
+export async function getMedia() {
+  const wanted = { audio: constraints('audio'), video: state.cameraOff ? false : constraints('video') };
+  try {
+    return await navigator.mediaDevices.getUserMedia(wanted);
+  } catch (e) {
+    if (e.name === 'OverconstrainedError' || e.name === 'NotFoundError') {
+      // The chosen device is gone: take the default one.
+      state.cameraId = state.micId = '';
+      return navigator.mediaDevices.getUserMedia({ audio: true, video: state.cameraOff ? false : constraints('video') });
+    }
+    throw new Error('Camera or microphone denied: allow them in the browser to be seen and heard.');
+  }
+}
