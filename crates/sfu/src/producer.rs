@@ -24,8 +24,9 @@ struct Stream {
     ssrc: Option<u32>,
     last_keyframe_request: Option<Instant>,
     last_packet: Option<Instant>,
-    /// Its bitrate (payloads), which the downlink allocator weighs.
-    rate: RateMeter,
+    /// Its bitrate by VP8 temporal layer (TID 0..=3; 0 without one), which the downlink
+    /// allocator weighs.
+    rates: [RateMeter; 4],
 }
 
 pub(crate) struct Producer {
@@ -154,18 +155,25 @@ impl Producer {
         std::mem::replace(&mut self.score, score) != score
     }
 
-    /// A packet of stream `layer` with `bytes` of payload arrived.
-    pub fn heard_rtp(&mut self, layer: usize, bytes: usize, now: Instant) {
+    /// A packet of stream `layer`, temporal layer `tid`, `bytes` long arrived.
+    pub fn heard_rtp(&mut self, layer: usize, tid: u8, bytes: usize, now: Instant) {
         self.last_rtp = now;
         if let Some(s) = self.streams.get_mut(layer) {
             s.last_packet = Some(now);
-            s.rate.add(bytes, now);
+            s.rates[usize::from(tid.min(3))].add(bytes, now);
         }
     }
 
-    /// Stream `layer`'s bitrate over the last second (bit/s of payload; 0 for no such stream).
+    /// Stream `layer`'s bitrate over the last second up to temporal layer `temporal` (bit/s;
+    /// 0 for no such stream).
+    pub fn layer_bitrate(&self, layer: usize, temporal: u8, now: Instant) -> u64 {
+        let Some(s) = self.streams.get(layer) else { return 0 };
+        s.rates.iter().take(usize::from(temporal.min(3)) + 1).map(|r| r.bps(now)).sum()
+    }
+
+    /// Stream `layer`'s whole bitrate over the last second (bit/s; 0 for no such stream).
     pub fn stream_bitrate(&self, layer: usize, now: Instant) -> u64 {
-        self.streams.get(layer).map_or(0, |s| s.rate.bps(now))
+        self.layer_bitrate(layer, 3, now)
     }
 
     pub fn set_paused(&mut self, paused: bool) {
@@ -278,7 +286,13 @@ mod tests {
         assert_eq!(p.take_keyframe_request(1, t0, false), Some(500));
         assert_eq!(p.take_keyframe_request(2, t0, false), Some(502), "each stream has its own throttle");
         assert!(!p.stream_active(1, t0));
-        p.heard_rtp(1, 1000, t0);
+        p.heard_rtp(1, 0, 1000, t0);
+        p.heard_rtp(1, 2, 500, t0);
+        assert_eq!(
+            (p.layer_bitrate(1, 0, t0), p.layer_bitrate(1, 1, t0), p.stream_bitrate(1, t0)),
+            (16_000, 16_000, 24_000),
+            "by temporal layer, over the first 500 ms"
+        );
         assert!(p.stream_active(1, t0 + Duration::from_millis(1000)));
         assert!(!p.stream_active(1, t0 + STREAM_INACTIVE_AFTER), "silent for too long");
         assert!(!p.stream_active(2, t0));

@@ -38,8 +38,10 @@ pub(crate) struct LayerSelector {
     temporal_layers: u8,
     preferred_spatial: u8,
     preferred_temporal: u8,
-    /// The highest spatial layer the transport's downlink allows (the allocator's say).
+    /// The highest spatial layer the transport's downlink allows (the allocator's say), and
+    /// the highest temporal layer of that one.
     allowed_spatial: u8,
+    allowed_temporal: u8,
     current_spatial: Option<u8>,
     munger: Vp8Munger,
     /// out timestamp = in + offset (wrapping) for the current stream.
@@ -61,6 +63,7 @@ impl LayerSelector {
             preferred_spatial: streams - 1,
             preferred_temporal: temporal_layers - 1,
             allowed_spatial: u8::MAX,
+            allowed_temporal: u8::MAX,
             current_spatial: None,
             munger: Vp8Munger::new(),
             ts_offset: 0,
@@ -91,10 +94,11 @@ impl LayerSelector {
         self.current_spatial = None;
     }
 
-    /// The highest spatial layer the downlink allows (None: no limit); see
-    /// [`crate::allocator`].
-    pub fn set_allowed(&mut self, spatial: Option<u8>) {
-        self.allowed_spatial = spatial.unwrap_or(u8::MAX);
+    /// The highest (spatial, temporal) layers the downlink allows (None: no limit); the
+    /// temporal limit holds on that spatial layer only (a lower one, forwarded because the
+    /// allowed one is not sending, goes whole). See [`crate::allocator`].
+    pub fn set_allowed(&mut self, allowed: Option<(u8, u8)>) {
+        (self.allowed_spatial, self.allowed_temporal) = allowed.unwrap_or((u8::MAX, u8::MAX));
     }
 
     /// The layer to aim for: the highest active one at or below both the preferred and the
@@ -120,7 +124,8 @@ impl LayerSelector {
             self.switch_to(layer, timestamp, now);
             switched = true;
         }
-        let max_temporal = self.preferred_temporal;
+        let max_temporal =
+            if layer == self.allowed_spatial { self.preferred_temporal.min(self.allowed_temporal) } else { self.preferred_temporal };
         match self.munger.process(payload, max_temporal) {
             Ok((Vp8Verdict::Forward, _)) => {}
             // A packet of the stream being forwarded that is not sent: no gap for it. An

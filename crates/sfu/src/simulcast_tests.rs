@@ -114,7 +114,7 @@ fn temporal_layers_above_the_preferred_one_are_skipped_without_a_gap() {
 #[test]
 fn the_allowed_layer_caps_the_preferred_one_and_an_inactive_preference_goes_up() {
     let mut s = LayerSelector::new(3, 3);
-    s.set_allowed(Some(1));
+    s.set_allowed(Some((1, 2)));
     assert_eq!(s.target(ALL), 1, "the downlink allows layer 1 only");
     s.set_preferred(0, None);
     assert_eq!(s.target(ALL), 0, "the preference is lower still");
@@ -123,4 +123,23 @@ fn the_allowed_layer_caps_the_preferred_one_and_an_inactive_preference_goes_up()
     s.set_allowed(None);
     assert_eq!(s.target(ALL), 2, "no limit");
     assert_eq!(s.target(|_| false), 0, "nothing active: the lowest");
+}
+
+#[test]
+fn the_allowed_temporal_layer_drops_frames_of_the_allowed_stream_only() {
+    let t0 = Instant::now();
+    let mut s = LayerSelector::new(3, 3);
+    s.set_allowed(Some((0, 0)));
+    assert_eq!(s.target(ALL), 0);
+    assert!(matches!(s.packet(0, ALL, 0, &mut vp8(1, 1, 0, false, true), t0), LayerVerdict::Forward { .. }), "the keyframe");
+    assert_eq!(s.packet(0, ALL, 3000, &mut vp8(2, 1, 2, true, false), t0), LayerVerdict::Drop { skip: true }, "TID 2 is above the limit");
+    assert_eq!(s.packet(0, ALL, 6000, &mut vp8(3, 1, 1, true, false), t0), LayerVerdict::Drop { skip: true }, "TID 1 too");
+    assert!(matches!(s.packet(0, ALL, 9000, &mut vp8(4, 2, 0, false, false), t0), LayerVerdict::Forward { .. }), "TID 0 goes");
+    // Stream 0 allowed up to TID 0, but stream 0 is silent: stream 1 is forwarded whole.
+    let mut s = LayerSelector::new(3, 3);
+    s.set_allowed(Some((0, 0)));
+    let only_1 = |l: u8| l == 1;
+    assert_eq!(s.target(only_1), 1);
+    assert!(matches!(s.packet(1, only_1, 0, &mut vp8(1, 1, 0, false, true), t0), LayerVerdict::Forward { .. }));
+    assert!(matches!(s.packet(1, only_1, 3000, &mut vp8(2, 1, 2, true, false), t0), LayerVerdict::Forward { .. }), "whole");
 }

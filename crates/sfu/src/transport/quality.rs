@@ -52,7 +52,8 @@ pub(crate) struct LossMeter {
     received: u64,
     expected_prior: u64,
     received_prior: u64,
-    fraction: Option<f32>,
+    /// (expected, lost) in the last interval.
+    last: Option<(u64, u64)>,
 }
 
 impl LossMeter {
@@ -83,12 +84,16 @@ impl LossMeter {
         let received_interval = self.received.saturating_sub(self.received_prior);
         self.expected_prior = expected;
         self.received_prior = self.received;
-        self.fraction =
-            (expected_interval > 0).then(|| expected_interval.saturating_sub(received_interval) as f32 / expected_interval as f32);
+        self.last = (expected_interval > 0).then(|| (expected_interval, expected_interval.saturating_sub(received_interval)));
     }
 
     pub fn fraction(&self) -> Option<f32> {
-        self.fraction
+        self.last.map(|(expected, lost)| lost as f32 / expected as f32)
+    }
+
+    /// (expected, lost) in the last interval.
+    pub fn last_interval(&self) -> Option<(u64, u64)> {
+        self.last
     }
 }
 
@@ -110,14 +115,14 @@ pub(crate) struct Quality {
     /// Last fraction lost each egress stream's receiver reported (str0m gives `None` for an
     /// interval without a report).
     egress_loss: HashMap<Mid, f32>,
-    /// Upstream loss of each incoming stream, by its media SSRC.
+    /// Upstream loss of each incoming stream (every simulcast stream), by its media SSRC.
     upstream: Vec<(u32, Mid, LossMeter)>,
 }
 
 impl Quality {
-    /// Meters the upstream loss of `mid`'s media stream `ssrc`.
+    /// Meters the upstream loss of `mid`'s media stream `ssrc` (one of its simulcast streams).
     pub fn meter(&mut self, mid: Mid, ssrc: u32) {
-        self.upstream.retain(|(s, m, _)| *s != ssrc && *m != mid);
+        self.upstream.retain(|(s, _, _)| *s != ssrc);
         self.upstream.push((ssrc, mid, LossMeter::default()));
     }
 
@@ -128,9 +133,16 @@ impl Quality {
         }
     }
 
-    /// The upstream fraction lost of `mid`'s stream in the last interval.
+    /// The upstream fraction lost of `mid`'s streams (all simulcast streams together) in the
+    /// last interval.
     pub fn upstream_loss(&self, mid: &Mid) -> Option<f32> {
-        self.upstream.iter().find(|(_, m, _)| m == mid).and_then(|(_, _, l)| l.fraction())
+        let (expected, lost) = self
+            .upstream
+            .iter()
+            .filter(|(_, m, _)| m == mid)
+            .filter_map(|(_, _, l)| l.last_interval())
+            .fold((0, 0), |(e, l), (e2, l2)| (e + e2, l + l2));
+        (expected > 0).then(|| lost as f32 / expected as f32)
     }
 
     /// A report round (once per [`STATS_INTERVAL`]) closes the loss intervals too.
@@ -226,6 +238,26 @@ mod tests {
         assert_eq!(r.bps(), 16_000, "no time passed: kept");
         r.update(t0 + Duration::from_millis(1500), 500);
         assert_eq!(r.bps(), 0, "a counter that went back (a rebuilt Rtc) is no negative rate");
+    }
+
+    #[test]
+    fn the_upstream_loss_of_a_simulcast_producer_counts_every_stream() {
+        let mut q = Quality::default();
+        let mid = Mid::from("0");
+        q.meter(mid, 1000); // stream 0: 50 packets, none lost
+        q.meter(mid, 2000); // stream 1 (a rid stream learned later): 50 expected, 10 lost
+        q.meter(Mid::from("1"), 3000);
+        for i in 0..50u16 {
+            q.arrived(1000, i);
+            if i % 5 != 1 {
+                q.arrived(2000, 100 + i);
+            }
+        }
+        for (_, _, m) in &mut q.upstream {
+            m.interval();
+        }
+        assert_eq!(q.upstream_loss(&mid), Some(0.1), "10 of 100");
+        assert_eq!(q.upstream_loss(&Mid::from("1")), None, "nothing expected there");
     }
 
     #[test]

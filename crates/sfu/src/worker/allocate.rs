@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use super::Worker;
-use crate::allocator::{allocate, Demand};
+use crate::allocator::{allocate, Demand, Step};
 use crate::ids::Key;
+use crate::producer::Producer;
 use crate::rtp_parameters::MediaKind;
 
 /// How often each transport's downlink is shared out again.
@@ -45,19 +46,12 @@ impl Worker {
                 continue;
             }
             let demand = match c.layers() {
-                Some(l) => Demand {
-                    priority: c.priority(),
-                    audio: false,
-                    simulcast: true,
-                    layers: (0..=usize::from(l.preferred().0))
-                        .map(|s| if p.stream_active(s, now) { p.stream_bitrate(s, now).max(1) } else { 0 })
-                        .collect(),
-                },
+                Some(l) => Demand { priority: c.priority(), audio: false, simulcast: true, steps: ladder(p, l.preferred(), now) },
                 None => Demand {
                     priority: c.priority(),
                     audio: c.kind() == MediaKind::Audio,
                     simulcast: false,
-                    layers: vec![p.stream_bitrate(0, now)],
+                    steps: vec![Step { spatial: 0, temporal: 0, bps: p.stream_bitrate(0, now) }],
                 },
             };
             keys.push(ckey);
@@ -65,19 +59,20 @@ impl Worker {
         }
         let allocation = allocate(available, &demands);
         // Probe for everything preferred; keep up what is used plus the cheapest next step.
-        let desired: u64 = demands.iter().map(|d| d.layers.iter().copied().max().unwrap_or(0)).sum();
+        let desired: u64 = demands.iter().map(|d| d.steps.iter().map(|s| s.bps).max().unwrap_or(0)).sum();
         let mut next_step = u64::MAX;
-        for ((ckey, layer), d) in keys.iter().zip(&allocation.layers).zip(&demands) {
+        for ((ckey, layers), d) in keys.iter().zip(&allocation.layers).zip(&demands) {
             if !d.simulcast {
                 continue;
             }
             if let Some(l) = self.consumers.get_mut(ckey).and_then(|c| c.layers_mut()) {
-                l.set_allowed(*layer);
+                l.set_allowed(*layers);
             }
-            let now_bps = layer.map_or(0, |l| d.layers[usize::from(l)]);
-            let from = layer.map_or(0, |l| usize::from(l) + 1);
-            if let Some(up) = d.layers[from.min(d.layers.len())..].iter().find(|b| **b > 0) {
-                next_step = next_step.min(up.saturating_sub(now_bps));
+            let at = layers.and_then(|(s, t)| d.steps.iter().position(|x| x.spatial == s && x.temporal == t));
+            let now_bps = at.map_or(0, |k| d.steps[k].bps);
+            let from = at.map_or(0, |k| k + 1);
+            if let Some(up) = d.steps[from.min(d.steps.len())..].iter().find(|s| s.bps > 0) {
+                next_step = next_step.min(up.bps.saturating_sub(now_bps));
             }
         }
         let minimum = allocation.used.saturating_add(if next_step == u64::MAX { 0 } else { next_step });
@@ -86,4 +81,22 @@ impl Worker {
             self.dirty.push(tkey);
         }
     }
+}
+
+/// A simulcast consumer's ladder up to its `preferred` (spatial, temporal) layers: the temporal
+/// layers of the lowest stream sending one by one, then each higher stream whole (up to the
+/// preferred temporal layer); a stream not sending is listed at 0 bit/s.
+fn ladder(p: &Producer, (spatial, temporal): (u8, u8), now: Instant) -> Vec<Step> {
+    let active = |s: u8| p.stream_active(usize::from(s), now);
+    let lowest = (0..=spatial).find(|s| active(*s));
+    let mut steps = Vec::with_capacity(usize::from(spatial) + usize::from(temporal) + 1);
+    for s in 0..=spatial {
+        let bps = |t: u8| if active(s) { p.layer_bitrate(usize::from(s), t, now).max(1) } else { 0 };
+        if Some(s) == lowest {
+            steps.extend((0..=temporal).map(|t| Step { spatial: s, temporal: t, bps: bps(t) }));
+        } else {
+            steps.push(Step { spatial: s, temporal, bps: bps(temporal) });
+        }
+    }
+    steps
 }

@@ -249,8 +249,10 @@ impl Worker {
         let Some((pkey, layer)) = self.producer_stream(tkey, &packet) else { return };
         let Worker { transports, producers, consumers, routers, stats, dirty, out, current, events, .. } = self;
         let Some(producer) = producers.get_mut(&pkey) else { return };
-        // Counted as on the wire: what the downlink allocator weighs against the estimate.
-        producer.heard_rtp(layer, packet.payload.len() + WIRE_OVERHEAD, now);
+        // Counted as on the wire, by temporal layer for simulcast: what the downlink allocator
+        // weighs against the estimate.
+        let tid = if producer.stream_count() > 1 { crate::vp8::parse(&packet.payload).ok().and_then(|d| d.tid).unwrap_or(0) } else { 0 };
+        producer.heard_rtp(layer, tid, packet.payload.len() + WIRE_OVERHEAD, now);
         let producer = &*producer;
         if producer.is_paused() {
             return;
@@ -344,7 +346,7 @@ impl Worker {
         let pkey = t.producers().iter().copied().find(|p| self.producers.get(p).is_some_and(|p| p.plan().mid == *mid))?;
         let layer = self.producers.get_mut(&pkey)?.learn_stream(ssrc, &rid)?;
         if let Some(w) = t.webrtc_mut() {
-            w.guard(ssrc);
+            w.learned_stream(mid, ssrc);
         }
         Some((pkey, layer))
     }

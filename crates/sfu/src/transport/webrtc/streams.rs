@@ -32,12 +32,18 @@ impl WebRtcTransport {
             };
             api.expect_stream_rx(Ssrc::from(ssrc), e.rtx_ssrc.map(Ssrc::from), mid.into(), rid);
         }
-        if let Some(ssrc) = encodings.first().and_then(|e| e.ssrc) {
+        for ssrc in encodings.iter().filter_map(|e| e.ssrc) {
             self.quality.meter(mid.into(), ssrc);
         }
         for s in encodings.iter().flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc)) {
             self.guard(s);
         }
+    }
+
+    /// A rid stream of `mid` showed its SSRC: guarded and its upstream loss metered from now on.
+    pub fn learned_stream(&mut self, mid: Mid, ssrc: u32) {
+        self.guard(ssrc);
+        self.quality.meter(mid, ssrc);
     }
 
     /// Guards the RTP of `ssrc` from now on (a [`SeqGuard`]; idempotent).
