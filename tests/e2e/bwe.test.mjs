@@ -5,7 +5,7 @@
 // Bob and Carol lay their tiles out wide, so their small-tile rule (web/src/layers.js) asks for
 // the top stream: only the bandwidth decides. Bob gets the top stream that arrives; Carol a lower
 // one, and keeps decoding; once the limit is lifted, Carol climbs back to the top stream. Bob
-// turns his camera off and mutes: Carol's downlink carries only Alice. (Chromium sends the lowest
+// and Carol turn their cameras off and mute: each downlink carries only Alice. (Chromium sends the lowest
 // stream, 320x180, at about 350 kbit/s, more than the limit: what fits is that stream without its
 // top temporal layer.)
 import { test } from 'node:test';
@@ -101,6 +101,13 @@ async function sentStreams(a) {
     .sort((x, y) => x.width - y.width);
 }
 
+/** The server's downlink estimate for `user`'s receive transport, kbit/s (transportStats). */
+async function serverEstimate(user) {
+  const r = await user.page.evaluate(() => window.atomeRequest('getTransportStats', { transport_id: window.atome.recvTransport.id }));
+  const bps = r?.stats?.[0]?.availableOutgoingBitrate;
+  return bps === undefined ? 'none' : Math.round(bps / 1000);
+}
+
 test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s gets a lower stream, keeps decoding, and climbs back once the limit is lifted',
   { timeout: 300000, skip: missing }, async (t) => {
     const ns = createNetns();
@@ -121,11 +128,16 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
       await connect(a, c);
       await roomWith(a, [b, c]);
       await joinAll([a, b, c], 2);
-      await b.page.click('#camera');
-      await b.page.click('#mute');
-      await waitFor('Carol no longer consumes Bob\'s camera', () => c.page.evaluate(
-        () => [...window.atome.consumers.values()].filter((x) => x.consumer.kind === 'video').length === 1,
-      ));
+      // Bob and Carol turn their cameras off and mute: each downlink carries only Alice.
+      for (const u of [b, c]) {
+        await u.page.click('#camera');
+        await u.page.click('#mute');
+      }
+      for (const [u, other] of [[b, 'Carol'], [c, 'Bob']]) {
+        await waitFor(`${u.name} no longer consumes ${other}'s camera`, () => u.page.evaluate(
+          () => [...window.atome.consumers.values()].filter((x) => x.consumer.kind === 'video').length === 1,
+        ));
+      }
       const alice = await a.page.evaluate(() => window.atome.user.user_id);
 
       await waitFor('Bob shows Alice', async () => (await reception(b, alice)).width > 0, 30000);
@@ -134,7 +146,12 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
       console.log(`# Alice sends ${sent.length} streams: ${sent.map((s) => `${s.width} px at ${s.kbps} kbit/s`).join(', ')}`);
       assert.ok(sent.length >= 2, `Chromium sends at least two streams: ${JSON.stringify(sent)}`);
       const top = sent.at(-1).width;
-      await waitFor(`Bob receives the top stream (${top} px)`, async () => (await decodedWidth(b, alice)) === top, 15000);
+      // The server's downlink estimate starts at 600 kbit/s and climbs as Bob's feedback allows.
+      const t0 = Date.now();
+      const bobTop = await waitFor(`Bob receives the top stream (${top} px)`, async () => (await decodedWidth(b, alice)) === top, 30000)
+        .then(() => Date.now() - t0, () => null);
+      console.log(`# Bob: ${bobTop === null ? `not on the top stream within 30 s (${await decodedWidth(b, alice)} px)` : `receives the top stream ${bobTop} ms after Alice's streams were read`}`
+        + `; the server's estimate of his downlink ${await serverEstimate(b)} kbit/s`);
       for (const u of [b, c]) {
         const r = await reception(u, alice);
         console.log(`# ${u.name}'s tile is ${r.tilePx} px wide: the small-tile rule asks for layer ${r.layer} (consumer ${r.mode})`);
@@ -171,6 +188,7 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
       const videoKbps = samples.slice(1).map((s, i) => kbps(s.bytes - samples[i].bytes, s.at - samples[i].at));
       const pairKbps = kbps(last.pairBytes - first.pairBytes, span);
       const linkKbps = kbps(tbf1.bytes - tbf0.bytes, span);
+      console.log(`# Carol, limited: the server's estimate of her downlink ${await serverEstimate(c)} kbit/s`);
       console.log(`# Carol, limited: width of the frames decoded in each second ${widths.join(' ')} (Bob: ${bob1.width})`);
       console.log(`# Carol, limited: frames decoded per second ${frames.join(' ')}`);
       console.log(`# Carol, limited: video received per second (kbit/s) ${videoKbps.join(' ')}; all she received ${pairKbps} kbit/s; `
@@ -194,6 +212,9 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
         console.log(`# ${u.name}: layers forwarded (consumerLayersChanged; limit set at 0 s, lifted at ${((t1 - limited) / 1000).toFixed(1)} s): ${await layerChanges(u, alice, limited)}`);
       }
 
+      await t.test('Bob, not limited, receives the top stream', () => {
+        assert.ok(bobTop !== null, `Bob's frame width ${bob1.width}, the top ${top}`);
+      });
       await t.test('the limit holds Carol\'s downlink near 300 kbit/s', () => {
         assert.ok(linkKbps <= LIMIT_KBPS * 1.1, `the link passed ${linkKbps} kbit/s`);
         assert.ok(pairKbps <= LIMIT_KBPS * 1.1, `Carol received ${pairKbps} kbit/s`);

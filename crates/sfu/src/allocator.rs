@@ -34,7 +34,15 @@ pub(crate) struct Demand {
     /// step, the bitrate it uses.
     pub steps: Vec<Step>,
     pub simulcast: bool,
+    /// The step it was given last time: it and the steps below it count at [`KEEP_SHARE`] of
+    /// their bitrate, so a stream's swings (a keyframe, an encoder's burst) do not switch it
+    /// down and up again (each switch up waits for a keyframe).
+    pub current: Option<usize>,
 }
+
+/// The share of a step's bitrate that must fit to keep it (see [`Demand::current`]); a step
+/// above it must fit whole.
+pub(crate) const KEEP_SHARE: (u64, u64) = (4, 5);
 
 /// The outcome for the demands, in their order: for a simulcast consumer the highest (spatial,
 /// temporal) layers it may forward (None: none of its layers is sending); None for the others.
@@ -65,11 +73,13 @@ pub(crate) fn allocate(available: u64, demands: &[Demand]) -> Allocation {
         let mut climbed = false;
         for &i in &order {
             let steps = &demands[i].steps;
+            let kept = demands[i].current;
+            let price = |k: usize| if kept.is_some_and(|c| k <= c) { steps[k].bps / KEEP_SHARE.1 * KEEP_SHARE.0 } else { steps[k].bps };
             for _ in 0..demands[i].priority.max(1) {
-                let current = at[i].map_or(0, |k| steps[k].bps);
+                let current = at[i].map_or(0, price);
                 let from = at[i].map_or(0, |k| k + 1);
                 let Some(next) = (from..steps.len()).find(|k| steps[*k].bps > 0) else { break };
-                let cost = steps[next].bps.saturating_sub(current);
+                let cost = price(next).saturating_sub(current);
                 if cost > remaining {
                     break;
                 }
@@ -102,11 +112,11 @@ mod tests {
     /// A ladder of whole streams (temporal 2) with these bitrates.
     fn sim(priority: u8, layers: &[u64]) -> Demand {
         let steps = layers.iter().enumerate().map(|(s, bps)| Step { spatial: s as u8, temporal: 2, bps: *bps }).collect();
-        Demand { priority, audio: false, steps, simulcast: true }
+        Demand { priority, audio: false, steps, simulcast: true, current: None }
     }
 
     fn fixed(audio: bool, bps: u64) -> Demand {
-        Demand { priority: 1, audio, steps: vec![Step { spatial: 0, temporal: 0, bps }], simulcast: false }
+        Demand { priority: 1, audio, steps: vec![Step { spatial: 0, temporal: 0, bps }], simulcast: false, current: None }
     }
 
     const THREE: [u64; 3] = [150_000, 500_000, 1_500_000];
@@ -137,7 +147,7 @@ mod tests {
             Step { spatial: 1, temporal: 2, bps: 700_000 },
             Step { spatial: 2, temporal: 2, bps: 2_500_000 },
         ];
-        let d = [Demand { priority: 1, audio: false, steps, simulcast: true }, fixed(true, 40_000)];
+        let d = [Demand { priority: 1, audio: false, steps, simulcast: true, current: None }, fixed(true, 40_000)];
         let a = |bps| allocate(bps, &d).layers[0];
         assert_eq!(a(300_000), Some((0, 1)), "300 kbit/s less the audio: stream 0 at 15 frames a second");
         assert_eq!(a(400_000), Some((0, 2)));
@@ -181,5 +191,15 @@ mod tests {
         // The preferred layer is 1: its list stops there.
         let a = allocate(10_000_000, &[sim(1, &THREE[..2]), sim(0, &THREE)]);
         assert_eq!(spatial(&a), vec![Some(1), Some(2)], "priority 0 counts as 1");
+    }
+
+    #[test]
+    fn a_layer_given_is_kept_while_four_fifths_of_it_fit() {
+        let mut d = sim(1, &THREE);
+        assert_eq!(spatial(&allocate(1_400_000, &[d.clone()]))[0], Some(1), "1.5M does not fit whole");
+        d.current = Some(2);
+        assert_eq!(spatial(&allocate(1_400_000, &[d.clone()]))[0], Some(2), "but is kept at 1.4M");
+        assert_eq!(spatial(&allocate(1_200_000, &[d.clone()]))[0], Some(2), "and at 1.2M");
+        assert_eq!(spatial(&allocate(1_100_000, &[d]))[0], Some(1), "not below four fifths");
     }
 }

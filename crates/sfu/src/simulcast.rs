@@ -101,6 +101,11 @@ impl LayerSelector {
         (self.allowed_spatial, self.allowed_temporal) = allowed.unwrap_or((u8::MAX, u8::MAX));
     }
 
+    /// What [`Self::set_allowed`] set last (None: no limit).
+    pub fn allowed(&self) -> Option<(u8, u8)> {
+        (self.allowed_spatial != u8::MAX).then_some((self.allowed_spatial, self.allowed_temporal))
+    }
+
     /// The layer to aim for: the highest active one at or below both the preferred and the
     /// allowed one; else the lowest active one; else the lowest.
     pub fn target(&self, active: impl Fn(u8) -> bool) -> u8 {

@@ -46,12 +46,17 @@ impl Worker {
                 continue;
             }
             let demand = match c.layers() {
-                Some(l) => Demand { priority: c.priority(), audio: false, simulcast: true, steps: ladder(p, l.preferred(), now) },
+                Some(l) => {
+                    let steps = ladder(p, l.preferred(), now);
+                    let current = l.allowed().and_then(|(s, t)| steps.iter().position(|x| x.spatial == s && x.temporal == t));
+                    Demand { priority: c.priority(), audio: false, simulcast: true, steps, current }
+                }
                 None => Demand {
                     priority: c.priority(),
                     audio: c.kind() == MediaKind::Audio,
                     simulcast: false,
                     steps: vec![Step { spatial: 0, temporal: 0, bps: p.stream_bitrate(0, now) }],
+                    current: None,
                 },
             };
             keys.push(ckey);
@@ -76,6 +81,9 @@ impl Worker {
             }
         }
         let minimum = allocation.used.saturating_add(if next_step == u64::MAX { 0 } else { next_step });
+        if let Some(t) = self.transports.get(&tkey) {
+            tracing::debug!(transport = %t.id(), available, used = allocation.used, minimum, desired, layers = ?allocation.layers, "downlink shared");
+        }
         if let Some(w) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
             w.set_bwe_bitrates(minimum, desired.max(allocation.used));
             self.dirty.push(tkey);
