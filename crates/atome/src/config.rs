@@ -78,8 +78,11 @@ pub struct Config {
     pub rtc_tcp: bool,
     /// Downlink bandwidth estimation: each subscriber's transport estimates what it can receive
     /// (transport-cc feedback) and its simulcast consumers get the best layers that fit, by
-    /// priority (`--rtc-downlink-bwe=false`: off, every consumer gets its preferred layer).
-    #[arg(long, env = "ATOME_RTC_DOWNLINK_BWE", default_value_t = true, action = clap::ArgAction::Set)]
+    /// priority (`--rtc-downlink-bwe=true`). Off by default for now: on a good link the estimate
+    /// can take 20 s or more to climb back after a consumer sat on a low layer, and it costs CPU
+    /// (docs/protocol.md). Off, every consumer gets its preferred layer (the web client's
+    /// small-tile rule still asks for less).
+    #[arg(long, env = "ATOME_RTC_DOWNLINK_BWE", default_value_t = false, action = clap::ArgAction::Set)]
     pub rtc_downlink_bwe: bool,
     /// TURN servers handed to clients in `iceServers` (comma-separated URLs, e.g.
     /// `turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp`), for

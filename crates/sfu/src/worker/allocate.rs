@@ -63,7 +63,9 @@ impl Worker {
             demands.push(demand);
         }
         let allocation = allocate(available, &demands);
-        // Probe for everything preferred; keep up what is used plus the cheapest next step.
+        // Probe for everything preferred; while a consumer could climb, keep up what is used plus
+        // the cheapest next step (str0m pads up to it, capped by the estimate); otherwise no
+        // padding beyond str0m's own floor.
         let desired: u64 = demands.iter().map(|d| d.steps.iter().map(|s| s.bps).max().unwrap_or(0)).sum();
         let mut next_step = u64::MAX;
         for ((ckey, layers), d) in keys.iter().zip(&allocation.layers).zip(&demands) {
@@ -80,7 +82,7 @@ impl Worker {
                 next_step = next_step.min(up.bps.saturating_sub(now_bps));
             }
         }
-        let minimum = allocation.used.saturating_add(if next_step == u64::MAX { 0 } else { next_step });
+        let minimum = if next_step == u64::MAX { 0 } else { allocation.used.saturating_add(next_step) };
         if let Some(t) = self.transports.get(&tkey) {
             tracing::debug!(transport = %t.id(), available, used = allocation.used, minimum, desired, layers = ?allocation.layers, "downlink shared");
         }

@@ -228,7 +228,9 @@ impl Worker {
                 }
             }
             Event::PeerStats(s) => {
-                self.with_quality(tkey, |q| q.peer_stats(s));
+                if let Some(t) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
+                    t.peer_stats(s);
+                }
                 self.update_scores(tkey);
             }
             Event::MediaIngressStats(s) => self.with_quality(tkey, |q| q.ingress(s)),
