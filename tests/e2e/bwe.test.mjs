@@ -18,9 +18,11 @@ const A = '+33611111111';
 const B = '+33622222222';
 const C = '+33633333333';
 const LIMIT_KBPS = 300;
-// Not part of the suite yet (ATOME_E2E_BWE=1 runs it): with downlink estimation on, Bob's estimate
-// on loopback sometimes stalls below the top stream (3.2-3.3 Mbit/s against 4-5 Mbit/s) and
-// Carol's switch down can wait 8 s for a keyframe through the congested link; issue 18's note.
+// Not part of the suite yet (ATOME_E2E_BWE=1 runs it): the limited part passes every run, but on
+// this machine (three Chromiums and the server on two cores) a loopback subscriber's estimate
+// sometimes stays below Alice's top stream (3.4-4.2 Mbit/s against 2.4-5.2 Mbit/s) for 30 s and
+// more, so "Bob gets the top stream" and "Carol climbs back within 30 s" fail about one run in
+// three; issue 18's note.
 const missing = (process.env.ATOME_E2E_BWE !== '1' && 'downlink estimation is not settled yet: ATOME_E2E_BWE=1 runs this test')
   || netnsUnavailable() || (spawnSync('tc', ['-V']).status !== 0 && 'tc is not installed (apt-get install iproute2)');
 
@@ -162,18 +164,28 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
         assert.equal(r.layer, Number(r.mode.match(/^L(\d+)/)[1]) - 1, `${u.name}'s tile asks for the top layer`);
       }
 
-      console.log(`# Carol, not limited yet: decodes ${await decodedWidth(c, alice)} px`);
+      const c0 = Date.now();
+      const carolTop = await waitFor(`Carol receives the top stream (${top} px) before the limit`, async () => (await decodedWidth(c, alice)) === top, 30000)
+        .then(() => Date.now() - c0, () => null);
+      console.log(`# Carol, not limited yet: decodes ${await decodedWidth(c, alice)} px${carolTop === null ? ' (not the top stream within 30 s)' : ` (the top stream ${carolTop} ms after Bob)`}`);
 
       // Limited: Carol should get a lower stream (up to 30 s for the server to see her downlink),
       // then 10 s of per-second figures.
       ns.limitDown(`${LIMIT_KBPS}kbit`);
       const limited = Date.now();
       console.log(`# Carol's downlink limited: tc tbf rate ${LIMIT_KBPS}kbit burst 16kbit latency 400ms on ${ns.hostIf} (Carol at ${ns.nsIp})`);
-      const lower = await waitFor('Carol decodes a lower stream than Bob', async () => {
-        const w = await decodedWidth(c, alice);
-        return w > 0 && w < top ? w : null;
+      // Settled: two seconds in a row with frames decoded, all of a lower stream than the top.
+      let prev = await reception(c, alice);
+      let settledFor = 0;
+      const lower = await waitFor('Carol settles on a lower stream than Bob', async () => {
+        await sleep(1000);
+        const now = await reception(c, alice);
+        const decoding = now.frames > prev.frames && now.width > 0 && now.width < top;
+        prev = now;
+        settledFor = decoding ? settledFor + 1 : 0;
+        return settledFor >= 2 ? now.width : null;
       }, 30000).catch(() => null);
-      console.log(`# Carol: ${lower ? `decodes a ${lower} px stream ${Date.now() - limited} ms after the limit was set` : `no lower stream decoded within 30 s (frames decoded ${(await reception(c, alice)).frames}, the last ${(await reception(c, alice)).width} px wide)`}`);
+      console.log(`# Carol: ${lower ? `settled on a ${lower} px stream ${Date.now() - limited} ms after the limit was set (decoding for 2 s)` : `no lower stream decoded within 30 s (frames decoded ${(await reception(c, alice)).frames}, the last ${(await reception(c, alice)).width} px wide)`}`);
       const samples = [await reception(c, alice)];
       const bob0 = await reception(b, alice);
       const tbf0 = ns.limitStats();

@@ -86,8 +86,12 @@ pub(crate) struct WebRtcTransport {
     dtls_connected: bool,
     /// Estimate the downlink (receive transports; see `bwe`).
     downlink_bwe: bool,
-    /// The latest downlink estimate, bit/s.
+    /// The latest downlink estimate, bit/s, and when it last changed.
     egress_estimate: Option<u64>,
+    estimate_changed_at: Option<Instant>,
+    /// What the last allocation gave its consumers, and what they would have used, bit/s.
+    allocated: u64,
+    desired: u64,
     /// Bytes of every datagram sent (str0m's own figure leaves out the estimator's padding).
     bytes_sent: u64,
 }
@@ -177,6 +181,9 @@ impl WebRtcTransport {
             dtls_connected: false,
             downlink_bwe,
             egress_estimate: None,
+            estimate_changed_at: None,
+            allocated: 0,
+            desired: 0,
             bytes_sent: 0,
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;

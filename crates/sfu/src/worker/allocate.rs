@@ -1,7 +1,6 @@
 //! Downlink allocation: every [`ALLOCATE_EVERY`], each receive transport that estimates its
-//! downlink shares the estimate among its consumers ([`crate::allocator`]), caps the spatial
-//! layer of its simulcast consumers accordingly, and tells str0m's estimator what to keep up
-//! and what to probe for. mediasoup redistributes on each new estimate of its transport-cc
+//! downlink shares the estimate among its consumers ([`crate::allocator`]), caps the layers of
+//! its simulcast consumers accordingly, and tells str0m's estimator what to probe for. mediasoup redistributes on each new estimate of its transport-cc
 //! client; once a second keeps layer switches (each waits for a keyframe) at a sane pace.
 use std::time::{Duration, Instant};
 
@@ -33,8 +32,9 @@ impl Worker {
         }
     }
 
-    /// One transport's allocation (see the module's doc).
-    fn allocate_transport(&mut self, tkey: Key, now: Instant) {
+    /// One transport's allocation (see the module's doc); also run at once when its estimate
+    /// falls below what the last one gave out.
+    pub(super) fn allocate_transport(&mut self, tkey: Key, now: Instant) {
         let Some(t) = self.transports.get(&tkey) else { return };
         let Some(available) = t.webrtc().and_then(|w| w.available_outgoing_bitrate()) else { return };
         let mut keys = Vec::with_capacity(t.consumers().len());
@@ -63,31 +63,21 @@ impl Worker {
             demands.push(demand);
         }
         let allocation = allocate(available, &demands);
-        // Probe for everything preferred; while a consumer could climb, keep up what is used plus
-        // the cheapest next step (str0m pads up to it, capped by the estimate); otherwise no
-        // padding beyond str0m's own floor.
+        // Probe for everything preferred. No padding is asked for (str0m keeps its own floor):
+        // padding up to the next layer held a loopback browser's estimate back (its decoding
+        // competes with the padding) and cost bandwidth; str0m's probes (on a rising demand, and
+        // every 5 s while application-limited) find the room to climb.
         let desired: u64 = demands.iter().map(|d| d.steps.iter().map(|s| s.bps).max().unwrap_or(0)).sum();
-        let mut next_step = u64::MAX;
         for ((ckey, layers), d) in keys.iter().zip(&allocation.layers).zip(&demands) {
-            if !d.simulcast {
-                continue;
-            }
-            if let Some(l) = self.consumers.get_mut(ckey).and_then(|c| c.layers_mut()) {
+            if let Some(l) = self.consumers.get_mut(ckey).and_then(|c| c.layers_mut()).filter(|_| d.simulcast) {
                 l.set_allowed(*layers);
             }
-            let at = layers.and_then(|(s, t)| d.steps.iter().position(|x| x.spatial == s && x.temporal == t));
-            let now_bps = at.map_or(0, |k| d.steps[k].bps);
-            let from = at.map_or(0, |k| k + 1);
-            if let Some(up) = d.steps[from.min(d.steps.len())..].iter().find(|s| s.bps > 0) {
-                next_step = next_step.min(up.bps.saturating_sub(now_bps));
-            }
         }
-        let minimum = if next_step == u64::MAX { 0 } else { allocation.used.saturating_add(next_step) };
         if let Some(t) = self.transports.get(&tkey) {
-            tracing::debug!(transport = %t.id(), available, used = allocation.used, minimum, desired, layers = ?allocation.layers, "downlink shared");
+            tracing::debug!(transport = %t.id(), available, used = allocation.used, desired, layers = ?allocation.layers, "downlink shared");
         }
         if let Some(w) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
-            w.set_bwe_bitrates(minimum, desired.max(allocation.used));
+            w.set_desired_bitrate(desired.max(allocation.used), allocation.used, now);
             self.dirty.push(tkey);
         }
     }

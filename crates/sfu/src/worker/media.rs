@@ -236,8 +236,9 @@ impl Worker {
             Event::MediaIngressStats(s) => self.with_quality(tkey, |q| q.ingress(s)),
             Event::MediaEgressStats(s) => self.with_quality(tkey, |q| q.egress(s)),
             Event::EgressBitrateEstimate(kind) => {
-                if let Some(t) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
-                    t.estimate_changed(&kind);
+                let fell = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()).is_some_and(|t| t.estimate_changed(&kind, now));
+                if fell {
+                    self.allocate_transport(tkey, now);
                 }
             }
             _ => {}

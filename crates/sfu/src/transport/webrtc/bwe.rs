@@ -5,6 +5,8 @@
 //! Turned on per engine ([`crate::EngineConfig::downlink_bwe`]); it costs str0m's send history
 //! (transport-wide sequence numbers), the client's feedback every ~100 ms and the pacer's
 //! wake-ups.
+use std::time::{Duration, Instant};
+
 use str0m::bwe::{Bitrate, BweKind};
 
 use super::WebRtcTransport;
@@ -12,6 +14,9 @@ use crate::Direction;
 
 /// Where the estimate starts (mediasoup's `initialAvailableOutgoingBitrate` default).
 pub(crate) const INITIAL_ESTIMATE_BPS: u64 = 600_000;
+/// An estimate that has not moved for this long while consumers want more is restarted from
+/// where it is (str0m's estimator can stay put after a congested spell: no probe, no change).
+const STALLED_AFTER: Duration = Duration::from_secs(8);
 
 impl WebRtcTransport {
     /// Whether this transport estimates its downlink (a receive transport with estimation on).
@@ -19,13 +24,17 @@ impl WebRtcTransport {
         self.downlink_bwe && self.direction == Direction::Recv
     }
 
-    /// str0m's new estimate (transport-cc) or the client's REMB.
-    pub fn estimate_changed(&mut self, kind: &BweKind) {
+    /// str0m's new estimate (transport-cc) or the client's REMB; whether it fell below what the
+    /// last allocation gave out (the consumers should be shared out again now, not at the next
+    /// round).
+    pub fn estimate_changed(&mut self, kind: &BweKind, now: Instant) -> bool {
         let bps = match kind {
             BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. } => estimate.as_u64(),
-            _ => return, // a kind str0m may add later: ignored
+            _ => return false, // a kind str0m may add later: ignored
         };
         self.egress_estimate = Some(bps);
+        self.estimate_changed_at = Some(now);
+        bps < self.allocated
     }
 
     /// The downlink estimate in bit/s (mediasoup's `availableOutgoingBitrate`), once there is one.
@@ -33,13 +42,27 @@ impl WebRtcTransport {
         self.egress_estimate
     }
 
-    /// Tells the estimator what the consumers would use: `minimum` is kept up with padding
-    /// (capped by the estimate) so the next layer can be reached, `desired` is probed for.
-    pub fn set_bwe_bitrates(&mut self, minimum: u64, desired: u64) {
+    /// After an allocation that gave out `allocated` bit/s, tells the estimator what the
+    /// consumers would use (`desired`, bit/s). str0m probes when the desired bitrate rises above
+    /// its estimate (an allocation probe, at most twice the estimate): while some consumer gets
+    /// less than it would use, the figure given rises by at least 1 bit/s a round so the probes
+    /// go on and the estimate can double each round; once everyone has what it wants it is
+    /// given as it is. An estimate stalled for [`STALLED_AFTER`] below the demand is restarted
+    /// from where it is. No minimum is kept up with padding.
+    pub fn set_desired_bitrate(&mut self, desired: u64, allocated: u64, now: Instant) {
         if !self.estimates_downlink() {
             return;
         }
-        self.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(desired)), Bitrate::bps(desired));
+        self.allocated = allocated;
+        let stalled = self.estimate_changed_at.is_some_and(|at| now.saturating_duration_since(at) >= STALLED_AFTER);
+        if let (true, true, Some(estimate)) = (stalled, allocated < desired, self.egress_estimate) {
+            // Restarting makes str0m probe at 3 and 6 times the estimate at once.
+            tracing::debug!(estimate, desired, "downlink estimate stalled below the demand; restarting it");
+            self.rtc.bwe().reset(Bitrate::bps(estimate));
+            self.estimate_changed_at = Some(now);
+        }
+        self.desired = if allocated < desired { desired.max(self.desired.saturating_add(1)) } else { desired };
+        self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(self.desired));
         self.needs_tick = true;
     }
 }
