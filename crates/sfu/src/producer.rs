@@ -11,7 +11,8 @@ use crate::rate::RateMeter;
 use crate::rtp_parameters::MediaKind;
 
 /// Keyframe requests reach a producer's stream at most this often (unless forced, e.g. by a
-/// resume).
+/// resume); one asked for within it is sent when it ends, unless a keyframe came meanwhile
+/// (mediasoup's KeyFrameRequestManager sends again after a second without the keyframe too).
 pub(crate) const KEYFRAME_THROTTLE: Duration = Duration::from_secs(1);
 /// A simulcast stream that sent nothing for this long is not chosen for consumers (the browser
 /// stopped sending it: CPU, bandwidth, or a smaller capture than the layer needs).
@@ -23,6 +24,8 @@ struct Stream {
     /// Announced, or learned from the first packet carrying the encoding's rid.
     ssrc: Option<u32>,
     last_keyframe_request: Option<Instant>,
+    /// A request came within the throttle: sent when it ends, unless a keyframe came first.
+    keyframe_deferred: bool,
     last_packet: Option<Instant>,
     /// Its bitrate by VP8 temporal layer (TID 0..=3; 0 without one), which the downlink
     /// allocator weighs.
@@ -187,7 +190,8 @@ impl Producer {
 
     /// The SSRC a keyframe request for stream `layer` should go to now, if one should (video
     /// only, the stream's SSRC known, at most one per [`KEYFRAME_THROTTLE`] and stream unless
-    /// `force`); if so it counts as sent.
+    /// `force`); if so it counts as sent. One within the throttle is deferred (see
+    /// [`Self::take_deferred_keyframe_requests`]).
     pub fn take_keyframe_request(&mut self, layer: usize, now: Instant, force: bool) -> Option<u32> {
         if self.kind != MediaKind::Video {
             return None;
@@ -195,10 +199,44 @@ impl Producer {
         let s = self.streams.get_mut(layer)?;
         let ssrc = s.ssrc?;
         if !force && s.last_keyframe_request.is_some_and(|l| now.saturating_duration_since(l) < KEYFRAME_THROTTLE) {
+            s.keyframe_deferred = true;
             return None;
         }
         s.last_keyframe_request = Some(now);
+        s.keyframe_deferred = false;
         Some(ssrc)
+    }
+
+    /// When the earliest deferred keyframe request is due, if any.
+    pub fn deferred_keyframe_due(&self) -> Option<Instant> {
+        self.streams.iter().filter(|s| s.keyframe_deferred).filter_map(|s| s.last_keyframe_request).map(|l| l + KEYFRAME_THROTTLE).min()
+    }
+
+    /// The SSRCs of the deferred requests whose throttle has ended by `now` (they count as
+    /// sent).
+    pub fn take_deferred_keyframe_requests(&mut self, now: Instant) -> Vec<u32> {
+        let mut due = Vec::new();
+        for s in &mut self.streams {
+            let ready = s.last_keyframe_request.is_none_or(|l| now.saturating_duration_since(l) >= KEYFRAME_THROTTLE);
+            if let (true, true, Some(ssrc)) = (s.keyframe_deferred, ready, s.ssrc) {
+                s.keyframe_deferred = false;
+                s.last_keyframe_request = Some(now);
+                due.push(ssrc);
+            }
+        }
+        due
+    }
+
+    /// Whether stream `layer` waits to send a deferred keyframe request.
+    pub fn keyframe_deferred(&self, layer: usize) -> bool {
+        self.streams.get(layer).is_some_and(|s| s.keyframe_deferred)
+    }
+
+    /// A keyframe of stream `layer` arrived: a deferred request for it is no longer needed.
+    pub fn heard_keyframe(&mut self, layer: usize) {
+        if let Some(s) = self.streams.get_mut(layer) {
+            s.keyframe_deferred = false;
+        }
     }
 }
 
@@ -264,6 +302,20 @@ mod tests {
         assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(600), true), Some(1), "forced");
         assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(1500), false), None, "the forced one restarted the throttle");
         assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(1700), false), Some(1));
+        // A request within the throttle is deferred to its end, unless a keyframe comes first.
+        assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(1800), false), None);
+        assert_eq!(p.deferred_keyframe_due(), Some(t0 + Duration::from_millis(2700)));
+        assert!(p.take_deferred_keyframe_requests(t0 + Duration::from_millis(2600)).is_empty(), "not yet");
+        assert_eq!(p.take_deferred_keyframe_requests(t0 + Duration::from_millis(2700)), vec![1]);
+        assert_eq!(p.deferred_keyframe_due(), None, "sent once");
+        assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(2800), false), None);
+        assert!(p.keyframe_deferred(0));
+        p.heard_keyframe(0);
+        assert_eq!(
+            (p.deferred_keyframe_due(), p.take_deferred_keyframe_requests(t0 + Duration::from_secs(9))),
+            (None, vec![]),
+            "the keyframe came"
+        );
         assert_eq!(p.take_keyframe_request(1, t0, true), None, "no such stream");
         let mut audio = producer(MediaKind::Audio, plan(2, None, "1"));
         assert_eq!(audio.take_keyframe_request(0, t0, true), None, "audio has no keyframes");

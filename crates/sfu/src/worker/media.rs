@@ -15,7 +15,7 @@ use crate::ortc::encodings::MAX_ENCODINGS;
 use crate::rtp_parameters::MediaKind;
 use crate::seq_guard::{rtp_ssrc_seq, Admit};
 use crate::transmit::Protocol;
-use crate::transport::plain::rtcp_empty_rr;
+use crate::transport::plain::{rtcp_empty_rr, starts_keyframe};
 use crate::transport::webrtc::Arrival;
 use crate::{CloseReason, EngineEvent};
 
@@ -256,6 +256,12 @@ impl Worker {
         // weighs against the estimate.
         let tid = if producer.stream_count() > 1 { crate::vp8::parse(&packet.payload).ok().and_then(|d| d.tid).unwrap_or(0) } else { 0 };
         producer.heard_rtp(layer, tid, packet.payload.len() + WIRE_OVERHEAD, now);
+        if producer.keyframe_deferred(layer) {
+            let mime = producer.plan().consumable_codecs.first().map_or("", |c| c.mime_type.as_str());
+            if starts_keyframe(mime, &packet.payload) {
+                producer.heard_keyframe(layer);
+            }
+        }
         let producer = &*producer;
         if producer.is_paused() {
             return;
@@ -374,17 +380,48 @@ impl Worker {
         self.request_keyframe_layer(pkey, usize::from(layer), force, now);
     }
 
-    /// Sends stream `layer` of a producer a PLI unless throttled (see
-    /// [`crate::producer::KEYFRAME_THROTTLE`]).
+    /// Sends stream `layer` of a producer a PLI unless throttled; a throttled one is deferred
+    /// to the throttle's end (see [`crate::producer::KEYFRAME_THROTTLE`]).
     pub(super) fn request_keyframe_layer(&mut self, key: Key, layer: usize, force: bool, now: Instant) {
         let Some(p) = self.producers.get_mut(&key) else { return };
         let tkey = p.transport();
-        let Some(ssrc) = p.take_keyframe_request(layer, now, force) else { return };
+        let Some(ssrc) = p.take_keyframe_request(layer, now, force) else {
+            if let Some(due) = p.deferred_keyframe_due() {
+                self.next_keyframe_due = Some(self.next_keyframe_due.map_or(due, |d| d.min(due)));
+            }
+            return;
+        };
+        self.send_pli(tkey, ssrc);
+    }
+
+    fn send_pli(&mut self, tkey: Key, ssrc: u32) {
         if let Some(t) = self.transports.get_mut(&tkey).and_then(|t| t.webrtc_mut()) {
             if t.request_keyframe(ssrc) {
                 self.stats.keyframe_requests += 1;
             }
             self.dirty.push(tkey);
+        }
+    }
+
+    /// Sends the deferred keyframe requests whose throttle has ended (those a keyframe answered
+    /// meanwhile were dropped when it came).
+    pub(super) fn send_deferred_keyframe_requests(&mut self, now: Instant) {
+        if self.next_keyframe_due.is_none_or(|due| now < due) {
+            return;
+        }
+        let mut due: Vec<(Key, u32)> = Vec::new();
+        let mut next: Option<Instant> = None;
+        for p in self.producers.values_mut() {
+            let tkey = p.transport();
+            due.extend(p.take_deferred_keyframe_requests(now).into_iter().map(|ssrc| (tkey, ssrc)));
+            if let Some(d) = p.deferred_keyframe_due() {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        self.next_keyframe_due = next;
+        for (tkey, ssrc) in due {
+            self.current = Some(tkey);
+            self.send_pli(tkey, ssrc);
         }
     }
 

@@ -91,6 +91,8 @@ pub struct Worker {
     next_liveness: Instant,
     /// When the downlinks are next shared out ([`allocate::ALLOCATE_EVERY`]).
     next_allocation: Instant,
+    /// When the earliest deferred keyframe request is due (see `producer::KEYFRAME_THROTTLE`).
+    next_keyframe_due: Option<Instant>,
     /// No transport's str0m timeout is earlier than this; a scan then finds what is due.
     next_due: Instant,
     out: Outbox,
@@ -131,6 +133,7 @@ impl Worker {
             dead: Vec::new(),
             next_liveness: now + LIVENESS_EVERY,
             next_allocation: now + allocate::ALLOCATE_EVERY,
+            next_keyframe_due: None,
             next_due: now,
             out: Outbox::default(),
             events: VecDeque::new(),
@@ -175,6 +178,7 @@ impl Worker {
         self.fire_timeouts(now);
         self.find_silent(now);
         self.allocate_downlinks(now);
+        self.send_deferred_keyframe_requests(now);
         self.flush(now);
         self.reap_dead();
         self.current = None;
@@ -203,7 +207,7 @@ impl Worker {
     /// When [`Worker::handle_timeout`] should be called next (it may be called earlier).
     pub fn poll_timeout(&self) -> Instant {
         let due = if self.dirty.is_empty() { self.next_due } else { self.now };
-        let next = due.min(self.next_liveness);
+        let next = due.min(self.next_liveness).min(self.next_keyframe_due.unwrap_or(due));
         if self.config.downlink_bwe {
             next.min(self.next_allocation)
         } else {
