@@ -38,10 +38,9 @@ pub(crate) struct LayerSelector {
     temporal_layers: u8,
     preferred_spatial: u8,
     preferred_temporal: u8,
-    /// The highest spatial layer the transport's downlink allows (the allocator's say), and
-    /// the highest temporal layer of that one.
-    allowed_spatial: u8,
-    allowed_temporal: u8,
+    /// The highest (spatial, temporal) layers the transport's downlink allows (the allocator's
+    /// say; the temporal limit holds on that spatial layer only); None: no limit.
+    allowed: Option<(u8, u8)>,
     current_spatial: Option<u8>,
     munger: Vp8Munger,
     /// out timestamp = in + offset (wrapping) for the current stream.
@@ -62,8 +61,7 @@ impl LayerSelector {
             temporal_layers,
             preferred_spatial: streams - 1,
             preferred_temporal: temporal_layers - 1,
-            allowed_spatial: u8::MAX,
-            allowed_temporal: u8::MAX,
+            allowed: None,
             current_spatial: None,
             munger: Vp8Munger::new(),
             ts_offset: 0,
@@ -98,18 +96,18 @@ impl LayerSelector {
     /// temporal limit holds on that spatial layer only (a lower one, forwarded because the
     /// allowed one is not sending, goes whole). See [`crate::allocator`].
     pub fn set_allowed(&mut self, allowed: Option<(u8, u8)>) {
-        (self.allowed_spatial, self.allowed_temporal) = allowed.unwrap_or((u8::MAX, u8::MAX));
+        self.allowed = allowed;
     }
 
     /// What [`Self::set_allowed`] set last (None: no limit).
     pub fn allowed(&self) -> Option<(u8, u8)> {
-        (self.allowed_spatial != u8::MAX).then_some((self.allowed_spatial, self.allowed_temporal))
+        self.allowed
     }
 
     /// The layer to aim for: the highest active one at or below both the preferred and the
     /// allowed one; else the lowest active one; else the lowest.
     pub fn target(&self, active: impl Fn(u8) -> bool) -> u8 {
-        let top = self.preferred_spatial.min(self.allowed_spatial);
+        let top = self.allowed.map_or(self.preferred_spatial, |(s, _)| self.preferred_spatial.min(s));
         (0..=top).rev().find(|l| active(*l)).or_else(|| (0..self.streams).find(|l| active(*l))).unwrap_or(0)
     }
 
@@ -129,8 +127,10 @@ impl LayerSelector {
             self.switch_to(layer, timestamp, now);
             switched = true;
         }
-        let max_temporal =
-            if layer == self.allowed_spatial { self.preferred_temporal.min(self.allowed_temporal) } else { self.preferred_temporal };
+        let max_temporal = match self.allowed {
+            Some((s, t)) if s == layer => self.preferred_temporal.min(t),
+            _ => self.preferred_temporal,
+        };
         match self.munger.process(payload, max_temporal) {
             Ok((Vp8Verdict::Forward, _)) => {}
             // A packet of the stream being forwarded that is not sent: no gap for it. An

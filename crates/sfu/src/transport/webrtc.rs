@@ -84,14 +84,8 @@ pub(crate) struct WebRtcTransport {
     quality: Quality,
     ice_state: str0m::IceConnectionState,
     dtls_connected: bool,
-    /// Estimate the downlink (receive transports; see `bwe`).
-    downlink_bwe: bool,
-    /// The latest downlink estimate, bit/s, and when it last changed.
-    egress_estimate: Option<u64>,
-    estimate_changed_at: Option<Instant>,
-    /// What the last allocation gave its consumers, and what they would have used, bit/s.
-    allocated: u64,
-    desired: u64,
+    /// The downlink estimation of a receive transport with estimation on (see `bwe`).
+    downlink: Option<bwe::Downlink>,
     /// Bytes of every datagram sent (str0m's own figure leaves out the estimator's padding).
     bytes_sent: u64,
 }
@@ -179,11 +173,7 @@ impl WebRtcTransport {
             quality: Quality::default(),
             ice_state: str0m::IceConnectionState::New,
             dtls_connected: false,
-            downlink_bwe,
-            egress_estimate: None,
-            estimate_changed_at: None,
-            allocated: 0,
-            desired: 0,
+            downlink: (downlink_bwe && direction == Direction::Recv).then(bwe::Downlink::default),
             bytes_sent: 0,
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;

@@ -1,7 +1,8 @@
 //! Downlink allocation: every [`ALLOCATE_EVERY`], each receive transport that estimates its
 //! downlink shares the estimate among its consumers ([`crate::allocator`]), caps the layers of
-//! its simulcast consumers accordingly, and tells str0m's estimator what to probe for. mediasoup redistributes on each new estimate of its transport-cc
-//! client; once a second keeps layer switches (each waits for a keyframe) at a sane pace.
+//! its simulcast consumers accordingly, and tells str0m's estimator what to probe for. mediasoup
+//! redistributes on each new estimate of its transport-cc client; once a second (and at once
+//! when the estimate falls) keeps layer switches, each waiting for a keyframe, at a sane pace.
 use std::time::{Duration, Instant};
 
 use super::Worker;
@@ -68,8 +69,9 @@ impl Worker {
         // competes with the padding) and cost bandwidth; str0m's probes (on a rising demand, and
         // every 5 s while application-limited) find the room to climb.
         let desired: u64 = demands.iter().map(|d| d.steps.iter().map(|s| s.bps).max().unwrap_or(0)).sum();
-        for ((ckey, layers), d) in keys.iter().zip(&allocation.layers).zip(&demands) {
-            if let Some(l) = self.consumers.get_mut(ckey).and_then(|c| c.layers_mut()).filter(|_| d.simulcast) {
+        // Only simulcast consumers have layers (and only their demands are simulcast).
+        for (ckey, layers) in keys.iter().zip(&allocation.layers) {
+            if let Some(l) = self.consumers.get_mut(ckey).and_then(|c| c.layers_mut()) {
                 l.set_allowed(*layers);
             }
         }

@@ -289,13 +289,15 @@ impl Worker {
                 continue; // do not burn sequence numbers before SRTP is up
             }
             // Shared with str0m (it keeps it for retransmissions); a simulcast consumer rewrites
-            // VP8 fields, so it gets a copy of its own.
+            // VP8 fields, so it gets a copy of its own, made once and rewritten in place.
             let mut payload = packet.payload.clone();
             let mut timestamp = h.timestamp;
             if c.layers().is_some() {
-                let mut own = packet.payload.to_vec();
-                match c.select(layer, active, seq, h.timestamp, &mut own, now) {
-                    Selected::Send { timestamp: t } => (timestamp, payload) = (t, own.into()),
+                let mut own: std::sync::Arc<[u8]> = std::sync::Arc::from(&packet.payload[..]);
+                // Just made: no other reference to it exists yet.
+                let Some(buf) = std::sync::Arc::get_mut(&mut own) else { continue };
+                match c.select(layer, active, seq, h.timestamp, buf, now) {
+                    Selected::Send { timestamp: t } => (timestamp, payload) = (t, own),
                     Selected::Drop => continue,
                     Selected::WantKeyframe { layer } => {
                         if let Some(w) = want_keyframe.get_mut(usize::from(layer)) {

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 
 use super::WebRtcTransport;
-use crate::Direction;
 
 /// Where the estimate starts (mediasoup's `initialAvailableOutgoingBitrate` default).
 pub(crate) const INITIAL_ESTIMATE_BPS: u64 = 600_000;
@@ -18,10 +17,21 @@ pub(crate) const INITIAL_ESTIMATE_BPS: u64 = 600_000;
 /// where it is (str0m's estimator can stay put after a congested spell: no probe, no change).
 const STALLED_AFTER: Duration = Duration::from_secs(8);
 
+/// What a receive transport knows of its downlink.
+#[derive(Debug, Default)]
+pub(crate) struct Downlink {
+    /// The latest estimate, bit/s, and when it last changed.
+    estimate: Option<u64>,
+    changed_at: Option<Instant>,
+    /// What the last allocation gave the consumers, and the demand given to str0m, bit/s.
+    allocated: u64,
+    desired: u64,
+}
+
 impl WebRtcTransport {
     /// Whether this transport estimates its downlink (a receive transport with estimation on).
     pub fn estimates_downlink(&self) -> bool {
-        self.downlink_bwe && self.direction == Direction::Recv
+        self.downlink.is_some()
     }
 
     /// str0m's new estimate (transport-cc) or the client's REMB; whether it fell below what the
@@ -32,14 +42,14 @@ impl WebRtcTransport {
             BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. } => estimate.as_u64(),
             _ => return false, // a kind str0m may add later: ignored
         };
-        self.egress_estimate = Some(bps);
-        self.estimate_changed_at = Some(now);
-        bps < self.allocated
+        let Some(d) = self.downlink.as_mut() else { return false };
+        (d.estimate, d.changed_at) = (Some(bps), Some(now));
+        bps < d.allocated
     }
 
     /// The downlink estimate in bit/s (mediasoup's `availableOutgoingBitrate`), once there is one.
     pub fn available_outgoing_bitrate(&self) -> Option<u64> {
-        self.egress_estimate
+        self.downlink.as_ref()?.estimate
     }
 
     /// After an allocation that gave out `allocated` bit/s, tells the estimator what the
@@ -50,19 +60,17 @@ impl WebRtcTransport {
     /// given as it is. An estimate stalled for [`STALLED_AFTER`] below the demand is restarted
     /// from where it is. No minimum is kept up with padding.
     pub fn set_desired_bitrate(&mut self, desired: u64, allocated: u64, now: Instant) {
-        if !self.estimates_downlink() {
-            return;
-        }
-        self.allocated = allocated;
-        let stalled = self.estimate_changed_at.is_some_and(|at| now.saturating_duration_since(at) >= STALLED_AFTER);
-        if let (true, true, Some(estimate)) = (stalled, allocated < desired, self.egress_estimate) {
+        let Some(d) = self.downlink.as_mut() else { return };
+        d.allocated = allocated;
+        let stalled = d.changed_at.is_some_and(|at| now.saturating_duration_since(at) >= STALLED_AFTER);
+        if let (true, true, Some(estimate)) = (stalled, allocated < desired, d.estimate) {
             // Restarting makes str0m probe at 3 and 6 times the estimate at once.
             tracing::debug!(estimate, desired, "downlink estimate stalled below the demand; restarting it");
             self.rtc.bwe().reset(Bitrate::bps(estimate));
-            self.estimate_changed_at = Some(now);
+            d.changed_at = Some(now);
         }
-        self.desired = if allocated < desired { desired.max(self.desired.saturating_add(1)) } else { desired };
-        self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(self.desired));
+        d.desired = if allocated < desired { desired.max(d.desired.saturating_add(1)) } else { desired };
+        self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(d.desired));
         self.needs_tick = true;
     }
 }

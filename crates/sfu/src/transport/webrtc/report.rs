@@ -49,7 +49,7 @@ impl WebRtcTransport {
             recv_bitrate,
             send_bitrate,
             rtt: self.quality.rtt_ms(),
-            available_outgoing_bitrate: self.egress_estimate,
+            available_outgoing_bitrate: self.available_outgoing_bitrate(),
         }
     }
 }
