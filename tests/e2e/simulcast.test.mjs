@@ -48,9 +48,14 @@ test('simulcast from Chromium: the subscriber gets the top stream, then the one 
     await roomWith(a, [b]);
     await joinAll([a, b], 1);
     await waitFor('B shows A\'s video', async () => (await remoteWidth(b)) > 0, 30000);
-    // Let the encoders ramp up: which streams Chromium sends depends on its CPU and bandwidth.
-    await sleep(6000);
-    const sent = await sentWidths(a);
+    // Let the encoders ramp up: which streams Chromium sends depends on its CPU and its uplink
+    // estimate. Read them once all three are sent, or after 20 s.
+    const ramp = Date.now();
+    let sent = await sentWidths(a);
+    while (sent.length < 3 && Date.now() - ramp < 20000) {
+      await sleep(500);
+      sent = await sentWidths(a);
+    }
     const consumer = await b.page.evaluate(() => [...window.atome.consumers.values()].find((x) => x.consumer.kind === 'video').consumer.rtpParameters.encodings[0]);
     console.log(`# Alice sends ${sent.length} streams, widths ${sent.join(', ')}; Bob's consumer encoding ${JSON.stringify(consumer)}`);
     assert.equal(consumer.scalabilityMode, 'L3T3', 'one encoding naming three streams of three temporal layers');

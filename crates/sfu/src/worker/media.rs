@@ -359,6 +359,7 @@ impl Worker {
         let (mid, rid) = (packet.header.ext_vals.mid?, packet.header.ext_vals.rid?);
         let pkey = t.producers().iter().copied().find(|p| self.producers.get(p).is_some_and(|p| p.plan().mid == *mid))?;
         let layer = self.producers.get_mut(&pkey)?.learn_stream(ssrc, &rid)?;
+        tracing::debug!(ssrc, rid = %rid, layer, pt = *packet.header.payload_type, rrid = ?packet.header.ext_vals.rid_repair, "simulcast stream learned");
         if let Some(w) = t.webrtc_mut() {
             w.learned_stream(mid, ssrc);
         }
