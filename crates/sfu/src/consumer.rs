@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use str0m::media::Mid;
 
+use crate::codec::VideoCodec;
 use crate::ids::{ConsumerId, Key};
 use crate::rtp_parameters::MediaKind;
 use crate::seq::SeqRewriter;
@@ -92,9 +93,9 @@ impl Consumer {
     }
 
     /// Makes it a consumer of a simulcast producer with `streams` spatial layers of
-    /// `temporal_layers` temporal layers (see [`LayerSelector`]).
-    pub fn with_layers(mut self, streams: u8, temporal_layers: u8) -> Consumer {
-        self.layers = Some(LayerSelector::new(streams, temporal_layers));
+    /// `temporal_layers` temporal layers in `codec` (see [`LayerSelector`]).
+    pub fn with_layers(mut self, streams: u8, temporal_layers: u8, codec: VideoCodec) -> Consumer {
+        self.layers = Some(LayerSelector::new(streams, temporal_layers, codec));
         self
     }
 

@@ -7,6 +7,7 @@
 //! to the worker its id names (the worker index is part of every id) and awaits the answer.
 //! Layout and packet path: docs/architecture.md.
 mod allocator;
+mod codec;
 mod consumer;
 mod driver;
 mod engine;
@@ -14,6 +15,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod h264;
 pub mod ids;
 pub mod ortc;
 mod producer;

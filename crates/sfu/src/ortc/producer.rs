@@ -299,6 +299,9 @@ pub(crate) mod tests {
         .into();
         let plan = plan(MediaKind::Video, &p).unwrap();
         assert_eq!(plan.consumable_codecs[0].parameters["profile-level-id"], ParamValue::String("42e01f".into()));
+        let mut simulcast_h264 = p.clone();
+        simulcast_h264.encodings = simulcast(&["r0", "r1", "r2"]);
+        assert!(producer_plan(&caps(), MediaKind::Video, &simulcast_h264).unwrap().is_simulcast(), "H264 simulcast is carried");
         for bad in [ParamValue::Number(640032), ParamValue::String("42001f".into()), ParamValue::String("aé".into())] {
             p.codecs[0].parameters.insert("profile-level-id".into(), bad.clone());
             assert!(matches!(producer_plan(&caps(), MediaKind::Video, &p), Err(OrtcError::UnsupportedCodec(_))), "{bad:?}");
@@ -358,10 +361,10 @@ pub(crate) mod tests {
                 "invalid_parameters",
             ),
             (
-                "H264 simulcast",
+                "VP9 simulcast",
                 Box::new(|p| {
                     p.encodings = simulcast(&["a", "b"]);
-                    p.codecs[0].mime_type = "video/H264".into();
+                    p.codecs[0].mime_type = "video/VP9".into();
                 }),
                 "unsupported_simulcast",
             ),

@@ -15,7 +15,7 @@ use crate::ortc::encodings::MAX_ENCODINGS;
 use crate::rtp_parameters::MediaKind;
 use crate::seq_guard::{rtp_ssrc_seq, Admit};
 use crate::transmit::Protocol;
-use crate::transport::plain::{rtcp_empty_rr, starts_keyframe};
+use crate::transport::plain::rtcp_empty_rr;
 use crate::transport::webrtc::Arrival;
 use crate::{CloseReason, EngineEvent};
 
@@ -254,13 +254,10 @@ impl Worker {
         let Some(producer) = producers.get_mut(&pkey) else { return };
         // Counted as on the wire, by temporal layer for simulcast: what the downlink allocator
         // weighs against the estimate.
-        let tid = if producer.stream_count() > 1 { crate::vp8::parse(&packet.payload).ok().and_then(|d| d.tid).unwrap_or(0) } else { 0 };
+        let tid = if producer.stream_count() > 1 { producer.codec().temporal_layer(&packet.payload) } else { 0 };
         producer.heard_rtp(layer, tid, packet.payload.len() + WIRE_OVERHEAD, now);
-        if producer.keyframe_deferred(layer) {
-            let mime = producer.plan().consumable_codecs.first().map_or("", |c| c.mime_type.as_str());
-            if starts_keyframe(mime, &packet.payload) {
-                producer.heard_keyframe(layer);
-            }
+        if producer.keyframe_deferred(layer) && producer.codec().starts_keyframe(&packet.payload) {
+            producer.heard_keyframe(layer);
         }
         let producer = &*producer;
         if producer.is_paused() {

@@ -185,7 +185,7 @@ impl Worker {
         let mut consumer = Consumer::new(id.clone(), pkey, tkey, kind, ssrc, mid, pts, mime, plain);
         if p.plan().is_simulcast() {
             // At most MAX_ENCODINGS streams (validated).
-            consumer = consumer.with_layers(p.stream_count() as u8, p.plan().temporal_layers());
+            consumer = consumer.with_layers(p.stream_count() as u8, p.plan().temporal_layers(), p.codec());
         }
         self.consumers.insert(key, consumer);
         if let Some(p) = self.producers.get_mut(&pkey) {
