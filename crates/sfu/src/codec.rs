@@ -1,10 +1,11 @@
 //! The video codecs whose payloads the engine reads (mediasoup's `Codecs::Tools`): which of a
 //! producer's packets start keyframes, and which temporal layer each belongs to.
-use crate::{h264, vp8};
+use crate::{h264, vp8, vp9};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoCodec {
     Vp8,
+    Vp9,
     H264,
     /// Anything else (audio too): packets are not read.
     Other,
@@ -15,6 +16,8 @@ impl VideoCodec {
     pub fn from_mime(mime: &str) -> VideoCodec {
         if mime.eq_ignore_ascii_case("video/vp8") {
             VideoCodec::Vp8
+        } else if mime.eq_ignore_ascii_case("video/vp9") {
+            VideoCodec::Vp9
         } else if mime.eq_ignore_ascii_case("video/h264") {
             VideoCodec::H264
         } else {
@@ -27,6 +30,7 @@ impl VideoCodec {
     pub fn starts_keyframe(self, payload: &[u8]) -> bool {
         match self {
             VideoCodec::Vp8 => vp8::parse(payload).is_ok_and(|d| d.keyframe),
+            VideoCodec::Vp9 => vp9::parse(payload).is_ok_and(|d| d.keyframe()),
             VideoCodec::H264 => h264::is_keyframe(payload),
             VideoCodec::Other => true,
         }
@@ -36,12 +40,13 @@ impl VideoCodec {
     pub fn temporal_layer(self, payload: &[u8]) -> u8 {
         match self {
             VideoCodec::Vp8 => vp8::parse(payload).ok().and_then(|d| d.tid).unwrap_or(0),
+            VideoCodec::Vp9 => vp9::parse(payload).map_or(0, |d| d.tid),
             VideoCodec::H264 | VideoCodec::Other => 0,
         }
     }
 
     /// Whether a simulcast consumer can tell temporal layers apart in its payloads (H264's
-    /// would need the frame-marking extension).
+    /// would need the frame-marking extension; VP9 is carried as SVC, not simulcast).
     pub fn has_temporal_layers(self) -> bool {
         self == VideoCodec::Vp8
     }
@@ -64,5 +69,10 @@ mod tests {
         assert_eq!(VideoCodec::Vp8.temporal_layer(&[0x90, 0xe0, 0x80, 1, 5, 0x80, 1, 0, 0]), 2);
         assert_eq!(VideoCodec::H264.temporal_layer(&[0x90, 0xe0, 0x80, 1, 5, 0x80, 1, 0, 0]), 0, "not read as VP8");
         assert!(!VideoCodec::H264.has_temporal_layers());
+        assert_eq!(VideoCodec::from_mime("video/VP9"), VideoCodec::Vp9);
+        // I, L, B: picture 5, TID 1, SID 0, TL0PICIDX 3; then a payload byte.
+        assert!(VideoCodec::Vp9.starts_keyframe(&[0xa8, 0x05, 0x20, 0x03, 0x00]));
+        assert!(!VideoCodec::Vp9.starts_keyframe(&[0xe8, 0x05, 0x20, 0x03, 0x00]), "inter-picture predicted");
+        assert_eq!(VideoCodec::Vp9.temporal_layer(&[0xa8, 0x05, 0x20, 0x03, 0x00]), 1);
     }
 }

@@ -48,6 +48,15 @@ impl ProducerPlan {
         self.encodings.iter().find_map(|e| e.scalability_mode.as_deref().and_then(parse_scalability_mode)).map_or(1, |(_, t)| t)
     }
 
+    /// The layers of a single-stream producer whose one encoding names several in its
+    /// scalabilityMode (SVC: `L3T3`, `L1T3`, ...): (spatial, temporal, K-SVC: a `_KEY` mode).
+    pub fn svc_layers(&self) -> Option<(u8, u8, bool)> {
+        let [e] = &self.encodings[..] else { return None };
+        let mode = e.scalability_mode.as_deref()?;
+        let (spatial, temporal) = parse_scalability_mode(mode)?;
+        (spatial > 1 || temporal > 1).then_some((spatial, temporal, mode.contains("_KEY")))
+    }
+
     /// Every SSRC it announced (media and RTX, all encodings).
     pub fn announced_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
         self.encodings.iter().flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc))
@@ -414,6 +423,14 @@ pub(crate) mod tests {
         let plan = producer_plan(&caps(), MediaKind::Video, &p).unwrap();
         assert_eq!(plan.announced_ssrcs().collect::<Vec<_>>(), [10, 11, 12, 13, 14, 15]);
         assert_eq!(plan.temporal_layers(), 1);
+        assert_eq!(plan.svc_layers(), None, "simulcast is not SVC");
+        let mut svc = client_params(MediaKind::Video);
+        for (mode, layers) in
+            [("L3T3", Some((3, 3, false))), ("L3T3_KEY", Some((3, 3, true))), ("L1T3", Some((1, 3, false))), ("L1T1", None)]
+        {
+            svc.encodings[0].scalability_mode = Some(mode.into());
+            assert_eq!(producer_plan(&caps(), MediaKind::Video, &svc).unwrap().svc_layers(), layers, "{mode}");
+        }
     }
 
     #[test]
