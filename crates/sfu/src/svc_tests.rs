@@ -90,27 +90,29 @@ fn temporal_layers_drop_and_come_back_on_a_switching_up_point() {
 }
 
 #[test]
-fn k_svc_forwards_only_the_current_layer_between_keyframes_and_waits_for_one_to_go_down() {
+fn k_svc_waits_for_a_keyframe_to_go_down() {
     let mut s = SvcSelector::new(3, 3, true);
     let got = run(&mut s, [picture(0, true, 3), picture(1, false, 3)]);
-    assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 1, 2, 2], "the keyframe whole, then layer 2 alone");
+    assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 1, 2, 0, 1, 2], "every layer up to the current one");
     s.set_preferred(0, None);
     let got = run(&mut s, [picture(2, false, 3)]);
-    assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), vec![2], "layer 0 alone is not decodable yet");
+    assert_eq!(got.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 1, 2], "no switch down between keyframes");
     assert!(s.wants_keyframe(), "K-SVC goes down on a keyframe: ask for one");
     let got = run(&mut s, [picture(3, true, 3), picture(4, false, 3)]);
     assert_eq!(got, vec![(0, 0, true), (0, 0, true)], "down on the keyframe");
 }
 
 #[test]
-fn the_allowed_layers_cap_the_preferred_ones() {
+fn the_allocation_caps_the_temporal_layers_only() {
     let mut s = SvcSelector::new(3, 3, false);
-    s.set_allowed(Some((1, 1)));
-    assert_eq!(s.target(), (1, 1));
+    // The allocation prices the one stream by temporal layer, as its spatial layer 0.
+    s.set_allowed(Some((0, 1)));
+    assert_eq!(s.target(), (2, 1));
+    assert_eq!(s.allowed(), Some((0, 1)), "what was given, for the next allocation");
     s.set_preferred(0, Some(2));
-    assert_eq!(s.target(), (0, 2), "below the allowed spatial layer, its temporal layers are whole");
+    assert_eq!(s.target(), (0, 1));
     s.set_preferred(2, Some(0));
-    assert_eq!(s.target(), (1, 0), "the preferred temporal layer holds too");
+    assert_eq!(s.target(), (2, 0), "the preferred temporal layer holds too");
     s.set_allowed(None);
     assert_eq!(s.target(), (2, 0));
 }
