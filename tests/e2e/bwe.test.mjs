@@ -5,9 +5,9 @@
 // Bob and Carol lay their tiles out wide, so their small-tile rule (web/src/layers.js) asks for
 // the top stream: only the bandwidth decides. Bob gets the top stream that arrives; Carol a lower
 // one, and keeps decoding; once the limit is lifted, Carol climbs back to the top stream. Bob
-// and Carol turn their cameras off and mute: each downlink carries only Alice. (Chromium sends the lowest
-// stream, 320x180, at about 350 kbit/s, more than the limit: what fits is that stream without its
-// top temporal layer.)
+// and Carol turn their cameras off and mute: each downlink carries only Alice. (The web client
+// caps the streams at 0.15, 0.5 and 1.5 Mbit/s: under the limit only the lowest, 320x180, fits.)
+// The server runs with downlink estimation on (`--rtc-downlink-bwe=true`, not the default).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -18,13 +18,7 @@ const A = '+33611111111';
 const B = '+33622222222';
 const C = '+33633333333';
 const LIMIT_KBPS = 300;
-// Not part of the suite yet (ATOME_E2E_BWE=1 runs it): the limited part passes every run, but on
-// this machine (three Chromiums and the server on two cores) a loopback subscriber's estimate
-// sometimes stays below Alice's top stream (3.4-4.2 Mbit/s against 2.4-5.2 Mbit/s) for 30 s and
-// more, so "Bob gets the top stream" and "Carol climbs back within 30 s" fail about one run in
-// three; issue 18's note.
-const missing = (process.env.ATOME_E2E_BWE !== '1' && 'downlink estimation is not settled yet: ATOME_E2E_BWE=1 runs this test')
-  || netnsUnavailable() || (spawnSync('tc', ['-V']).status !== 0 && 'tc is not installed (apt-get install iproute2)');
+const missing = netnsUnavailable() || (spawnSync('tc', ['-V']).status !== 0 && 'tc is not installed (apt-get install iproute2)');
 
 /**
  * How `user` receives Alice's camera: its inbound-rtp (frame width, frames decoded, bytes,
@@ -147,8 +141,11 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
       const alice = await a.page.evaluate(() => window.atome.user.user_id);
 
       await waitFor('Bob shows Alice', async () => (await reception(b, alice)).width > 0, 30000);
-      await sleep(6000); // the encoders ramp up: which streams Chromium sends depends on its CPU and bandwidth
-      const sent = await sentStreams(a);
+      // The encoders ramp up: which streams Chromium sends depends on its CPU and its uplink
+      // estimate. Read them once all three are sent, or after 20 s.
+      const ramp = Date.now();
+      let sent = await sentStreams(a);
+      while (sent.length < 3 && Date.now() - ramp < 20000) sent = await sentStreams(a);
       console.log(`# Alice sends ${sent.length} streams: ${sent.map((s) => `${s.width} px at ${s.kbps} kbit/s`).join(', ')}`);
       assert.ok(sent.length >= 2, `Chromium sends at least two streams: ${JSON.stringify(sent)}`);
       const top = sent.at(-1).width;
@@ -164,9 +161,14 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
         assert.equal(r.layer, Number(r.mode.match(/^L(\d+)/)[1]) - 1, `${u.name}'s tile asks for the top layer`);
       }
 
+      // Carol on the top stream for two readings in a row (on this loaded machine a loopback
+      // estimate can dip and take a subscriber a stream down for a few seconds).
       const c0 = Date.now();
-      const carolTop = await waitFor(`Carol receives the top stream (${top} px) before the limit`, async () => (await decodedWidth(c, alice)) === top, 30000)
-        .then(() => Date.now() - c0, () => null);
+      let onTop = 0;
+      const carolTop = await waitFor(`Carol receives the top stream (${top} px) before the limit`, async () => {
+        onTop = (await decodedWidth(c, alice)) === top ? onTop + 1 : 0;
+        return onTop >= 2;
+      }, 30000).then(() => Date.now() - c0, () => null);
       console.log(`# Carol, not limited yet: decodes ${await decodedWidth(c, alice)} px${carolTop === null ? ' (not the top stream within 30 s)' : ` (the top stream ${carolTop} ms after Bob)`}`);
 
       // Limited: Carol should get a lower stream (up to 30 s for the server to see her downlink),
@@ -176,11 +178,21 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
       console.log(`# Carol's downlink limited: tc tbf rate ${LIMIT_KBPS}kbit burst 16kbit latency 400ms on ${ns.hostIf} (Carol at ${ns.nsIp})`);
       // Settled: two seconds in a row with frames decoded, all of a lower stream than the top.
       let prev = await reception(c, alice);
+      // ... once the server has switched her to a lower stream than the one she had at the limit
+      // (a consumerLayersChanged after it): until then what the token bucket's queue lets
+      // through of the old stream may still decode.
+      const layersNow = async () => c.page.evaluate((peer) => {
+        const entry = [...window.atome.consumers.values()].find((x) => x.peer === peer && x.consumer.kind === 'video');
+        return window.__layers.filter((l) => l.consumer === entry?.consumer.id);
+      }, alice);
+      const atLimit = (await layersNow()).at(-1)?.s;
       let settledFor = 0;
-      const lower = await waitFor('Carol settles on a lower stream than Bob', async () => {
+      const lower = await waitFor('Carol settles on a lower stream than the top', async () => {
         await sleep(1000);
         const now = await reception(c, alice);
-        const decoding = now.frames > prev.frames && now.width > 0 && now.width < top;
+        const after = (await layersNow()).filter((l) => l.at >= limited);
+        const switched = after.length > 0 && after.at(-1).s < atLimit;
+        const decoding = switched && now.frames > prev.frames && now.width > 0 && now.width < top;
         prev = now;
         settledFor = decoding ? settledFor + 1 : 0;
         return settledFor >= 2 ? now.width : null;
@@ -235,8 +247,8 @@ test('simulcast and bandwidth adaptation: a subscriber limited to 300 kbit/s get
         assert.ok(linkKbps <= LIMIT_KBPS * 1.1, `the link passed ${linkKbps} kbit/s`);
         assert.ok(pairKbps <= LIMIT_KBPS * 1.1, `Carol received ${pairKbps} kbit/s`);
       });
-      await t.test('Carol receives a lower stream than Bob', () => {
-        assert.ok(widths.every((w) => w > 0 && w < bob1.width), `Carol's frame widths ${widths}, Bob's ${bob1.width}`);
+      await t.test('Carol receives a lower stream than the top one', () => {
+        assert.ok(widths.every((w) => w > 0 && w < top), `Carol's frame widths ${widths}, the top ${top} (Bob: ${bob1.width})`);
       });
       await t.test('Carol decodes every second', () => {
         frames.forEach((n, i) => assert.ok(n > 0, `no frame decoded in second ${i + 1} (${frames})`));

@@ -2,9 +2,8 @@
 // the host end). 1. The media ports are blocked and the clients may only use a relay: the call
 // goes through a real coturn with the server's TURN REST API credentials; an expired credential
 // is refused. 2. 5% random loss (nftables) and 30 ms of jitter (a userspace relay, jitter.mjs) on
-// the client's link: audio flows every second, video keeps decoding (at least 10 frames/s, and
-// it always comes back); "video decodes every second", the issue's goal, is a TODO check: about
-// one run in four here has one stall of 1-3 s.
+// the client's link: audio flows and video decodes every second (at least 10 frames/s, and it
+// always comes back).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -141,8 +140,8 @@ test('media ports blocked, relay only: the call goes through coturn; an expired 
     }
   });
 
-test('5% loss and 30 ms jitter on the client link: video keeps decoding, audio flows every second',
-  { timeout: 180000, skip: noNetns }, async (t) => {
+test('5% loss and 30 ms jitter on the client link: video decodes and audio flows every second',
+  { timeout: 180000, skip: noNetns }, async () => {
     const ns = createNetns();
     let server;
     let browser;
@@ -154,11 +153,12 @@ test('5% loss and 30 ms jitter on the client link: video keeps decoding, audio f
       relay = await startJitterRelay({ listenIp: ns.hostIp, targetIp: '127.0.0.1', ports, delayMs: 40, jitterMs: 30 });
       ns.loseUdp(5);
       browser = await launchBrowser({ netns: ns, server });
-      const a = await openUser(browser, server, A, 'Alice');
-      const b = await openUser(browser, server, B, 'Bob');
+      const a = await openUser(browser, server, A, 'Alice', '' /* simulcast, the default */);
+      const b = await openUser(browser, server, B, 'Bob', '' /* simulcast, the default */);
       await connect(a, b);
       await roomWith(a, [b]);
       const [ta, tb] = await joinTimed([a, b]);
+      console.log(`server log: ${server.dataDir}/server.log`);
       console.log(`loss 5% + delay 40±30 ms (order kept): time to media ${ta} ms (Alice), ${tb} ms (Bob)`);
       await sleep(2000); // the first keyframe's repairs settle
 
@@ -197,13 +197,8 @@ test('5% loss and 30 ms jitter on the client link: video keeps decoding, audio f
           + `${video.freezes - before.freezes} (${video.freezeMs - before.freezeMs} ms) in the ${seconds} s measured; framesDecoded ${video.frames}`);
         assert.equal(last.filter((x) => x.kind === 'video').length, 1, `${u.name}: one video stream`);
         assert.equal(last.filter((x) => x.kind === 'audio').length, 1, `${u.name}: one audio stream`);
-        console.log(`${u.name}: longest time seen without a new decoded frame (250 ms sampling) ${gap[u.name].longest} ms`);
-        // The issue asks for new frames in every second. About one run in four here has one
-        // stall of 1-3 s in the 15 s (under study, see issue 17's note): checked, reported as TODO
-        // so the suite stays green; what must always hold is asserted below.
-        await t.test(`${u.name}: video decodes every second`, { todo: 'stalls of 1-3 s in about one run in four' }, () => {
-          frames.forEach((n, i) => assert.ok(n > 0, `${u.name}: no video frame decoded in second ${i + 1} (${frames})`));
-        });
+        console.log(`${u.name}: longest time seen without a new decoded frame (sampled every 250 ms) ${gap[u.name].longest < 250 ? 'under 250' : gap[u.name].longest} ms`);
+        frames.forEach((n, i) => assert.ok(n > 0, `${u.name}: no video frame decoded in second ${i + 1} (${frames})`));
         audio.forEach((n, i) => assert.ok(n > 0, `${u.name}: no audio packet in second ${i + 1} (${audio})`));
         assert.ok(frames.reduce((x, y) => x + y) > seconds * 10, `${u.name}: under 10 frames/s (${frames})`);
         assert.ok(video.lost > 0 || video.nacks > 0, `${u.name}: the loss did not reach the video (${JSON.stringify(video)})`);

@@ -2,14 +2,18 @@
 import { state } from './ui.js';
 
 const params = new URLSearchParams(location.search);
-// Simulcast of the camera, on by default (`?simulcast=0`: one encoding): mediasoup-demo's three
-// encodings of a 1280x720 capture. Each subscriber gets one of them: the smallest that fills its
-// tile (layers.js), and the server may go lower for its bandwidth.
+// Simulcast of the camera, on by default (`?simulcast=0`: one encoding): three encodings of a
+// 1280x720 capture (320, 640 and 1280 px wide), as mediasoup-demo's, with lower bitrate caps
+// (mediasoup-demo's are 0.5, 1 and 5 Mbit/s): 150 kbit/s for the smallest, so that it and the
+// audio fit a 300 kbit/s downlink; 1.5 Mbit/s for 720p, which VP8 encodes well, so that a
+// subscriber's downlink needs less than 2.5 Mbit/s for the top stream. Each subscriber gets one
+// of them: the smallest that fills its tile (layers.js), and the server may go lower for its
+// bandwidth.
 const SIMULCAST = params.get('simulcast') !== '0';
 const SIMULCAST_ENCODINGS = [
-  { scaleResolutionDownBy: 4, maxBitrate: 500000, scalabilityMode: 'L1T3' },
-  { scaleResolutionDownBy: 2, maxBitrate: 1000000, scalabilityMode: 'L1T3' },
-  { scaleResolutionDownBy: 1, maxBitrate: 5000000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 4, maxBitrate: 150000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 2, maxBitrate: 500000, scalabilityMode: 'L1T3' },
+  { scaleResolutionDownBy: 1, maxBitrate: 1500000, scalabilityMode: 'L1T3' },
 ];
 // The camera's codec, `?codec=h264` or `?codec=vp9` (the router's first video codec, VP8, if
 // absent or not offered), and `?svc=L3T3` (or `L3T3_KEY`, `L1T3`): one encoding with that

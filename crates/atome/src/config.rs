@@ -76,12 +76,13 @@ pub struct Config {
     /// TCP candidate after the UDP one, for clients whose UDP is blocked (`--rtc-tcp=false`: off).
     #[arg(long, env = "ATOME_RTC_TCP", default_value_t = true, action = clap::ArgAction::Set)]
     pub rtc_tcp: bool,
-    /// Downlink bandwidth estimation: each subscriber's transport estimates what it can receive
-    /// (transport-cc feedback) and its simulcast consumers get the best layers that fit, by
-    /// priority (`--rtc-downlink-bwe=true`). Off by default for now: on a good link the estimate
-    /// can take 20 s or more to climb back after a consumer sat on a low layer, and it costs CPU
-    /// (docs/protocol.md). Off, every consumer gets its preferred layer (the web client's
-    /// small-tile rule still asks for less).
+    /// Downlink bandwidth estimation (`--rtc-downlink-bwe=true`): each subscriber's receive
+    /// transport estimates what it can receive (from its transport-cc feedback, for clients that
+    /// offer it, as browsers do) and its simulcast consumers get the best layers that fit, by
+    /// priority (docs/protocol.md). Off by default: under 5% random loss with 30 ms of jitter
+    /// the estimate sinks to 0.1-0.25 Mbit/s and video stalls, and it costs CPU and memory per
+    /// consumer (BENCHMARKS.md). Off, every consumer gets its preferred layer whatever its
+    /// downlink (the web client's small-tile rule still asks for less).
     #[arg(long, env = "ATOME_RTC_DOWNLINK_BWE", default_value_t = false, action = clap::ArgAction::Set)]
     pub rtc_downlink_bwe: bool,
     /// TURN servers handed to clients in `iceServers` (comma-separated URLs, e.g.

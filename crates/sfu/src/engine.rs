@@ -42,10 +42,11 @@ pub struct EngineConfig {
     /// ICE over TCP: each worker also listens on TCP at its UDP port and offers a passive TCP
     /// candidate after the UDP one (RFC 6544), for clients whose UDP is blocked.
     pub tcp: bool,
-    /// Downlink bandwidth estimation: each receive transport estimates what it may send (the
-    /// client's transport-cc feedback into str0m's estimator, with its pacer) and its
-    /// simulcast consumers get the best layers that fit ([`crate::allocator`]). Off: every
-    /// consumer forwards its preferred layer whatever the client's downlink.
+    /// Downlink bandwidth estimation: each receive transport whose client sends transport-cc
+    /// feedback estimates what it may send (the feedback into str0m's estimator, with its
+    /// pacer) and its simulcast consumers get the best layers that fit ([`crate::allocator`]).
+    /// Off (or without the client's feedback): every consumer forwards its preferred layer
+    /// whatever the client's downlink.
     pub downlink_bwe: bool,
 }
 
@@ -260,17 +261,20 @@ impl Engine {
         Ok(())
     }
 
-    /// A WebRTC transport; a send transport needs the client's `sendRtpCapabilities`.
+    /// A WebRTC transport. `caps`: the client's capabilities. A send transport needs its
+    /// `sendRtpCapabilities` (the payload types and extension ids it sends with); for a receive
+    /// transport they are optional (`device.rtpCapabilities`): when they lack transport-cc, the
+    /// downlink is not estimated (see [`EngineConfig::downlink_bwe`]).
     pub async fn create_webrtc_transport(
         &self,
         router: RouterId,
         direction: Direction,
-        send_caps: Option<RtpCapabilities>,
+        caps: Option<RtpCapabilities>,
     ) -> Result<WebRtcTransportOptions, CreateTransportError> {
         self.call(router.worker(), CreateTransportError::UnknownRouter, |reply| Command::CreateWebRtcTransport {
             router,
             direction,
-            send_caps,
+            caps,
             reply,
         })
         .await

@@ -118,8 +118,10 @@ pub struct TransportQuality {
     pub bitrate_down: u64,
     /// Seconds, from the peer's receiver reports.
     pub rtt: Option<f64>,
-    /// 0..1: the worst stream's fraction lost in the last report interval.
+    /// 0..1: the fraction of the peer's packets lost on the way in (every stream's packets
+    /// together, before NACK recovery) in the last report interval.
     pub loss_up: Option<f32>,
+    /// 0..1: the worst fraction lost the peer reports about a stream it receives.
     pub loss_down: Option<f32>,
     /// Seconds: the worst jitter the peer reports about what it receives.
     pub jitter_down: Option<f64>,

@@ -136,10 +136,16 @@ impl Quality {
     /// The upstream fraction lost of `mid`'s streams (all simulcast streams together) in the
     /// last interval.
     pub fn upstream_loss(&self, mid: &Mid) -> Option<f32> {
+        self.upstream_loss_of(|m| m == mid)
+    }
+
+    /// The fraction lost of the streams whose mid passes `which`, together (packets lost over
+    /// packets expected: a low-rate stream weighs what it carries).
+    fn upstream_loss_of(&self, which: impl Fn(&Mid) -> bool) -> Option<f32> {
         let (expected, lost) = self
             .upstream
             .iter()
-            .filter(|(_, m, _)| m == mid)
+            .filter(|(_, m, _)| which(m))
             .filter_map(|(_, _, l)| l.last_interval())
             .fold((0, 0), |(e, l), (e2, l2)| (e + e2, l + l2));
         (expected > 0).then(|| lost as f32 / expected as f32)
@@ -209,7 +215,7 @@ impl Quality {
             bitrate_up,
             bitrate_down,
             rtt: self.rtt_ms().map(|ms| ms / 1000.0),
-            loss_up: worst(&mut self.upstream.iter().filter_map(|(_, _, l)| l.fraction())),
+            loss_up: self.upstream_loss_of(|_| true),
             loss_down: worst(&mut self.egress_loss.values().copied()),
             jitter_down,
             nacks_up: self.ingress.values().map(|i| i.stats.nacks).sum(),
@@ -258,6 +264,15 @@ mod tests {
         }
         assert_eq!(q.upstream_loss(&mid), Some(0.1), "10 of 100");
         assert_eq!(q.upstream_loss(&Mid::from("1")), None, "nothing expected there");
+        // The peer's upstream: every stream's packets together, not the worst stream (a stream
+        // of a few packets a second would make a noisy maximum).
+        for i in 0..300u16 {
+            q.arrived(3000, i);
+        }
+        for (_, _, m) in &mut q.upstream {
+            m.interval();
+        }
+        assert_eq!(q.summary(|_| None).loss_up, Some(0.0), "nothing arrived on 1000 and 2000 since: 300 expected, none lost");
     }
 
     #[test]

@@ -104,20 +104,26 @@ pub(crate) struct Local {
 impl WebRtcTransport {
     /// A transport announcing `candidate_addr` (UDP, and TCP passive if `tcp`), with the
     /// worker's DTLS certificate (`super::cert`). A send transport needs the client's
-    /// `sendRtpCapabilities` (its payload types); a receive transport uses the router's.
+    /// `sendRtpCapabilities` (its payload types); a receive transport uses the router's, and
+    /// estimates its downlink if `local.downlink_bwe` and the client's capabilities, when given,
+    /// include transport-cc (without its feedback the estimate would stay at its start and the
+    /// pacer hold the consumers to it).
     pub fn new(
         direction: Direction,
         router_caps: &RtpCapabilities,
-        send_caps: Option<RtpCapabilities>,
+        client_caps: Option<RtpCapabilities>,
         local: Local,
         cert: DtlsCert,
         now: Instant,
     ) -> Result<WebRtcTransport, CreateTransportError> {
         let Local { addr: candidate_addr, tcp, downlink_bwe } = local;
+        let downlink_bwe = downlink_bwe
+            && direction == Direction::Recv
+            && client_caps.as_ref().is_none_or(|c| c.header_extensions.iter().any(|e| e.uri == ortc::URI_TWCC));
         let creds = IceCreds { ufrag: random_token(16), pass: random_token(32) };
         let (codecs, ext_ids, frozen) = match direction {
             Direction::Send => {
-                let caps = send_caps.ok_or(CreateTransportError::MissingSendCapabilities)?;
+                let caps = client_caps.ok_or(CreateTransportError::MissingSendCapabilities)?;
                 ortc::validate_send_capabilities(router_caps, &caps)?;
                 let mut ids: Vec<(u8, String)> = Vec::new();
                 for e in &caps.header_extensions {
@@ -173,7 +179,7 @@ impl WebRtcTransport {
             quality: Quality::default(),
             ice_state: str0m::IceConnectionState::New,
             dtls_connected: false,
-            downlink: (downlink_bwe && direction == Direction::Recv).then(bwe::Downlink::default),
+            downlink: downlink_bwe.then(bwe::Downlink::default),
             bytes_sent: 0,
         };
         t.rtc = t.build_rtc(now).map_err(CreateTransportError::Setup)?;

@@ -105,6 +105,24 @@ fn a_send_transport_needs_capabilities_the_router_can_take() {
     assert_eq!(e.code(), "invalid_parameters", "{e}");
 }
 
+#[test]
+fn a_receive_transport_estimates_its_downlink_only_for_a_client_that_sends_transport_cc() {
+    let now = Instant::now();
+    let caps = router_caps();
+    let recv = |client: Option<RtpCapabilities>, bwe: bool| {
+        let local = Local { downlink_bwe: bwe, ..local() };
+        WebRtcTransport::new(Direction::Recv, &caps, client, local, cert(), now).unwrap().estimates_downlink()
+    };
+    let mut no_twcc = caps.clone();
+    no_twcc.header_extensions.retain(|e| e.uri != ortc::URI_TWCC);
+    assert!(recv(Some(caps.clone()), true), "a browser's capabilities (transport-cc offered)");
+    assert!(recv(None, true), "capabilities unknown: estimated");
+    assert!(!recv(Some(no_twcc), true), "no transport-cc feedback would come: the estimate would stay at its start");
+    assert!(!recv(Some(caps.clone()), false), "off for the engine");
+    let send = WebRtcTransport::new(Direction::Send, &caps, Some(caps.clone()), local(), cert(), now).unwrap();
+    assert!(!send.estimates_downlink(), "a send transport sends no media");
+}
+
 /// A binding request "local:remote" with PRIORITY and a MESSAGE-INTEGRITY keyed by `pass`
 /// (RFC 5389 15.4); `pass: None` leaves the integrity zeroed (a forgery).
 fn binding_request(username: &str, pass: Option<&str>) -> Vec<u8> {

@@ -29,7 +29,7 @@ pub enum Command {
     CreateWebRtcTransport {
         router: RouterId,
         direction: Direction,
-        send_caps: Option<RtpCapabilities>,
+        caps: Option<RtpCapabilities>,
         reply: Reply<WebRtcTransportOptions, CreateTransportError>,
     },
     CreatePlainTransport {
@@ -133,8 +133,8 @@ impl Worker {
             Command::CloseRouter { id, reply } => {
                 let _ = reply.send(self.close_router(&id));
             }
-            Command::CreateWebRtcTransport { router, direction, send_caps, reply } => {
-                let _ = reply.send(self.create_webrtc_transport(now, &router, direction, send_caps));
+            Command::CreateWebRtcTransport { router, direction, caps, reply } => {
+                let _ = reply.send(self.create_webrtc_transport(now, &router, direction, caps));
             }
             Command::CreatePlainTransport { router, remote, reply } => {
                 let _ = reply.send(self.create_plain_transport(&router, remote));

@@ -207,6 +207,7 @@ impl Worker {
                     .get(&tkey)
                     .and_then(|t| t.consumers().iter().copied().find(|c| self.consumers.get(c).is_some_and(|c| c.mid() == r.mid)));
                 if let Some(c) = consumer {
+                    tracing::debug!(consumer = ?self.consumers.get(&c).map(|c| c.id()), kind = ?r.kind, "keyframe request from a subscriber");
                     self.request_keyframe_for(c, false, now);
                 }
             }
@@ -258,8 +259,11 @@ impl Worker {
         let layered = producer.stream_count() > 1 || producer.codec() == VideoCodec::Vp9;
         let tid = if layered { producer.codec().temporal_layer(&packet.payload) } else { 0 };
         producer.heard_rtp(layer, tid, packet.payload.len() + WIRE_OVERHEAD, now);
-        if producer.keyframe_deferred(layer) && producer.codec().starts_keyframe(&packet.payload) {
-            producer.heard_keyframe(layer);
+        if producer.keyframe_deferred(layer) || (tracing::enabled!(tracing::Level::DEBUG) && producer.kind() == MediaKind::Video) {
+            if producer.codec().starts_keyframe(&packet.payload) {
+                tracing::debug!(layer, ssrc = *packet.header.ssrc, "keyframe from a publisher");
+                producer.heard_keyframe(layer);
+            }
         }
         let producer = &*producer;
         if producer.is_paused() {
@@ -324,6 +328,7 @@ impl Worker {
                 continue;
             }
             if let Some((spatial, temporal)) = c.layers_mut().and_then(|l| l.take_layers_changed()) {
+                tracing::debug!(consumer = %c.id(), spatial, temporal, "consumer layers changed");
                 if let Some(router) = routers.get(&transport.router()).map(|r| r.id().clone()) {
                     events.push_back(EngineEvent::ConsumerLayersChanged { router, consumer: c.id().clone(), spatial, temporal });
                 }
@@ -407,6 +412,7 @@ impl Worker {
             }
             return;
         };
+        tracing::debug!(ssrc, layer, force, "keyframe request to a publisher");
         self.send_pli(tkey, ssrc);
     }
 
@@ -436,6 +442,7 @@ impl Worker {
         }
         self.next_keyframe_due = next;
         for (tkey, ssrc) in due {
+            tracing::debug!(ssrc, "deferred keyframe request to a publisher");
             self.current = Some(tkey);
             self.send_pli(tkey, ssrc);
         }

@@ -48,18 +48,18 @@ impl Worker {
         Local { addr: self.config.addr, tcp: self.config.tcp, downlink_bwe: self.config.downlink_bwe }
     }
 
-    /// A WebRTC transport; a send transport needs the client's `sendRtpCapabilities`.
+    /// A WebRTC transport (`caps`: see [`crate::Engine::create_webrtc_transport`]).
     pub fn create_webrtc_transport(
         &mut self,
         now: Instant,
         router: &RouterId,
         direction: Direction,
-        send_caps: Option<RtpCapabilities>,
+        caps: Option<RtpCapabilities>,
     ) -> Result<WebRtcTransportOptions, CreateTransportError> {
         self.advance(now);
         let router = self.router_key(router).ok_or(CreateTransportError::UnknownRouter)?;
         let cert = self.cert.get(now)?;
-        let mut t = WebRtcTransport::new(direction, &self.config.caps, send_caps, self.local(), cert, now)?;
+        let mut t = WebRtcTransport::new(direction, &self.config.caps, caps, self.local(), cert, now)?;
         let key = self.next_key();
         let id = TransportId::new(self.config.index, key);
         let options = t.options(id.clone());

@@ -2,7 +2,8 @@
 //! client): str0m's send-side estimator fed by the client's transport-cc feedback, and its
 //! pacer. The estimate is what [`crate::allocator`] shares among the transport's consumers.
 //!
-//! Turned on per engine ([`crate::EngineConfig::downlink_bwe`]); it costs str0m's send history
+//! Turned on per engine ([`crate::EngineConfig::downlink_bwe`]), for the receive transports whose
+//! client offers transport-cc (`WebRtcTransport::new`); it costs str0m's send history
 //! (transport-wide sequence numbers), the client's feedback every ~100 ms and the pacer's
 //! wake-ups.
 use std::time::{Duration, Instant};

@@ -427,18 +427,20 @@ impl Room {
         if me.transports.len() >= max {
             return Err(SignalError::refuse("too_many_transports", format!("at most {max} open transports per socket")));
         }
-        let send_caps = match (direction, rtp_capabilities) {
-            (Direction::Send, Some(caps)) => Some(caps),
+        // A receive transport is given the device's capabilities of `joinRoom`: whether it
+        // sends transport-cc feedback decides if its downlink is estimated.
+        let caps = match (direction, rtp_capabilities) {
+            (Direction::Send, Some(caps)) => caps,
             (Direction::Send, None) => {
                 return Err(SignalError::refuse("invalid_message", "a send transport needs `rtpCapabilities` (device.sendRtpCapabilities)"))
             }
-            (Direction::Recv, _) => None,
+            (Direction::Recv, _) => me.rtp_capabilities.clone(),
         };
         let max = limits.max_transports_per_user;
         if !self.shared.usage.take_transport(&me.user_id, max) {
             return Err(SignalError::refuse("too_many_transports", format!("at most {max} open transports per user, over all sockets")));
         }
-        let options = match self.shared.engine.create_webrtc_transport(self.router.clone(), direction, send_caps).await {
+        let options = match self.shared.engine.create_webrtc_transport(self.router.clone(), direction, Some(caps)).await {
             Ok(options) => options,
             Err(e) => {
                 self.shared.usage.release_transports(&me.user_id, 1);
