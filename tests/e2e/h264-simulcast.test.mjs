@@ -24,8 +24,12 @@ test('H264 simulcast from Chromium: a subscriber preferring layer 0 decodes the 
     await roomWith(a, [b]);
     await joinAll([a, b], 1);
     await waitFor('B decodes A\'s video', async () => (await receivedWidth(b)) > 0, 30000);
-    await sleep(6000); // the encoders ramp up
-    const out = (await videoStreams(a)).outbound.filter((o) => o.width > 0 && o.bytes > 0);
+    // The encoders ramp up as Chromium's bandwidth estimate grows: up to 20 s for the third
+    // stream (the test goes on with two if it does not come).
+    const sending = async () => (await videoStreams(a)).outbound.filter((o) => o.width > 0 && o.bytes > 0);
+    for (let t0 = Date.now(); Date.now() - t0 < 20000 && (await sending()).length < 3;) await sleep(500);
+    await sleep(2000);
+    const out = await sending();
     const sent = out.map((o) => o.width).sort((x, y) => x - y);
     console.log(`# Alice sends ${JSON.stringify(out)}`);
     assert.ok(out.every((o) => o.codec === 'video/H264'), `Alice sends H264: ${JSON.stringify(out)}`);
