@@ -46,6 +46,16 @@ fn vp8(data: &[u8]) {
     if mime.eq_ignore_ascii_case("video/vp8") {
         assert!(!key || payload.len() >= 2, "a keyframe needs a descriptor and a frame tag");
         assert!(!key || payload[0] & 0x10 != 0, "a keyframe starts a partition");
+    } else if mime.eq_ignore_ascii_case("video/vp9") {
+        let d = sfu::vp9::parse(payload);
+        assert_eq!(key, d.is_ok_and(|d| d.keyframe()));
+        if let Ok(d) = d {
+            assert!(d.header_len < payload.len(), "a payload follows the descriptor");
+        }
+        assert!(!key || (payload[0] & 0x08 != 0 && payload[0] & 0x40 == 0), "a keyframe starts a frame, not predicted");
+    } else if mime.eq_ignore_ascii_case("video/h264") {
+        assert_eq!(key, sfu::h264::is_keyframe(payload));
+        assert!(!key || payload[0] & 0x80 == 0, "a keyframe's NAL header has the forbidden bit clear");
     } else {
         assert!(key, "other codecs always count as keyframes");
     }

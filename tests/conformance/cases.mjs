@@ -167,7 +167,6 @@ function call(name, about, { produce: list, recv, send, consume: consumed = true
 /** `steps` of A's after A joins and creates a send transport. */
 const afterSendTransport = (name, about, steps) => ({ name, about, steps: [join('A'), sendTransport(), ...steps] });
 
-const H264_SIMULCAST = 'simulcast is carried for VP8 only so far (H264 simulcast comes with the second simulcast issue); a single H264 encoding is accepted';
 const SIMULCAST_3 = (mode, rtxSsrc) => [0, 1, 2].map((l) => ({
   ...(rtxSsrc ? { ssrc: 7001 + 2 * l, rtx: { ssrc: 7002 + 2 * l } } : { rid: `r${l}` }),
   ...(mode ? { scalabilityMode: mode } : {}),
@@ -304,8 +303,7 @@ export const CASES = [
   call('simulcast/no-id', 'two encodings, the second with neither ssrc nor rid',
     { produce: [['video', vp8Params({}, { encodings: [{ rid: 'a' }, { maxBitrate: 100000 }] }), { refuse: 'invalid_parameters' }]] }),
   call('simulcast/h264', 'H264 with three rid encodings', {
-    produce: [['video', h264Params(h264params('42e01f', 1), { encodings: SIMULCAST_3('L1T3', false) }),
-      { deliberate: { code: 'unsupported_simulcast', reason: H264_SIMULCAST } }]],
+    produce: [['video', h264Params(h264params('42e01f', 1), { encodings: SIMULCAST_3('L1T3', false) })]],
     consume: false,
   }),
 

@@ -15,14 +15,29 @@ const SIMULCAST_ENCODINGS = [
   { scaleResolutionDownBy: 2, maxBitrate: 500000, scalabilityMode: 'L1T3' },
   { scaleResolutionDownBy: 1, maxBitrate: 1500000, scalabilityMode: 'L1T3' },
 ];
+// The camera's codec, `?codec=h264` or `?codec=vp9` (the router's first video codec, VP8, if
+// absent or not offered), and `?svc=L3T3` (or `L3T3_KEY`, `L1T3`): one encoding with that
+// scalability mode instead of simulcast (SVC, with VP9). Used by the browser tests.
+const CODEC = params.get('codec')?.toLowerCase();
+const SVC = params.get('svc');
+
+/** The router codec (device.rtpCapabilities) named by `?codec=`, if any. */
+function cameraCodec() {
+  if (!CODEC) return undefined;
+  return state.device?.rtpCapabilities.codecs.find((c) => c.mimeType.toLowerCase() === `video/${CODEC}`);
+}
 
 /** produce() options of a camera track (a shared screen is published with one encoding). */
-export const cameraOptions = (track) => ({ track, appData: { source: 'camera' }, ...(SIMULCAST ? { encodings: SIMULCAST_ENCODINGS } : {}) });
+export function cameraOptions(track) {
+  const codec = cameraCodec();
+  const encodings = SVC ? [{ maxBitrate: 5000000, scalabilityMode: SVC }] : SIMULCAST ? SIMULCAST_ENCODINGS : undefined;
+  return { track, appData: { source: 'camera' }, ...(encodings ? { encodings } : {}), ...(codec ? { codec } : {}) };
+}
 
 /** getUserMedia constraints of the chosen camera (`video`) or microphone. */
 export function constraints(kind) {
   if (kind === 'video') {
-    const size = SIMULCAST ? { width: 1280, height: 720 } : { width: 640, height: 480 };
+    const size = SIMULCAST || SVC ? { width: 1280, height: 720 } : { width: 640, height: 480 };
     return { ...size, ...(state.cameraId ? { deviceId: { exact: state.cameraId } } : {}) };
   }
   return state.micId ? { deviceId: { exact: state.micId } } : true;

@@ -5,22 +5,27 @@ use std::any::Any;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sfu::rtp_parameters::{MediaKind as SfuKind, RtpCapabilities};
+use sfu::rtp_parameters::{MediaKind as SfuKind, RtpCapabilities, RtpParameters};
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 use testpeer::signaling::{dev_login, Ws};
+use testpeer::simulcast::SimulcastTrack;
 use testpeer::{expect_consumer, produce_parameters, send_rtp_capabilities, ClientTransport, OPUS_PT, VP8_PT};
 use tokio::task::JoinHandle;
 
-use crate::media::{self, Control, PeerReport, Source};
+use crate::link::Link;
+use crate::media::{self, Control, PeerReport, Source, Track};
 use crate::plan::{Plan, RoomRef, Setup};
 use crate::server::{free_port, scratch_dir, wait_http, ServerProcess};
+use crate::simulcast::SimulcastSource;
 
 /// Starts the server binary on a fresh data dir with dev login and loose join limits.
-pub async fn start(bin: &Path, workers: usize, cpus: Option<&str>) -> Result<(ServerProcess, String), String> {
+/// `downlink_bwe`: the server estimates each subscriber's downlink and shares it among its
+/// consumers (`--rtc-downlink-bwe=true`), which simulcast layer selection under a cap needs.
+pub async fn start(bin: &Path, workers: usize, cpus: Option<&str>, downlink_bwe: bool) -> Result<(ServerProcess, String), String> {
     let dir = scratch_dir("atome")?;
     let port = free_port()?;
     let args: Vec<String> = [
@@ -36,6 +41,7 @@ pub async fn start(bin: &Path, workers: usize, cpus: Option<&str>) -> Result<(Se
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(downlink_bwe.then(|| "--rtc-downlink-bwe=true".to_string()))
     .collect();
     let envs = [
         ("RUST_LOG", "warn".to_string()),
@@ -114,29 +120,34 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
                 [(SfuKind::Video, plan.video, VP8_PT), (SfuKind::Audio, plan.audio, OPUS_PT)].into_iter().enumerate()
             {
                 let mid = i.to_string();
+                let m = Mid::from(mid.as_str());
+                if kind == SfuKind::Video && plan.simulcast {
+                    // testpeer's track for the parameters and the declared streams (by SSRC, each
+                    // with its rid on the client side); the load tool's own for the packets.
+                    let track = SimulcastTrack::new(&mid, 3, false);
+                    let params = track.produce_parameters();
+                    produce(&mut ws, &t.id, kind, &params).await?;
+                    track.declare(&mut t);
+                    let streams: Vec<(u32, String)> = track.streams.iter().map(|s| (s.ssrc, s.rid.clone())).collect();
+                    sources.push(Track::Simulcast(SimulcastSource::new(Pt::from(pt), &streams, spec.kbps, spec.packet_bytes)));
+                    continue;
+                }
                 let ssrc = fastrand::u32(10_000..1_000_000_000);
                 let params = produce_parameters(kind, &mid, ssrc);
-                request(
-                    &mut ws,
-                    "produce",
-                    json!({"transport_id": t.id, "kind": kind.as_str(), "rtpParameters": params, "appData": {}}),
-                    "produced",
-                )
-                .await?;
-                let m = Mid::from(mid.as_str());
+                produce(&mut ws, &t.id, kind, &params).await?;
                 let mut api = t.rtc.direct_api();
                 api.declare_media(m, if spec.kind == MediaKind::Audio { MediaKind::Audio } else { MediaKind::Video });
                 let rtx = (kind == SfuKind::Video).then(|| Ssrc::from(ssrc + 1));
                 api.declare_stream_tx(Ssrc::from(ssrc), rtx, m, None);
-                sources.push(Source::new(spec, m, Pt::from(pt)));
+                sources.push(Track::Single(Source::new(spec, m, Pt::from(pt))));
             }
             let (rtc, socket, _) = t.into_parts().ok_or("a UDP client has a socket")?;
-            setup.publishers.push(tokio::spawn(media::run(rtc, socket, sources, joined_at, ctl.clone())));
+            setup.publishers.push(tokio::spawn(media::run(rtc, socket, sources, None, joined_at, ctl.clone())));
             setup.keep.push(Box::new(ws.keep_alive())); // answers the server's pings
         }
         for s in 0..plan.subscribers {
-            let (task, keep) =
-                subscriber(base, &room, &Plan::phone(r, plan.publishers + s), &format!("sub{s}"), Instant::now(), ctl).await?;
+            let phone = Plan::phone(r, plan.publishers + s);
+            let (task, keep) = subscriber(base, &room, &phone, &format!("sub{s}"), Instant::now(), plan.capped(s), ctl).await?;
             setup.subscribers.push(task);
             setup.keep.push(keep);
         }
@@ -147,13 +158,14 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
 
 /// One subscriber joins `room` (whose publishers are all in) and consumes every producer in it;
 /// its media task counts from `joined_at`. Returns the task and its signaling session, which
-/// must stay alive.
+/// must stay alive. `cap_kbps`: its downlink goes through a [`Link`] of that rate.
 pub async fn subscriber(
     base: &str,
     room: &str,
     phone: &str,
     name: &str,
     joined_at: Instant,
+    cap_kbps: Option<u32>,
     ctl: &Arc<Control>,
 ) -> Result<(JoinHandle<PeerReport>, Box<dyn Any + Send>), String> {
     let (mut ws, joined, _) = enter(base, room, phone, name).await?;
@@ -166,11 +178,21 @@ pub async fn subscriber(
         consumers.push(c["consumerOptions"]["id"].clone());
     }
     let (rtc, socket, _) = t.into_parts().ok_or("a UDP client has a socket")?;
-    let task = tokio::spawn(media::run(rtc, socket, Vec::new(), joined_at, ctl.clone()));
+    let link = cap_kbps.map(|kbps| Link::new(kbps, LINK_QUEUE));
+    let task = tokio::spawn(media::run(rtc, socket, Vec::new(), link, joined_at, ctl.clone()));
     for id in consumers {
         request(&mut ws, "resumeConsumer", json!({"consumer_id": id}), "consumerResumed").await?;
     }
     Ok((task, Box::new(ws.keep_alive()))) // answers the server's pings
+}
+
+/// How much traffic a capped subscriber's link queues before it drops (as a home router's
+/// buffer).
+const LINK_QUEUE: Duration = Duration::from_millis(200);
+
+async fn produce(ws: &mut Ws, transport_id: &str, kind: SfuKind, params: &RtpParameters) -> Result<Value, String> {
+    let fields = json!({"transport_id": transport_id, "kind": kind.as_str(), "rtpParameters": params, "appData": {}});
+    request(ws, "produce", fields, "produced").await
 }
 
 /// The server's own counters (`/health` media section).

@@ -18,7 +18,7 @@ use str0m::media::{Direction, Frequency, MediaKind, Pt};
 use str0m::{Candidate, Rtc, RtcConfig};
 use tokio::task::JoinHandle;
 
-use crate::media::{self, Control, PeerReport, Source};
+use crate::media::{self, Control, PeerReport, Source, Track};
 use crate::plan::{Plan, RoomRef, Setup};
 use crate::server::{free_port, scratch_dir, wait_http, ServerProcess};
 
@@ -199,8 +199,11 @@ pub async fn setup(base: &str, plan: &Plan, rooms: Range<usize>, ctl: &Arc<Contr
             let answer = SdpAnswer::from_sdp_string(ev["jsep"]["sdp"].as_str().unwrap_or("")).map_err(|e| format!("answer: {e}"))?;
             rtc.sdp_api().accept_answer(pending, answer).map_err(|e| format!("accept answer: {e}"))?;
             feeds.push(ev["plugindata"]["data"]["id"].as_u64().ok_or("no publisher id")?);
-            let sources = vec![Source::new(plan.video, video, Pt::from(VP8_PT)), Source::new(plan.audio, audio, Pt::from(OPUS_PT))];
-            setup.publishers.push(tokio::spawn(media::run(rtc, socket, sources, joined_at, ctl.clone())));
+            let sources = vec![
+                Track::Single(Source::new(plan.video, video, Pt::from(VP8_PT))),
+                Track::Single(Source::new(plan.audio, audio, Pt::from(OPUS_PT))),
+            ];
+            setup.publishers.push(tokio::spawn(media::run(rtc, socket, sources, None, joined_at, ctl.clone())));
             // Subscribing to a feed works only once its PeerConnection is up.
             h.event("publisher webrtcup", |v| v["janus"] == "webrtcup").await?;
             setup.keep.push(Box::new(h));
@@ -234,6 +237,6 @@ pub async fn subscriber(
     let (mut rtc, socket) = client_rtc(ip)?;
     let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| format!("accept offer: {e}"))?;
     h.message(json!({"request": "start"}), Some(json!({"type": "answer", "sdp": answer.to_sdp_string()}))).await?;
-    let task = tokio::spawn(media::run(rtc, socket, Vec::new(), joined_at, ctl.clone()));
+    let task = tokio::spawn(media::run(rtc, socket, Vec::new(), None, joined_at, ctl.clone()));
     Ok((task, Box::new(h)))
 }

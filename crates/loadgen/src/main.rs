@@ -8,13 +8,16 @@
 //!
 //!     cargo run --release -p loadgen -- --rooms 4 --publishers 2 --subscribers 10 --targets atome,mediasoup,janus
 //!     cargo run --release -p loadgen -- --rooms 10 --subscribers 0 --join-storm 100 --targets atome,mediasoup
+//!     cargo run --release -p loadgen -- --rooms 4 --publishers 2 --subscribers 10 --simulcast --subscriber-cap-kbps 400 --capped-subscribers 2
 mod atome;
 mod janus;
+mod link;
 mod media;
 mod msref;
 mod plan;
 mod report;
 mod server;
+mod simulcast;
 mod storm;
 
 use std::path::PathBuf;
@@ -26,7 +29,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::json;
 
 use media::Control;
-use plan::{Plan, Setup};
+use plan::{Cap, Plan, Setup};
 use report::{Figures, ServerReadings};
 use server::ServerProcess;
 use storm::{StormFigures, StormReadings};
@@ -110,6 +113,23 @@ struct Args {
     /// measurement window (0: never), to measure what monitoring costs the server.
     #[arg(long, default_value_t = 0)]
     scrape_metrics_ms: u64,
+    /// Publishers send their video in simulcast: three VP8 streams with real payload
+    /// descriptors (L1T3), at 1/10, 3/10 and all of --video-kbps; subscribers get the stream
+    /// the server selects for them. Not with Janus.
+    #[arg(long)]
+    simulcast: bool,
+    /// Caps the downlink of --capped-subscribers subscribers per room at this many kbit/s (a
+    /// bottleneck with a 200-ms queue in front of their client); turns --downlink-bwe on.
+    #[arg(long)]
+    subscriber_cap_kbps: Option<u32>,
+    /// How many of each room's subscribers (the first ones) have the capped downlink; all of
+    /// them if not given.
+    #[arg(long)]
+    capped_subscribers: Option<usize>,
+    /// Runs the Atome server with downlink estimation (`--rtc-downlink-bwe=true`): what layer
+    /// selection by bandwidth needs.
+    #[arg(long)]
+    downlink_bwe: bool,
 }
 
 fn cpu_count(list: &str) -> usize {
@@ -144,7 +164,12 @@ fn main() -> Result<(), String> {
     }
     media::now_ns(); // fixes the clock origin before any peer stamps a packet
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let plan = Plan::new(args.rooms, args.publishers, args.subscribers, args.video_kbps, args.audio_kbps, args.packet_bytes);
+    let mut plan = Plan::new(args.rooms, args.publishers, args.subscribers, args.video_kbps, args.audio_kbps, args.packet_bytes);
+    plan.simulcast = args.simulcast;
+    plan.cap = args.subscriber_cap_kbps.map(|kbps| Cap { kbps, per_room: args.capped_subscribers.unwrap_or(args.subscribers) });
+    if (plan.simulcast || plan.cap.is_some()) && args.targets.contains(&Target::Janus) {
+        return Err("--simulcast and --subscriber-cap-kbps are for Atome and the mediasoup reference, not Janus".into());
+    }
     let mut results = Vec::new();
     let mut storms = Vec::new();
     let mut problems = Vec::new();
@@ -208,7 +233,7 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome,
                 Some(b) => b.clone(),
                 None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("atome"),
             };
-            atome::start(&bin, cores, cpus).await?
+            atome::start(&bin, cores, cpus, args.downlink_bwe || plan.cap.is_some()).await?
         }
         // One mediasoup worker per server core, as Atome gets one worker per core.
         Target::Mediasoup => msref::start(&args.node, &args.msref.clone().unwrap_or_else(msref::default_dir), cores, cpus).await?,

@@ -14,6 +14,9 @@ use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
+use crate::link::Link;
+use crate::simulcast::{layer_of, SimulcastSource};
+
 /// Shared clock origin: publishers stamp payloads with nanoseconds since it, subscribers subtract.
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -23,7 +26,7 @@ pub fn now_ns() -> u64 {
 }
 
 /// Bytes at the end of every payload holding the send time.
-const STAMP_LEN: usize = 8;
+pub const STAMP_LEN: usize = 8;
 
 /// Switches shared by every peer task of one run.
 #[derive(Default)]
@@ -68,7 +71,7 @@ pub struct Source {
     pt: Pt,
     seq: u64,
     frame: u32,
-    next_at: Instant,
+    pub next_at: Instant,
     force_keyframe: bool,
 }
 
@@ -151,6 +154,41 @@ impl Source {
     }
 }
 
+/// What a publisher sends on one media section: one stream, or a simulcast track.
+pub enum Track {
+    Single(Source),
+    Simulcast(SimulcastSource),
+}
+
+impl Track {
+    fn next_at(&self) -> Instant {
+        match self {
+            Track::Single(s) => s.next_at,
+            Track::Simulcast(s) => s.next_at,
+        }
+    }
+
+    /// Writes what is due; returns the packets a subscriber of this track gets (the top stream
+    /// of a simulcast track) and the packets written.
+    fn send_due(&mut self, rtc: &mut Rtc, now: Instant) -> (u64, u64) {
+        match self {
+            Track::Single(s) => {
+                let n = s.send_due(rtc, now);
+                (n, n)
+            }
+            Track::Simulcast(s) => s.send_due(rtc, now),
+        }
+    }
+
+    fn keyframe_requested(&mut self, rid: Option<&str>) {
+        match self {
+            Track::Single(s) if s.spec.kind == MediaKind::Video => s.force_keyframe = true,
+            Track::Single(_) => {}
+            Track::Simulcast(s) => s.keyframe_requested(rid),
+        }
+    }
+}
+
 /// Sequence numbers seen on one stream within the window.
 #[derive(Debug, Default, Clone)]
 pub struct SeqTrack {
@@ -187,8 +225,16 @@ impl SeqTrack {
 /// What one peer task measured.
 #[derive(Debug, Default)]
 pub struct PeerReport {
+    /// Packets sent that a subscriber gets (of a simulcast track, the top stream's).
     pub sent: u64,
+    /// Every packet sent (all streams of a simulcast track).
+    pub sent_all: u64,
     pub received: u64,
+    /// Video packets received in the window per simulcast stream (lowest first).
+    pub layers: [u64; 3],
+    /// Whether its downlink was capped ([`Link`]), and the datagrams the cap dropped.
+    pub capped: bool,
+    pub link_dropped: u64,
     /// One entry per received packet in the window, in microseconds.
     pub latencies_us: Vec<u32>,
     pub streams: HashMap<u32, SeqTrack>,
@@ -201,8 +247,16 @@ pub struct PeerReport {
 }
 
 /// The loop of one peer until `ctl.stop`: feeds datagrams and timeouts, sends due frames.
-pub async fn run(mut rtc: Rtc, socket: StdUdpSocket, mut sources: Vec<Source>, joined_at: Instant, ctl: Arc<Control>) -> PeerReport {
-    let mut report = PeerReport::default();
+/// With a `link`, datagrams from the server pass through it first (a capped downlink).
+pub async fn run(
+    mut rtc: Rtc,
+    socket: StdUdpSocket,
+    mut sources: Vec<Track>,
+    mut link: Option<Link>,
+    joined_at: Instant,
+    ctl: Arc<Control>,
+) -> PeerReport {
+    let mut report = PeerReport { capped: link.is_some(), ..Default::default() };
     let socket = match socket.set_nonblocking(true).and_then(|_| UdpSocket::from_std(socket)) {
         Ok(s) => s,
         Err(e) => {
@@ -215,35 +269,56 @@ pub async fn run(mut rtc: Rtc, socket: StdUdpSocket, mut sources: Vec<Source>, j
     while !ctl.stop.load(Ordering::Relaxed) {
         let timeout = drain(&mut rtc, &socket, &mut report, &mut sources, joined_at, &ctl).await;
         let now = Instant::now();
-        let next_send = sources.iter().map(|s| s.next_at).min();
-        let wake = next_send.map_or(timeout, |s| s.min(timeout)).min(now + Duration::from_millis(50));
+        let next_send = sources.iter().map(Track::next_at).min();
+        let next_release = link.as_ref().and_then(Link::next_release);
+        let wake = [next_send, next_release].into_iter().flatten().fold(timeout, Instant::min).min(now + Duration::from_millis(50));
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, src)) = r {
                     // In RTP mode str0m holds one received packet until the next poll_output:
                     // every datagram is followed by a drain, or packets are overwritten.
-                    feed(&mut rtc, local, src, &buf[..n]);
-                    drain(&mut rtc, &socket, &mut report, &mut sources, joined_at, &ctl).await;
+                    let mut take = |src: SocketAddr, data: &[u8], rtc: &mut Rtc| match link.as_mut() {
+                        Some(l) => {
+                            l.offer(Instant::now(), src, data);
+                            false
+                        }
+                        None => {
+                            feed(rtc, local, src, data);
+                            true
+                        }
+                    };
+                    if take(src, &buf[..n], &mut rtc) {
+                        drain(&mut rtc, &socket, &mut report, &mut sources, joined_at, &ctl).await;
+                    }
                     for _ in 0..64 {
                         let Ok((n, src)) = socket.try_recv_from(&mut buf) else { break };
-                        feed(&mut rtc, local, src, &buf[..n]);
-                        drain(&mut rtc, &socket, &mut report, &mut sources, joined_at, &ctl).await;
+                        if take(src, &buf[..n], &mut rtc) {
+                            drain(&mut rtc, &socket, &mut report, &mut sources, joined_at, &ctl).await;
+                        }
                     }
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
+        if let Some(l) = link.as_mut() {
+            while let Some((src, data)) = l.pop_due(Instant::now()) {
+                feed(&mut rtc, local, src, &data);
+                drain(&mut rtc, &socket, &mut report, &mut sources, joined_at, &ctl).await;
+            }
+        }
         let now = Instant::now();
         if rtc.is_connected() {
             for s in &mut sources {
-                let n = s.send_due(&mut rtc, now);
+                let (n, all) = s.send_due(&mut rtc, now);
                 if ctl.measuring.load(Ordering::Relaxed) {
                     report.sent += n;
+                    report.sent_all += all;
                 }
             }
         }
         let _ = rtc.handle_input(Input::Timeout(now));
     }
+    report.link_dropped = link.map_or(0, |l| l.dropped);
     report
 }
 
@@ -258,7 +333,7 @@ async fn drain(
     rtc: &mut Rtc,
     socket: &UdpSocket,
     report: &mut PeerReport,
-    sources: &mut [Source],
+    sources: &mut [Track],
     joined_at: Instant,
     ctl: &Control,
 ) -> Instant {
@@ -279,7 +354,7 @@ async fn drain(
     }
 }
 
-fn on_event(e: Event, report: &mut PeerReport, sources: &mut [Source], joined_at: Instant, ctl: &Control) {
+fn on_event(e: Event, report: &mut PeerReport, sources: &mut [Track], joined_at: Instant, ctl: &Control) {
     match e {
         Event::RtpPacket(p) => {
             if is_probe(*p.header.ssrc, p.header.ext_vals.mid.as_deref()) {
@@ -304,11 +379,14 @@ fn on_event(e: Event, report: &mut PeerReport, sources: &mut [Source], joined_at
             let latency = now_ns().saturating_sub(sent) / 1000;
             report.latencies_us.push(latency.min(u64::from(u32::MAX)) as u32);
             report.streams.entry(*p.header.ssrc).or_default().see(*p.seq_no);
+            if let Some(l) = layer_of(&p.payload) {
+                report.layers[usize::from(l)] += 1; // layer_of checks the range
+            }
         }
-        Event::KeyframeRequest(_) => {
+        Event::KeyframeRequest(r) => {
             report.keyframe_requests += 1;
-            for s in sources.iter_mut().filter(|s| s.spec.kind == MediaKind::Video) {
-                s.force_keyframe = true;
+            for s in sources.iter_mut() {
+                s.keyframe_requested(r.rid.as_deref());
             }
         }
         Event::Connected => {

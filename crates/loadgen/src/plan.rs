@@ -15,13 +15,30 @@ pub struct Plan {
     pub subscribers: usize,
     pub video: SourceSpec,
     pub audio: SourceSpec,
+    /// Publishers send their video in simulcast (three VP8 streams, the top one at the video
+    /// bitrate; see [`crate::simulcast`]).
+    pub simulcast: bool,
+    /// The downlink cap of capped subscribers (kbit/s), and how many of each room's
+    /// subscribers have it (the first ones).
+    pub cap: Option<Cap>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    pub kbps: u32,
+    pub per_room: usize,
 }
 
 impl Plan {
     pub fn new(rooms: usize, publishers: usize, subscribers: usize, video_kbps: u32, audio_kbps: u32, packet_bytes: usize) -> Plan {
         let video = SourceSpec { kind: MediaKind::Video, kbps: video_kbps, packet_bytes, fps: 30, keyframe_every: Duration::from_secs(2) };
         let audio = SourceSpec { kind: MediaKind::Audio, kbps: audio_kbps, packet_bytes, fps: 50, keyframe_every: Duration::ZERO };
-        Plan { rooms, publishers, subscribers, video, audio }
+        Plan { rooms, publishers, subscribers, video, audio, simulcast: false, cap: None }
+    }
+
+    /// Whether subscriber `s` of a room has a capped downlink.
+    pub fn capped(&self, s: usize) -> Option<u32> {
+        self.cap.filter(|c| s < c.per_room).map(|c| c.kbps)
     }
 
     /// Streams forwarded to subscribers: each receives every publisher's audio and video.

@@ -43,6 +43,17 @@ pub struct Figures {
     pub server_processes: usize,
     /// Packets of mediasoup's probing stream the subscribers received and left out.
     pub probe_packets: u64,
+    /// Publishers sent simulcast video (`expected_pps` then counts the top stream only).
+    pub simulcast: bool,
+    /// Every packet the publishers sent per second (all simulcast streams).
+    pub published_pps: f64,
+    /// Video packets the uncapped subscribers received per simulcast stream (lowest first).
+    pub uncapped_layer_packets: [u64; 3],
+    /// The same for the capped subscribers (empty figures without a cap).
+    pub capped_layer_packets: [u64; 3],
+    pub capped_subscribers: usize,
+    /// Datagrams the capped links dropped (their queue was full).
+    pub capped_link_dropped: u64,
     /// This tool's own CPU use (all its peers on its cores): near 100% means the figures are
     /// bounded by the clients, not by the server.
     pub client_cpu_percent: f64,
@@ -77,6 +88,15 @@ pub fn aggregate(
     server: &ServerReadings,
 ) -> Figures {
     let sent: u64 = publishers.iter().map(|p| p.sent).sum();
+    let layers = |capped: bool| {
+        let mut sum = [0u64; 3];
+        for s in subscribers.iter().filter(|s| s.capped == capped) {
+            for (a, b) in sum.iter_mut().zip(s.layers) {
+                *a += b;
+            }
+        }
+        sum
+    };
     let received: u64 = subscribers.iter().map(|s| s.received).sum();
     let (mut distinct, mut expected, mut streams) = (0u64, 0u64, 0usize);
     for s in subscribers {
@@ -126,6 +146,12 @@ pub fn aggregate(
         server_threads: server.threads,
         server_processes: server.processes,
         probe_packets: subscribers.iter().map(|s| s.probe_packets).sum(),
+        simulcast: plan.simulcast,
+        published_pps: publishers.iter().map(|p| p.sent_all).sum::<u64>() as f64 / seconds,
+        uncapped_layer_packets: layers(false),
+        capped_layer_packets: layers(true),
+        capped_subscribers: subscribers.iter().filter(|s| s.capped).count(),
+        capped_link_dropped: subscribers.iter().map(|s| s.link_dropped).sum(),
         client_cpu_percent: 100.0 * server.client_cpu_seconds / seconds,
     }
 }
@@ -209,7 +235,21 @@ impl Figures {
             // /proc counts the process started: a wrapper script (e.g. a profiler) is not the server.
             println!("  server CPU        not measured (the started process used no CPU: is the server binary a wrapper?)");
         }
+        if self.simulcast {
+            println!("  published         {:>10.0} pkt/s  (every simulcast stream)", self.published_pps);
+        }
         println!("  loss              {:>10.3} %  ({} silent streams)", self.loss_percent, self.silent_streams);
+        if self.simulcast {
+            let [a, b, c] = self.uncapped_layer_packets;
+            println!("  streams received  uncapped subscribers: {a} / {b} / {c} video packets of streams 0 / 1 / 2");
+        }
+        if self.capped_subscribers > 0 {
+            let [a, b, c] = self.capped_layer_packets;
+            println!(
+                "  capped downlinks  {} subscribers: {a} / {b} / {c} video packets of streams 0 / 1 / 2, {} datagrams dropped by the cap",
+                self.capped_subscribers, self.capped_link_dropped
+            );
+        }
         if self.probe_packets > 0 {
             println!("  probe packets     {:>10} (mediasoup's probator stream, not counted)", self.probe_packets);
         }

@@ -160,7 +160,7 @@ async fn join(
     ctl: &Arc<Control>,
 ) -> Result<(JoinHandle<PeerReport>, Box<dyn Any + Send>), String> {
     match room {
-        RoomRef::Signaling(id) => atome::subscriber(base, id, phone, name, joined_at, ctl).await,
+        RoomRef::Signaling(id) => atome::subscriber(base, id, phone, name, joined_at, None, ctl).await,
         RoomRef::Janus { room, feeds } => janus::subscriber(base, janus::host_ip()?, *room, feeds, joined_at, ctl).await,
     }
 }

@@ -1,15 +1,19 @@
 //! Consumer: one outgoing copy of a producer's stream on a transport (mediasoup's Consumer),
 //! with its own SSRC, the router's payload types and its own unbroken sequence numbers
 //! ([`SeqRewriter`]). A consumer of a simulcast producer forwards one of its streams at a time
-//! ([`LayerSelector`]). Consumers start paused.
+//! ([`LayerSelector`]); one of a VP9 SVC producer, the layers of its stream it chooses
+//! ([`SvcSelector`]). Consumers start paused.
 use std::time::Instant;
 
 use str0m::media::Mid;
 
+use crate::codec::VideoCodec;
 use crate::ids::{ConsumerId, Key};
+use crate::layers::Layers;
 use crate::rtp_parameters::MediaKind;
 use crate::seq::SeqRewriter;
 use crate::simulcast::{LayerSelector, LayerVerdict};
+use crate::svc::{SvcSelector, SvcVerdict};
 use crate::transport::plain::{rtp_packet, starts_keyframe};
 
 pub(crate) struct Consumer {
@@ -28,8 +32,8 @@ pub(crate) struct Consumer {
     seq: SeqRewriter,
     /// Plain consumers hold video back until a keyframe, so recordings start decodable.
     awaiting_keyframe: bool,
-    /// Simulcast producers only: which stream and temporal layers go out.
-    layers: Option<LayerSelector>,
+    /// Simulcast and SVC producers only: which stream and layers go out.
+    layers: Option<Layers>,
     /// 1..=255: its share of the downlink against the transport's other consumers
     /// (mediasoup's `consumer.setPriority`; default 1).
     priority: u8,
@@ -40,12 +44,23 @@ pub(crate) struct Consumer {
 /// What a consumer makes of one producer packet, before its transport sends it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Selected {
-    /// Send it with this RTP timestamp (the payload may have been rewritten).
-    Send { timestamp: u32 },
+    /// Send it with this RTP timestamp and marker bit (the payload may have been rewritten).
+    Send { timestamp: u32, marker: bool },
     /// Not for this consumer.
     Drop,
     /// Not sent; stream `layer` of the producer should send a keyframe.
     WantKeyframe { layer: u8 },
+}
+
+/// One packet of a producer, as the forwarder hands it to a consumer with layers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Incoming {
+    /// The producer's stream (simulcast spatial layer; 0 for SVC).
+    pub layer: u8,
+    /// Its extended sequence number.
+    pub seq: u64,
+    pub timestamp: u32,
+    pub marker: bool,
 }
 
 /// What a plain consumer makes of one producer packet.
@@ -92,44 +107,65 @@ impl Consumer {
     }
 
     /// Makes it a consumer of a simulcast producer with `streams` spatial layers of
-    /// `temporal_layers` temporal layers (see [`LayerSelector`]).
-    pub fn with_layers(mut self, streams: u8, temporal_layers: u8) -> Consumer {
-        self.layers = Some(LayerSelector::new(streams, temporal_layers));
+    /// `temporal_layers` temporal layers in `codec` (see [`LayerSelector`]).
+    pub fn with_layers(mut self, streams: u8, temporal_layers: u8, codec: VideoCodec) -> Consumer {
+        self.layers = Some(Layers::Simulcast(LayerSelector::new(streams, temporal_layers, codec)));
         self
     }
 
-    pub fn layers(&self) -> Option<&LayerSelector> {
+    /// Makes it a consumer of a VP9 SVC producer of `spatial` x `temporal` layers (`ksvc`: a
+    /// `_KEY` scalability mode; see [`SvcSelector`]).
+    pub fn with_svc(mut self, spatial: u8, temporal: u8, ksvc: bool) -> Consumer {
+        self.layers = Some(Layers::Svc(SvcSelector::new(spatial, temporal, ksvc)));
+        self
+    }
+
+    pub fn layers(&self) -> Option<&Layers> {
         self.layers.as_ref()
     }
 
-    pub fn layers_mut(&mut self) -> Option<&mut LayerSelector> {
+    pub fn layers_mut(&mut self) -> Option<&mut Layers> {
         self.layers.as_mut()
+    }
+
+    /// Whether its packets are chosen by [`Self::select_svc`] (no payload rewriting) rather
+    /// than [`Self::select`].
+    pub fn is_svc(&self) -> bool {
+        matches!(self.layers, Some(Layers::Svc(_)))
+    }
+
+    /// For a consumer of a VP9 SVC producer: decides for one packet (the payload goes out as it
+    /// is; the marker bit may be set). Dropped packets leave no gap in the sequence numbers.
+    pub fn select_svc(&mut self, p: Incoming, payload: &[u8]) -> Selected {
+        let Some(Layers::Svc(svc)) = self.layers.as_mut() else { return Selected::Drop };
+        match svc.packet(payload, p.marker) {
+            SvcVerdict::Forward { marker } => Selected::Send { timestamp: p.timestamp, marker },
+            SvcVerdict::Drop { skip } => {
+                if skip {
+                    self.seq.skip(p.seq);
+                }
+                Selected::Drop
+            }
+            SvcVerdict::WantKeyframe => Selected::WantKeyframe { layer: 0 },
+        }
     }
 
     /// For a consumer of a simulcast producer ([`Self::with_layers`]; the forwarder sends a
     /// single-stream producer's packets as they are): decides for one packet of the producer's
-    /// stream `layer` with sequence number `seq` and RTP `timestamp`; `payload` is this
-    /// consumer's copy (rewritten in place). `active(l)`: whether stream `l` is sending.
-    pub fn select(
-        &mut self,
-        layer: u8,
-        active: impl Fn(u8) -> bool,
-        seq: u64,
-        timestamp: u32,
-        payload: &mut [u8],
-        now: Instant,
-    ) -> Selected {
-        let Some(layers) = self.layers.as_mut() else { return Selected::Drop };
-        match layers.packet(layer, active, timestamp, payload, now) {
+    /// stream `p.layer`; `payload` is this consumer's copy (rewritten in place). `active(l)`:
+    /// whether stream `l` is sending.
+    pub fn select(&mut self, p: Incoming, active: impl Fn(u8) -> bool, payload: &mut [u8], now: Instant) -> Selected {
+        let Some(Layers::Simulcast(layers)) = self.layers.as_mut() else { return Selected::Drop };
+        match layers.packet(p.layer, active, p.timestamp, payload, now) {
             LayerVerdict::Forward { timestamp, switched } => {
                 if switched {
                     self.seq.pause(); // a new stream: the numbers go on from the last one sent
                 }
-                Selected::Send { timestamp }
+                Selected::Send { timestamp, marker: p.marker }
             }
             LayerVerdict::Drop { skip } => {
                 if skip {
-                    self.seq.skip(seq);
+                    self.seq.skip(p.seq);
                 }
                 Selected::Drop
             }

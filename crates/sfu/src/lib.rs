@@ -7,6 +7,7 @@
 //! to the worker its id names (the worker index is part of every id) and awaits the answer.
 //! Layout and packet path: docs/architecture.md.
 mod allocator;
+mod codec;
 mod consumer;
 mod driver;
 mod engine;
@@ -14,7 +15,9 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod h264;
 pub mod ids;
+mod layers;
 pub mod ortc;
 mod producer;
 mod rate;
@@ -24,11 +27,13 @@ pub mod seq;
 pub mod seq_guard;
 mod simulcast;
 pub mod stats;
+mod svc;
 mod tcp;
 mod transmit;
 mod transport;
 mod udp;
 pub mod vp8;
+pub mod vp9;
 mod wake;
 pub mod worker;
 
@@ -61,9 +66,9 @@ pub enum EngineEvent {
     /// A producer's score changed (mediasoup's `producer.on("score")`): 0..=10 from the loss
     /// of its last report interval (see [`stats::score`]); it starts at 10.
     ProducerScore { router: RouterId, producer: ProducerId, score: Vec<stats::EncodingScore> },
-    /// The layers a consumer of a simulcast producer forwards changed (mediasoup's
-    /// `consumer.on("layerschange")`): `spatial` is the producer's stream (encoding index),
-    /// `temporal` the highest VP8 temporal layer sent.
+    /// The layers a consumer of a simulcast or SVC producer forwards changed (mediasoup's
+    /// `consumer.on("layerschange")`): `spatial` is the producer's stream (encoding index) or
+    /// the highest VP9 spatial layer (SID) sent, `temporal` the highest temporal layer sent.
     ConsumerLayersChanged { router: RouterId, consumer: ConsumerId, spatial: u8, temporal: u8 },
     /// A consumer's score changed (mediasoup's `consumer.on("score")`): `score` 0..=10 from the
     /// loss its receiver reports for the consumer's stream, `producer_score` its producer's

@@ -4,6 +4,7 @@
 //! router's and is what its consumers are built from.
 use std::time::{Duration, Instant};
 
+use crate::codec::VideoCodec;
 use crate::error::ProduceError;
 use crate::ids::{Key, ProducerId};
 use crate::ortc::ProducerPlan;
@@ -46,6 +47,8 @@ pub(crate) struct Producer {
     streams: Vec<Stream>,
     last_rtp: Instant,
     score: u8,
+    /// Its first media codec, whose payloads tell keyframes and temporal layers.
+    codec: VideoCodec,
 }
 
 impl Producer {
@@ -58,6 +61,7 @@ impl Producer {
             cname,
             pt_map: plan.mapping.iter().map(|m| (m.client_pt, m.router_pt)).collect(),
             streams: plan.encodings.iter().map(|e| Stream { ssrc: e.ssrc, ..Stream::default() }).collect(),
+            codec: VideoCodec::from_mime(plan.consumable_codecs.first().map_or("", |c| c.mime_type.as_str())),
             plan,
             consumers: Vec::new(),
             paused: false,
@@ -84,6 +88,10 @@ impl Producer {
 
     pub fn cname(&self) -> &str {
         &self.cname
+    }
+
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
     }
 
     pub fn plan(&self) -> &ProducerPlan {

@@ -12,9 +12,14 @@
 //!   ([`Vp8Munger::switch_stream`]).
 //! - temporal layers above the preferred one are dropped by the VP8 descriptor's TID; the
 //!   sequence numbers of dropped packets are skipped without a gap.
+//!
+//! H264 simulcast works the same, without a payload descriptor: keyframes are told by their
+//! NAL units ([`crate::h264`]), every packet of the forwarded stream goes out (one temporal
+//! layer), and there are no picture ids to rewrite.
 use std::time::Instant;
 
-use crate::vp8::{self, Vp8Munger, Vp8Verdict};
+use crate::codec::VideoCodec;
+use crate::vp8::{Vp8Munger, Vp8Verdict};
 
 /// RTP clock of video (RFC 7741: VP8 uses 90 kHz).
 const VIDEO_CLOCK_HZ: u64 = 90_000;
@@ -34,6 +39,7 @@ pub(crate) enum LayerVerdict {
 
 #[derive(Debug)]
 pub(crate) struct LayerSelector {
+    codec: VideoCodec,
     streams: u8,
     temporal_layers: u8,
     preferred_spatial: u8,
@@ -52,11 +58,14 @@ pub(crate) struct LayerSelector {
 }
 
 impl LayerSelector {
-    /// A selector for `streams` spatial layers of `temporal_layers` temporal layers each;
-    /// prefers the highest of both (mediasoup's default).
-    pub fn new(streams: u8, temporal_layers: u8) -> LayerSelector {
+    /// A selector for `streams` spatial layers of `temporal_layers` temporal layers each (one
+    /// for a codec whose temporal layers are not told apart: H264); prefers the highest of both
+    /// (mediasoup's default).
+    pub fn new(streams: u8, temporal_layers: u8, codec: VideoCodec) -> LayerSelector {
+        let temporal_layers = if codec.has_temporal_layers() { temporal_layers } else { 1 };
         let (streams, temporal_layers) = (streams.max(1), temporal_layers.max(1));
         LayerSelector {
+            codec,
             streams,
             temporal_layers,
             preferred_spatial: streams - 1,
@@ -121,21 +130,16 @@ impl LayerSelector {
             if layer != target {
                 return LayerVerdict::Drop { skip: false };
             }
-            if !vp8::parse(payload).is_ok_and(|d| d.keyframe) {
+            if !self.codec.starts_keyframe(payload) {
                 return LayerVerdict::WantKeyframe { layer };
             }
             self.switch_to(layer, timestamp, now);
             switched = true;
         }
-        let max_temporal = match self.allowed {
-            Some((s, t)) if s == layer => self.preferred_temporal.min(t),
-            _ => self.preferred_temporal,
-        };
-        match self.munger.process(payload, max_temporal) {
-            Ok((Vp8Verdict::Forward, _)) => {}
-            // A packet of the stream being forwarded that is not sent: no gap for it. An
-            // undecodable one is dropped the same way (the receiver could not use it).
-            Ok((Vp8Verdict::Drop, _)) | Err(_) => return LayerVerdict::Drop { skip: !switched },
+        if self.codec == VideoCodec::Vp8 {
+            if let Some(verdict) = self.vp8_layers(layer, payload, switched) {
+                return verdict;
+            }
         }
         let out = timestamp.wrapping_add(self.ts_offset);
         // Newer than the last sent (RFC 3550 timestamps wrap; half the space decides).
@@ -143,6 +147,21 @@ impl LayerSelector {
             self.last_sent = Some((out, now));
         }
         LayerVerdict::Forward { timestamp: out, switched }
+    }
+
+    /// VP8: drops the temporal layers above the one forwarded and rewrites picture ids and
+    /// TL0PICIDX ([`Vp8Munger`]); Some(verdict) for a packet not sent.
+    fn vp8_layers(&mut self, layer: u8, payload: &mut [u8], switched: bool) -> Option<LayerVerdict> {
+        let max_temporal = match self.allowed {
+            Some((s, t)) if s == layer => self.preferred_temporal.min(t),
+            _ => self.preferred_temporal,
+        };
+        match self.munger.process(payload, max_temporal) {
+            Ok((Vp8Verdict::Forward, _)) => None,
+            // A packet of the stream being forwarded that is not sent: no gap for it. An
+            // undecodable one is dropped the same way (the receiver could not use it).
+            Ok((Vp8Verdict::Drop, _)) | Err(_) => Some(LayerVerdict::Drop { skip: !switched }),
+        }
     }
 
     /// (spatial, temporal) now forwarded, when it changed since the last call.

@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::codec::VideoCodec;
 
 /// A VP8 packet: descriptor with a 15-bit picture id, TL0PICIDX and TID (RFC 7741 §4.2), then
 /// one payload header byte (bit 0 clear: a keyframe, when it starts the frame).
@@ -18,7 +19,7 @@ const ALL: fn(u8) -> bool = |_| true;
 #[test]
 fn starts_on_a_keyframe_of_the_highest_active_stream() {
     let t0 = Instant::now();
-    let mut s = LayerSelector::new(3, 3);
+    let mut s = LayerSelector::new(3, 3, VideoCodec::Vp8);
     assert_eq!(s.target(ALL), 2);
     assert_eq!(s.target(|l| l < 2), 1, "the top stream is not sending");
     assert_eq!(s.packet(0, ALL, 1000, &mut vp8(10, 1, 0, true, true), t0), LayerVerdict::Drop { skip: false }, "not the target");
@@ -34,7 +35,7 @@ fn starts_on_a_keyframe_of_the_highest_active_stream() {
 #[test]
 fn a_consumer_preferring_layer_0_gets_only_layer_0() {
     let t0 = Instant::now();
-    let mut s = LayerSelector::new(3, 1);
+    let mut s = LayerSelector::new(3, 1, VideoCodec::Vp8);
     s.set_preferred(0, None);
     assert_eq!(s.preferred(), (0, 0));
     let mut sent = Vec::new();
@@ -51,7 +52,7 @@ fn a_consumer_preferring_layer_0_gets_only_layer_0() {
 #[test]
 fn switching_down_waits_for_the_lower_keyframe_and_keeps_time_and_picture_ids_continuous() {
     let t0 = Instant::now();
-    let mut s = LayerSelector::new(3, 1);
+    let mut s = LayerSelector::new(3, 1, VideoCodec::Vp8);
     let mut key = vp8(500, 7, 0, true, true);
     assert!(matches!(s.packet(2, ALL, 90_000, &mut key, t0), LayerVerdict::Forward { switched: true, .. }));
     let mut next = vp8(501, 8, 0, false, false);
@@ -80,7 +81,7 @@ fn switching_down_waits_for_the_lower_keyframe_and_keeps_time_and_picture_ids_co
 #[test]
 fn a_stream_that_stops_makes_the_consumer_fall_back() {
     let t0 = Instant::now();
-    let mut s = LayerSelector::new(2, 1);
+    let mut s = LayerSelector::new(2, 1, VideoCodec::Vp8);
     assert!(matches!(s.packet(1, ALL, 0, &mut vp8(1, 0, 0, true, true), t0), LayerVerdict::Forward { .. }));
     let only_low = |l: u8| l == 0;
     assert_eq!(s.target(only_low), 0);
@@ -98,7 +99,7 @@ fn a_stream_that_stops_makes_the_consumer_fall_back() {
 #[test]
 fn temporal_layers_above_the_preferred_one_are_skipped_without_a_gap() {
     let t0 = Instant::now();
-    let mut s = LayerSelector::new(1, 3);
+    let mut s = LayerSelector::new(1, 3, VideoCodec::Vp8);
     s.set_preferred(0, Some(0));
     let tids = [0u8, 2, 1, 2, 0, 2, 1, 2, 0];
     let mut verdicts = Vec::new();
@@ -113,7 +114,7 @@ fn temporal_layers_above_the_preferred_one_are_skipped_without_a_gap() {
 
 #[test]
 fn the_allowed_layer_caps_the_preferred_one_and_an_inactive_preference_goes_up() {
-    let mut s = LayerSelector::new(3, 3);
+    let mut s = LayerSelector::new(3, 3, VideoCodec::Vp8);
     s.set_allowed(Some((1, 2)));
     assert_eq!(s.target(ALL), 1, "the downlink allows layer 1 only");
     s.set_preferred(0, None);
@@ -128,7 +129,7 @@ fn the_allowed_layer_caps_the_preferred_one_and_an_inactive_preference_goes_up()
 #[test]
 fn the_allowed_temporal_layer_drops_frames_of_the_allowed_stream_only() {
     let t0 = Instant::now();
-    let mut s = LayerSelector::new(3, 3);
+    let mut s = LayerSelector::new(3, 3, VideoCodec::Vp8);
     s.set_allowed(Some((0, 0)));
     assert_eq!(s.target(ALL), 0);
     assert!(matches!(s.packet(0, ALL, 0, &mut vp8(1, 1, 0, false, true), t0), LayerVerdict::Forward { .. }), "the keyframe");
@@ -136,10 +137,55 @@ fn the_allowed_temporal_layer_drops_frames_of_the_allowed_stream_only() {
     assert_eq!(s.packet(0, ALL, 6000, &mut vp8(3, 1, 1, true, false), t0), LayerVerdict::Drop { skip: true }, "TID 1 too");
     assert!(matches!(s.packet(0, ALL, 9000, &mut vp8(4, 2, 0, false, false), t0), LayerVerdict::Forward { .. }), "TID 0 goes");
     // Stream 0 allowed up to TID 0, but stream 0 is silent: stream 1 is forwarded whole.
-    let mut s = LayerSelector::new(3, 3);
+    let mut s = LayerSelector::new(3, 3, VideoCodec::Vp8);
     s.set_allowed(Some((0, 0)));
     let only_1 = |l: u8| l == 1;
     assert_eq!(s.target(only_1), 1);
     assert!(matches!(s.packet(1, only_1, 0, &mut vp8(1, 1, 0, false, true), t0), LayerVerdict::Forward { .. }));
     assert!(matches!(s.packet(1, only_1, 3000, &mut vp8(2, 1, 2, true, false), t0), LayerVerdict::Forward { .. }), "whole");
+}
+
+/// An H264 packet: a STAP-A with SPS and PPS (a keyframe's start), or a non-IDR slice.
+fn h264(keyframe: bool, marker_byte: u8) -> Vec<u8> {
+    if keyframe {
+        vec![0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, marker_byte]
+    } else {
+        vec![0x41, 0x9a, marker_byte]
+    }
+}
+
+#[test]
+fn h264_streams_switch_on_an_sps_and_go_out_unchanged() {
+    let t0 = Instant::now();
+    let mut s = LayerSelector::new(3, 3, VideoCodec::H264);
+    assert_eq!(s.preferred(), (2, 0), "no temporal layers told apart in H264");
+    assert_eq!(s.packet(2, ALL, 1000, &mut h264(false, 1), t0), LayerVerdict::WantKeyframe { layer: 2 });
+    let mut key = h264(true, 2);
+    assert_eq!(s.packet(2, ALL, 1000, &mut key, t0), LayerVerdict::Forward { timestamp: 1000, switched: true });
+    assert_eq!(key, h264(true, 2), "the payload is not rewritten");
+    assert_eq!(s.take_layers_changed(), Some((2, 0)));
+    for i in 0..6u8 {
+        let mut p = h264(false, i);
+        assert!(matches!(s.packet(2, ALL, 1000 + 3000 * u32::from(i), &mut p, t0), LayerVerdict::Forward { switched: false, .. }));
+    }
+    s.set_preferred(0, Some(2));
+    assert_eq!(s.preferred(), (0, 0));
+    assert_eq!(s.packet(0, ALL, 50, &mut h264(false, 9), t0), LayerVerdict::WantKeyframe { layer: 0 }, "layer 0 needs a keyframe");
+    assert!(matches!(s.packet(2, ALL, 19_000, &mut h264(false, 9), t0), LayerVerdict::Forward { .. }), "layer 2 goes on meanwhile");
+    let later = t0 + Duration::from_millis(33);
+    let LayerVerdict::Forward { timestamp, switched: true } = s.packet(0, ALL, 50, &mut h264(true, 9), later) else {
+        panic!("the switch on layer 0's SPS")
+    };
+    assert_eq!(timestamp, 19_000 + 2970, "the timestamp goes on by the wall clock");
+    assert_eq!(s.packet(2, ALL, 22_000, &mut h264(false, 9), later), LayerVerdict::Drop { skip: false });
+    assert_eq!(s.take_layers_changed(), Some((0, 0)));
+}
+
+#[test]
+fn malformed_h264_never_switches_and_never_panics() {
+    let t0 = Instant::now();
+    let mut s = LayerSelector::new(2, 1, VideoCodec::H264);
+    for bad in [&[][..], &[0x80], &[0x7c], &[0x78, 0, 9, 0x67], &[0x79, 0, 1]] {
+        assert_eq!(s.packet(1, ALL, 0, &mut bad.to_vec(), t0), LayerVerdict::WantKeyframe { layer: 1 }, "{bad:?}");
+    }
 }

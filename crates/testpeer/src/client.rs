@@ -15,7 +15,7 @@ use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
-use crate::{OPUS_PT, VP8_PT, VP8_RTX_PT};
+use crate::{OPUS_PT, VP8_PT, VP8_RTX_PT, VP9_PT, VP9_RTX_PT};
 
 /// Where a client's datagrams go.
 enum Net {
@@ -138,10 +138,14 @@ impl ClientTransport {
             cfg = cfg.enable_bwe(Some(Bitrate::kbps(300)));
         }
         let opus = FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() };
+        // The router's payload types on receive transports (sfu::ortc::default_media_codecs).
         let (opus_pt, vp8_pt, rtx_pt) = if send { (OPUS_PT, VP8_PT, VP8_RTX_PT) } else { (100, 101, 102) };
+        let (vp9_pt, vp9_rtx_pt) = if send { (VP9_PT, VP9_RTX_PT) } else { (103, 104) };
         let cc = cfg.codec_config();
         cc.add_config(Pt::from(opus_pt), None, Codec::Opus, Frequency::FORTY_EIGHT_KHZ, Some(2), opus);
         cc.add_config(Pt::from(vp8_pt), Some(Pt::from(rtx_pt)), Codec::Vp8, Frequency::NINETY_KHZ, None, FormatParams::default());
+        let vp9 = FormatParams { profile_id: Some(0), ..Default::default() };
+        cc.add_config(Pt::from(vp9_pt), Some(Pt::from(vp9_rtx_pt)), Codec::Vp9, Frequency::NINETY_KHZ, None, vp9);
         let mut rtc = cfg.build(now);
         let (mine, theirs) = match proto {
             Protocol::Tcp => (

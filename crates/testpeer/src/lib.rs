@@ -6,6 +6,7 @@ pub mod client;
 pub mod signaling;
 pub mod sim;
 pub mod simulcast;
+pub mod svc;
 mod track;
 
 pub use client::ClientTransport;
@@ -24,6 +25,8 @@ use str0m::Event;
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
 pub const VP8_RTX_PT: u8 = 97;
+pub const VP9_PT: u8 = 98;
+pub const VP9_RTX_PT: u8 = 99;
 
 /// Extension ids the client really uses on its send connection (differ from its capabilities).
 pub const SEND_EXTENSIONS: [(u8, &str); 4] = [(9, URI_MID), (4, URI_TWCC), (2, URI_ABS_SEND_TIME), (10, URI_AUDIO_LEVEL)];
@@ -38,7 +41,12 @@ pub fn send_rtp_capabilities(router: &RtpCapabilities) -> RtpCapabilities {
             {"kind": "video", "mimeType": "video/VP8", "preferredPayloadType": VP8_PT, "clockRate": 90000,
              "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "transport-cc"}]},
             {"kind": "video", "mimeType": "video/rtx", "preferredPayloadType": VP8_RTX_PT, "clockRate": 90000,
-             "parameters": {"apt": VP8_PT}}
+             "parameters": {"apt": VP8_PT}},
+            {"kind": "video", "mimeType": "video/VP9", "preferredPayloadType": VP9_PT, "clockRate": 90000,
+             "parameters": {"profile-id": 0},
+             "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "transport-cc"}]},
+            {"kind": "video", "mimeType": "video/rtx", "preferredPayloadType": VP9_RTX_PT, "clockRate": 90000,
+             "parameters": {"apt": VP9_PT}}
         ],
         "headerExtensions": router.header_extensions,
     });
@@ -85,6 +93,7 @@ pub struct Received {
     pub payload: Vec<u8>,
     /// The transport-wide sequence number, when the sender stamped one.
     pub transport_cc: Option<u16>,
+    pub marker: bool,
 }
 
 /// The receiving side's record.
@@ -105,6 +114,7 @@ impl Inbox {
                     seq: *p.seq_no,
                     payload: p.payload.to_vec(),
                     transport_cc: p.header.ext_vals.transport_cc,
+                    marker: p.header.marker,
                 }),
                 Event::Connected => self.connected = true,
                 other => rest.push(other),

@@ -9,7 +9,7 @@
 //!   a single encoding with neither when a mid is given; mediasoup-client never sends one);
 //! - a rid is 1 to 8 characters `A-Z a-z 0-9 - _` (RFC 8851's token; str0m keeps 8 bytes), unique
 //!   among the encodings; `rtx.ssrc` only beside an `ssrc`;
-//! - several encodings (simulcast): video only, VP8 only for now (`unsupported_simulcast`), and
+//! - several encodings (simulcast): video only, VP8 or H264 (`unsupported_simulcast`), and
 //!   no encoding with more than one spatial layer in its `scalabilityMode` (mediasoup: "cannot use
 //!   both simulcast and encodings with multiple SVC spatial layers");
 //! - `codecPayloadType`, when given, names a media codec; `scalabilityMode` is `L<n>T<n>` or
@@ -99,9 +99,12 @@ pub(super) fn validate_encodings(kind: MediaKind, params: &RtpParameters) -> Res
         for (i, e) in encodings.iter().enumerate() {
             // The encoding's codec: its codecPayloadType, else the first codec (a media codec).
             let codec = e.codec_payload_type.and_then(|pt| params.codecs.iter().find(|c| c.payload_type == pt)).or(params.codecs.first());
-            if !codec.is_some_and(|c| c.mime_type.eq_ignore_ascii_case("video/vp8")) {
+            let carried = |c: &&crate::rtp_parameters::RtpCodecParameters| {
+                c.mime_type.eq_ignore_ascii_case("video/vp8") || c.mime_type.eq_ignore_ascii_case("video/h264")
+            };
+            if !codec.is_some_and(|c| carried(&c)) {
                 return Err(OrtcError::UnsupportedSimulcast(format!(
-                    "encodings[{i}]: simulcast is supported with VP8 only for now (send one encoding)"
+                    "encodings[{i}]: simulcast is supported with VP8 and H264 (VP9: one encoding with an SVC scalabilityMode)"
                 )));
             }
         }

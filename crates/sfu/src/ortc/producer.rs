@@ -48,6 +48,15 @@ impl ProducerPlan {
         self.encodings.iter().find_map(|e| e.scalability_mode.as_deref().and_then(parse_scalability_mode)).map_or(1, |(_, t)| t)
     }
 
+    /// The layers of a single-stream producer whose one encoding names several in its
+    /// scalabilityMode (SVC: `L3T3`, `L1T3`, ...): (spatial, temporal, K-SVC: a `_KEY` mode).
+    pub fn svc_layers(&self) -> Option<(u8, u8, bool)> {
+        let [e] = &self.encodings[..] else { return None };
+        let mode = e.scalability_mode.as_deref()?;
+        let (spatial, temporal) = parse_scalability_mode(mode)?;
+        (spatial > 1 || temporal > 1).then_some((spatial, temporal, mode.contains("_KEY")))
+    }
+
     /// Every SSRC it announced (media and RTX, all encodings).
     pub fn announced_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
         self.encodings.iter().flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc))
@@ -299,6 +308,9 @@ pub(crate) mod tests {
         .into();
         let plan = plan(MediaKind::Video, &p).unwrap();
         assert_eq!(plan.consumable_codecs[0].parameters["profile-level-id"], ParamValue::String("42e01f".into()));
+        let mut simulcast_h264 = p.clone();
+        simulcast_h264.encodings = simulcast(&["r0", "r1", "r2"]);
+        assert!(producer_plan(&caps(), MediaKind::Video, &simulcast_h264).unwrap().is_simulcast(), "H264 simulcast is carried");
         for bad in [ParamValue::Number(640032), ParamValue::String("42001f".into()), ParamValue::String("aé".into())] {
             p.codecs[0].parameters.insert("profile-level-id".into(), bad.clone());
             assert!(matches!(producer_plan(&caps(), MediaKind::Video, &p), Err(OrtcError::UnsupportedCodec(_))), "{bad:?}");
@@ -358,10 +370,10 @@ pub(crate) mod tests {
                 "invalid_parameters",
             ),
             (
-                "H264 simulcast",
+                "VP9 simulcast",
                 Box::new(|p| {
                     p.encodings = simulcast(&["a", "b"]);
-                    p.codecs[0].mime_type = "video/H264".into();
+                    p.codecs[0].mime_type = "video/VP9".into();
                 }),
                 "unsupported_simulcast",
             ),
@@ -411,6 +423,14 @@ pub(crate) mod tests {
         let plan = producer_plan(&caps(), MediaKind::Video, &p).unwrap();
         assert_eq!(plan.announced_ssrcs().collect::<Vec<_>>(), [10, 11, 12, 13, 14, 15]);
         assert_eq!(plan.temporal_layers(), 1);
+        assert_eq!(plan.svc_layers(), None, "simulcast is not SVC");
+        let mut svc = client_params(MediaKind::Video);
+        for (mode, layers) in
+            [("L3T3", Some((3, 3, false))), ("L3T3_KEY", Some((3, 3, true))), ("L1T3", Some((1, 3, false))), ("L1T1", None)]
+        {
+            svc.encodings[0].scalability_mode = Some(mode.into());
+            assert_eq!(producer_plan(&caps(), MediaKind::Video, &svc).unwrap().svc_layers(), layers, "{mode}");
+        }
     }
 
     #[test]

@@ -56,11 +56,7 @@ pub(crate) fn rtp_packet(pt: u8, seq: u16, timestamp: u32, ssrc: u32, marker: bo
 
 /// Whether a payload starts a keyframe, for the codecs we can tell; other codecs count as yes.
 pub(crate) fn starts_keyframe(mime: &str, payload: &[u8]) -> bool {
-    if mime.eq_ignore_ascii_case("video/vp8") {
-        // The frame tag's P bit (0 = keyframe) at the start of the first partition.
-        return crate::vp8::parse(payload).is_ok_and(|d| d.keyframe);
-    }
-    true
+    crate::codec::VideoCodec::from_mime(mime).starts_keyframe(payload)
 }
 
 #[cfg(test)]
@@ -92,5 +88,7 @@ mod tests {
         assert!(!starts_keyframe("video/VP8", &[0x90]));
         assert!(!starts_keyframe("video/VP8", &[]));
         assert!(starts_keyframe("audio/opus", &[1, 2, 3]));
+        assert!(starts_keyframe("video/H264", &[0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce]), "SPS and PPS in a STAP-A");
+        assert!(!starts_keyframe("video/H264", &[0x41, 0x9a]));
     }
 }

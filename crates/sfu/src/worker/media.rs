@@ -9,13 +9,14 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::Event;
 
 use super::{Worker, LIVENESS_EVERY};
-use crate::consumer::{PlainRtp, Selected};
+use crate::codec::VideoCodec;
+use crate::consumer::{Incoming, PlainRtp, Selected};
 use crate::ids::Key;
 use crate::ortc::encodings::MAX_ENCODINGS;
 use crate::rtp_parameters::MediaKind;
 use crate::seq_guard::{rtp_ssrc_seq, Admit};
 use crate::transmit::Protocol;
-use crate::transport::plain::{rtcp_empty_rr, starts_keyframe};
+use crate::transport::plain::rtcp_empty_rr;
 use crate::transport::webrtc::Arrival;
 use crate::{CloseReason, EngineEvent};
 
@@ -255,11 +256,11 @@ impl Worker {
         let Some(producer) = producers.get_mut(&pkey) else { return };
         // Counted as on the wire, by temporal layer for simulcast: what the downlink allocator
         // weighs against the estimate.
-        let tid = if producer.stream_count() > 1 { crate::vp8::parse(&packet.payload).ok().and_then(|d| d.tid).unwrap_or(0) } else { 0 };
+        let layered = producer.stream_count() > 1 || producer.codec() == VideoCodec::Vp9;
+        let tid = if layered { producer.codec().temporal_layer(&packet.payload) } else { 0 };
         producer.heard_rtp(layer, tid, packet.payload.len() + WIRE_OVERHEAD, now);
         if producer.keyframe_deferred(layer) || (tracing::enabled!(tracing::Level::DEBUG) && producer.kind() == MediaKind::Video) {
-            let mime = producer.plan().consumable_codecs.first().map_or("", |c| c.mime_type.as_str());
-            if starts_keyframe(mime, &packet.payload) {
+            if producer.codec().starts_keyframe(&packet.payload) {
                 tracing::debug!(layer, ssrc = *packet.header.ssrc, "keyframe from a publisher");
                 producer.heard_keyframe(layer);
             }
@@ -293,13 +294,28 @@ impl Worker {
             // Shared with str0m (it keeps it for retransmissions); a simulcast consumer rewrites
             // VP8 fields, so it gets a copy of its own, made once and rewritten in place.
             let mut payload = packet.payload.clone();
-            let mut timestamp = h.timestamp;
-            if c.layers().is_some() {
+            let (mut timestamp, mut marker) = (h.timestamp, h.marker);
+            let incoming = Incoming { layer, seq, timestamp, marker };
+            if c.is_svc() {
+                // An SVC consumer forwards the producer's payloads unchanged.
+                match c.select_svc(incoming, &packet.payload) {
+                    Selected::Send { marker: m, .. } => {
+                        marker = m;
+                        // Throttled per producer stream (one request a second reaches it).
+                        want_keyframe[0] |= c.layers().is_some_and(|l| l.wants_keyframe());
+                    }
+                    Selected::Drop => continue,
+                    Selected::WantKeyframe { .. } => {
+                        want_keyframe[0] = true;
+                        continue;
+                    }
+                }
+            } else if c.layers().is_some() {
                 let mut own: std::sync::Arc<[u8]> = std::sync::Arc::from(&packet.payload[..]);
                 // Just made: no other reference to it exists yet.
                 let Some(buf) = std::sync::Arc::get_mut(&mut own) else { continue };
-                match c.select(layer, active, seq, h.timestamp, buf, now) {
-                    Selected::Send { timestamp: t } => (timestamp, payload) = (t, own),
+                match c.select(incoming, active, buf, now) {
+                    Selected::Send { timestamp: t, .. } => (timestamp, payload) = (t, own),
                     Selected::Drop => continue,
                     Selected::WantKeyframe { layer } => {
                         if let Some(w) = want_keyframe.get_mut(usize::from(layer)) {
@@ -318,7 +334,7 @@ impl Worker {
                 }
             }
             if let Some(p) = transport.plain() {
-                match c.plain_rtp(router_pt, seq, timestamp, h.marker, &payload) {
+                match c.plain_rtp(router_pt, seq, timestamp, marker, &payload) {
                     PlainRtp::WantKeyframe => want_keyframe[usize::from(layer)] = true,
                     PlainRtp::Skip => {}
                     PlainRtp::Datagram(d) => {
@@ -331,7 +347,7 @@ impl Worker {
             let Some(t) = transport.webrtc_mut() else { continue };
             let Some(out_seq) = c.next_seq(seq, payload.is_empty()) else { continue };
             let write = RtpWrite::new(Pt::from(router_pt), out_seq.into(), timestamp, packet.timestamp, payload)
-                .marker(h.marker)
+                .marker(marker)
                 .ext_vals(ext.clone())
                 .nackable(video);
             if t.write_rtp(c.ssrc(), write) {
@@ -380,7 +396,7 @@ impl Worker {
         let Some(c) = self.consumers.get(&consumer) else { return };
         let pkey = c.producer();
         let layer = match (c.layers(), self.producers.get(&pkey)) {
-            (Some(l), Some(p)) => l.current_spatial().unwrap_or_else(|| l.target(|s| p.stream_active(usize::from(s), now))),
+            (Some(l), Some(p)) => l.keyframe_stream(|s| p.stream_active(usize::from(s), now)),
             _ => 0,
         };
         self.request_keyframe_layer(pkey, usize::from(layer), force, now);

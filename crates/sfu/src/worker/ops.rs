@@ -7,6 +7,7 @@ use std::time::Instant;
 use str0m::media::Mid;
 
 use super::Worker;
+use crate::codec::VideoCodec;
 use crate::consumer::Consumer;
 use crate::error::{
     ConnectError, ConsumeError, ConsumerError, CreateTransportError, ProduceError, ProducerError, RouterError, TransportError,
@@ -185,7 +186,9 @@ impl Worker {
         let mut consumer = Consumer::new(id.clone(), pkey, tkey, kind, ssrc, mid, pts, mime, plain);
         if p.plan().is_simulcast() {
             // At most MAX_ENCODINGS streams (validated).
-            consumer = consumer.with_layers(p.stream_count() as u8, p.plan().temporal_layers());
+            consumer = consumer.with_layers(p.stream_count() as u8, p.plan().temporal_layers(), p.codec());
+        } else if let (VideoCodec::Vp9, Some((spatial, temporal, ksvc))) = (p.codec(), p.plan().svc_layers()) {
+            consumer = consumer.with_svc(spatial, temporal, ksvc);
         }
         self.consumers.insert(key, consumer);
         if let Some(p) = self.producers.get_mut(&pkey) {
