@@ -259,11 +259,10 @@ impl Worker {
         let layered = producer.stream_count() > 1 || producer.codec() == VideoCodec::Vp9;
         let tid = if layered { producer.codec().temporal_layer(&packet.payload) } else { 0 };
         producer.heard_rtp(layer, tid, packet.payload.len() + WIRE_OVERHEAD, now);
-        if producer.keyframe_deferred(layer) || (tracing::enabled!(tracing::Level::DEBUG) && producer.kind() == MediaKind::Video) {
-            if producer.codec().starts_keyframe(&packet.payload) {
-                tracing::debug!(layer, ssrc = *packet.header.ssrc, "keyframe from a publisher");
-                producer.heard_keyframe(layer);
-            }
+        let watch = producer.keyframe_deferred(layer) || (tracing::enabled!(tracing::Level::DEBUG) && producer.kind() == MediaKind::Video);
+        if watch && producer.codec().starts_keyframe(&packet.payload) {
+            tracing::debug!(layer, ssrc = *packet.header.ssrc, "keyframe from a publisher");
+            producer.heard_keyframe(layer);
         }
         let producer = &*producer;
         if producer.is_paused() {
