@@ -1,4 +1,4 @@
-// getStats helpers of the codec tests (h264-simulcast, vp9-svc): what a user's video streams
+// getStats helpers of the codec tests (h264-simulcast, vp9-svc, simulcast): what a user's video streams
 // carry (codec, frame width) and how to ask for a spatial layer.
 
 /** The user's video streams from getStats: inbound (received) and outbound (sent), each with

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { camera720, connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, tileWidth, waitFor } from './lib.mjs';
+import { preferSpatial } from './codec-stats.mjs';
 
 const A = '+33611111111';
 const B = '+33622222222';
@@ -26,13 +27,6 @@ async function chosen(b) {
     const c = [...window.atome.consumers.values()].find((x) => x.consumer.kind === 'video');
     return { layer: c.layer, tilePx: c.tilePx };
   });
-}
-
-async function prefer(b, spatialLayer) {
-  return b.page.evaluate(async (layer) => {
-    const c = [...window.atome.consumers.values()].find((x) => x.consumer.kind === 'video');
-    return window.atomeRequest('setConsumerPreferredLayers', { consumer_id: c.consumer.id, spatialLayer: layer });
-  }, spatialLayer);
 }
 
 test('simulcast from Chromium: the subscriber gets the top stream, then the one it prefers, then the one its tile needs', { timeout: 240000 }, async () => {
@@ -64,7 +58,7 @@ test('simulcast from Chromium: the subscriber gets the top stream, then the one 
     await waitFor(`B shows the top stream that arrives (${top} px)`, async () => (await remoteWidth(b)) === top, 15000);
 
     let t0 = Date.now();
-    const r = await prefer(b, 0);
+    const r = await preferSpatial(b, 0);
     assert.equal(r.type, 'consumerPreferredLayersSet', JSON.stringify(r));
     assert.equal(r.spatialLayer, 0);
     await waitFor(`B shows the lowest stream (${sent[0]} px)`, async () => (await remoteWidth(b)) === sent[0], 15000);
@@ -75,7 +69,7 @@ test('simulcast from Chromium: the subscriber gets the top stream, then the one 
     assert.ok(frames1 - frames0 > 20, `B keeps decoding on the low stream: ${frames1 - frames0} frames in 2 s`);
 
     t0 = Date.now();
-    await prefer(b, 2);
+    await preferSpatial(b, 2);
     await waitFor(`B climbs back to ${top} px`, async () => (await remoteWidth(b)) === top, 30000);
     const up = Date.now() - t0;
     console.log(`# Bob: ${top} px -> ${sent[0]} px in ${down} ms after setConsumerPreferredLayers(0); back to ${top} px in ${up} ms`);
