@@ -20,6 +20,8 @@ pub mod ids;
 mod layers;
 pub mod ortc;
 mod producer;
+#[cfg(test)]
+mod random_payloads;
 mod rate;
 mod router;
 pub mod rtp_parameters;

@@ -56,20 +56,9 @@ fn malformed_descriptors_are_errors_not_panics() {
     assert_eq!(parse(&[0x50, 0x01]), Err(Vp9Error::Truncated), "a P_DIFF with N and nothing after");
     assert_eq!(parse(&[0x02, 0x10, 0x01]), Err(Vp9Error::Truncated), "SS resolutions cut short");
     assert_eq!(parse(&[0x08]), Err(Vp9Error::NoPayload));
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    for len in 0..80 {
-        for _ in 0..300 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .collect();
-            if let Ok(d) = parse(&bytes) {
-                assert!(d.header_len < bytes.len());
-            }
+    for bytes in crate::random_payloads::random_payloads(0x9e37_79b9_7f4a_7c15, 0..80, 300) {
+        if let Ok(d) = parse(&bytes) {
+            assert!(d.header_len < bytes.len());
         }
     }
 }
