@@ -1,26 +1,31 @@
 //! The load tool's simulcast mode against a real Atome server, small and short: publishers send
 //! three VP8 streams, one subscriber's downlink is capped, and the server (estimating downlinks)
 //! forwards it a lower stream than the uncapped one gets. Figures are printed, not judged.
-use std::process::Command;
+mod common;
 
 #[test]
 fn a_capped_subscriber_of_simulcast_gets_a_lower_stream() {
-    let loadgen = env!("CARGO_BIN_EXE_loadgen");
-    let atome = std::path::Path::new(loadgen).with_file_name("atome");
-    if !atome.exists() {
-        let status = Command::new(env!("CARGO")).args(["build", "-p", "atome"]).status().expect("cargo build");
-        assert!(status.success());
-    }
     // Streams of 30, 90 and 300 kbit/s; 150 kbit/s hold the audio and the lowest stream only.
-    let out = Command::new(loadgen)
-        .args(["--rooms", "1", "--publishers", "1", "--subscribers", "2", "--seconds", "4", "--warmup", "3", "--no-pin", "--json"])
-        .args(["--simulcast", "--video-kbps", "300", "--subscriber-cap-kbps", "150", "--capped-subscribers", "1", "--atome-bin"])
-        .arg(&atome)
-        .output()
-        .expect("loadgen runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen failed: {stderr}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let doc = common::report([
+        "--rooms",
+        "1",
+        "--publishers",
+        "1",
+        "--subscribers",
+        "2",
+        "--seconds",
+        "4",
+        "--warmup",
+        "3",
+        "--no-pin",
+        "--simulcast",
+        "--video-kbps",
+        "300",
+        "--subscriber-cap-kbps",
+        "150",
+        "--capped-subscribers",
+        "1",
+    ]);
     let run = &doc["runs"][0];
     let layers = |key: &str| -> Vec<u64> { run[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect() };
     let (uncapped, capped) = (layers("uncapped_layer_packets"), layers("capped_layer_packets"));

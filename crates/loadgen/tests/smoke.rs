@@ -2,19 +2,12 @@
 //! the JSON report carries every figure. (What the figures are worth is for benchmarks.)
 use std::process::Command;
 
+mod common;
+use common::report;
+
 #[test]
 fn a_small_run_reports_every_figure() {
-    let loadgen = env!("CARGO_BIN_EXE_loadgen");
-    let atome = atome_bin();
-    let out = Command::new(loadgen)
-        .args(["--rooms", "2", "--publishers", "1", "--subscribers", "2", "--seconds", "2", "--warmup", "1", "--no-pin", "--json"])
-        .arg("--atome-bin")
-        .arg(&atome)
-        .output()
-        .expect("loadgen runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen failed: {stderr}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let doc = report(["--rooms", "2", "--publishers", "1", "--subscribers", "2", "--seconds", "2", "--warmup", "1", "--no-pin"]);
     let run = &doc["runs"][0];
     assert_eq!(run["target"], "atome");
     assert_eq!(run["consumers"], 8, "{run}");
@@ -36,29 +29,24 @@ fn a_small_run_reports_every_figure() {
     }
 }
 
-/// The atome binary beside loadgen: `cargo test --workspace` builds it; a lone
-/// `cargo test -p loadgen` may not have.
-fn atome_bin() -> std::path::PathBuf {
-    let atome = std::path::Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name("atome");
-    if !atome.exists() {
-        let status = Command::new(env!("CARGO")).args(["build", "-p", "atome"]).status().expect("cargo build");
-        assert!(status.success());
-    }
-    atome
-}
-
 /// A join storm: every storm subscriber joins, gets media, and the figures are there.
 #[test]
 fn a_small_join_storm_reports_join_to_first_packet() {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["--rooms", "2", "--publishers", "1", "--subscribers", "0", "--warmup", "1"])
-        .args(["--join-storm", "6", "--join-storm-ms", "300", "--no-pin", "--json", "--atome-bin"])
-        .arg(atome_bin())
-        .output()
-        .expect("loadgen runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen failed: {stderr}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let doc = report([
+        "--rooms",
+        "2",
+        "--publishers",
+        "1",
+        "--subscribers",
+        "0",
+        "--warmup",
+        "1",
+        "--join-storm",
+        "6",
+        "--join-storm-ms",
+        "300",
+        "--no-pin",
+    ]);
     let storm = &doc["join_storms"][0];
     assert_eq!(storm["target"], "atome");
     assert_eq!(
@@ -84,17 +72,26 @@ fn the_mediasoup_target_runs_side_by_side_with_atome() {
         eprintln!("skipped: no mediasoup reference in {} (or no node)", dir.display());
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["--rooms", "2", "--publishers", "1", "--subscribers", "2", "--seconds", "2", "--warmup", "1", "--no-pin", "--json"])
-        .args(["--targets", "atome,mediasoup", "--atome-bin"])
-        .arg(atome_bin())
-        .arg("--msref")
-        .arg(&dir)
-        .output()
-        .expect("loadgen runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen failed: {stderr}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let mut args: Vec<std::ffi::OsString> = [
+        "--rooms",
+        "2",
+        "--publishers",
+        "1",
+        "--subscribers",
+        "2",
+        "--seconds",
+        "2",
+        "--warmup",
+        "1",
+        "--no-pin",
+        "--targets",
+        "atome,mediasoup",
+        "--msref",
+    ]
+    .map(Into::into)
+    .into();
+    args.push(dir.into_os_string());
+    let doc = report(args);
     let run = &doc["runs"][1];
     assert_eq!(run["target"], "mediasoup");
     assert_eq!(run["silent_streams"], 0, "{run}");
