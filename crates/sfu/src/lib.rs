@@ -23,6 +23,7 @@ mod producer;
 #[cfg(test)]
 mod random_payloads;
 mod rate;
+mod repair;
 mod router;
 pub mod rtp_parameters;
 pub mod seq;

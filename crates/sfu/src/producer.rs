@@ -9,6 +9,7 @@ use crate::error::ProduceError;
 use crate::ids::{Key, ProducerId};
 use crate::ortc::ProducerPlan;
 use crate::rate::RateMeter;
+use crate::repair::RepairWatch;
 use crate::rtp_parameters::MediaKind;
 
 /// Keyframe requests reach a producer's stream at most this often (unless forced, e.g. by a
@@ -31,6 +32,8 @@ struct Stream {
     /// Its bitrate by VP8 temporal layer (TID 0..=3; 0 without one), which the downlink
     /// allocator weighs.
     rates: [RateMeter; 4],
+    /// Packets missing upstream, until repaired or given up (video).
+    repair: RepairWatch,
 }
 
 pub(crate) struct Producer {
@@ -166,13 +169,32 @@ impl Producer {
         std::mem::replace(&mut self.score, score) != score
     }
 
-    /// A packet of stream `layer`, temporal layer `tid`, `bytes` long arrived.
-    pub fn heard_rtp(&mut self, layer: usize, tid: u8, bytes: usize, now: Instant) {
+    /// A packet of stream `layer` arrived: extended sequence number `seq`, temporal layer `tid`,
+    /// `bytes` on the wire. Keyframes are looked for in `payload` while a request waits or a
+    /// packet is missing (and for the debug log). Returns whether the stream needs a keyframe
+    /// now: a packet missing upstream was given up (see [`crate::repair`]; video only).
+    pub fn heard_rtp(&mut self, layer: usize, seq: u64, tid: u8, bytes: usize, payload: &[u8], now: Instant) -> bool {
         self.last_rtp = now;
-        if let Some(s) = self.streams.get_mut(layer) {
-            s.last_packet = Some(now);
-            s.rates[usize::from(tid.min(3))].add(bytes, now);
+        let video = self.kind == MediaKind::Video;
+        let Some(s) = self.streams.get_mut(layer) else { return false };
+        s.last_packet = Some(now);
+        s.rates[usize::from(tid.min(3))].add(bytes, now);
+        if !video {
+            return false;
         }
+        let given_up = s.repair.arrived(seq, now);
+        let watch = given_up || s.keyframe_deferred || s.repair.waiting() || tracing::enabled!(tracing::Level::DEBUG);
+        if watch && self.codec.starts_keyframe(payload) {
+            tracing::debug!(layer, ssrc = ?s.ssrc, "keyframe from a publisher");
+            // A deferred request for it is no longer needed, nor packets before it.
+            s.keyframe_deferred = false;
+            s.repair.keyframe(seq);
+            return false;
+        }
+        if given_up {
+            tracing::debug!(layer, ssrc = ?s.ssrc, seq, "a packet missing upstream was not repaired; asking for a keyframe");
+        }
+        given_up
     }
 
     /// Stream `layer`'s bitrate over the last second up to temporal layer `temporal` (bit/s;
@@ -234,18 +256,6 @@ impl Producer {
         }
         due
     }
-
-    /// Whether stream `layer` waits to send a deferred keyframe request.
-    pub fn keyframe_deferred(&self, layer: usize) -> bool {
-        self.streams.get(layer).is_some_and(|s| s.keyframe_deferred)
-    }
-
-    /// A keyframe of stream `layer` arrived: a deferred request for it is no longer needed.
-    pub fn heard_keyframe(&mut self, layer: usize) {
-        if let Some(s) = self.streams.get_mut(layer) {
-            s.keyframe_deferred = false;
-        }
-    }
 }
 
 /// mediasoup's RtpListener rules for a new producer on a transport: its SSRCs (media and RTX,
@@ -274,6 +284,7 @@ pub(crate) fn check_unique<'a>(existing: impl Iterator<Item = &'a Producer>, pla
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+    use crate::rtp_parameters::RtpCodecParameters;
 
     fn plan(ssrc: u32, rtx: Option<u32>, mid: &str) -> ProducerPlan {
         ProducerPlan {
@@ -317,8 +328,8 @@ mod tests {
         assert_eq!(p.take_deferred_keyframe_requests(t0 + Duration::from_millis(2700)), vec![1]);
         assert_eq!(p.deferred_keyframe_due(), None, "sent once");
         assert_eq!(p.take_keyframe_request(0, t0 + Duration::from_millis(2800), false), None);
-        assert!(p.keyframe_deferred(0));
-        p.heard_keyframe(0);
+        assert!(p.deferred_keyframe_due().is_some());
+        p.heard_rtp(0, 7, 0, 100, &[], t0); // "Other" codec: every payload counts as a keyframe
         assert_eq!(
             (p.deferred_keyframe_due(), p.take_deferred_keyframe_requests(t0 + Duration::from_secs(9))),
             (None, vec![]),
@@ -346,8 +357,8 @@ mod tests {
         assert_eq!(p.take_keyframe_request(1, t0, false), Some(500));
         assert_eq!(p.take_keyframe_request(2, t0, false), Some(502), "each stream has its own throttle");
         assert!(!p.stream_active(1, t0));
-        p.heard_rtp(1, 0, 1000, t0);
-        p.heard_rtp(1, 2, 500, t0);
+        p.heard_rtp(1, 1, 0, 1000, &[], t0);
+        p.heard_rtp(1, 2, 2, 500, &[], t0);
         assert_eq!(
             (p.layer_bitrate(1, 0, t0), p.layer_bitrate(1, 1, t0), p.stream_bitrate(1, t0)),
             (16_000, 16_000, 24_000),
@@ -361,6 +372,35 @@ mod tests {
         assert_eq!(check_unique(again.iter(), &dup).err().map(|e| e.to_string().contains("502")), Some(true), "a learned SSRC is taken");
         dup.encodings[0].rtx_ssrc = None;
         assert!(check_unique(again.iter(), &dup).is_ok());
+    }
+
+    #[test]
+    fn a_packet_missing_upstream_and_not_repaired_asks_for_a_keyframe_once() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut vp8 = plan(1, None, "0");
+        vp8.consumable_codecs = vec![RtpCodecParameters {
+            mime_type: "video/VP8".into(),
+            payload_type: 101,
+            clock_rate: 90_000,
+            channels: None,
+            parameters: Default::default(),
+            rtcp_feedback: Vec::new(),
+        }];
+        let (delta, key) = ([0x10u8, 0x01, 0, 0], [0x10u8, 0x00, 0, 0]); // VP8: S bit; P bit 1 / 0
+        let mut p = producer(MediaKind::Video, vp8.clone());
+        assert!(!p.heard_rtp(0, 10, 0, 100, &delta, t0));
+        assert!(!p.heard_rtp(0, 12, 0, 100, &delta, ms(10)), "11 is missing");
+        assert!(!p.heard_rtp(0, 13, 0, 100, &delta, ms(300)));
+        assert!(p.heard_rtp(0, 14, 0, 100, &delta, ms(610)), "11 was given up");
+        assert!(!p.heard_rtp(0, 15, 0, 100, &delta, ms(2000)), "once");
+        // A keyframe after the gap makes the missing packet unneeded.
+        assert!(!p.heard_rtp(0, 17, 0, 100, &key, ms(2010)));
+        assert!(!p.heard_rtp(0, 18, 0, 100, &delta, ms(3000)));
+        // Audio is not watched.
+        let mut audio = producer(MediaKind::Audio, vp8);
+        audio.heard_rtp(0, 1, 0, 100, &delta, t0);
+        assert!(!audio.heard_rtp(0, 50, 0, 100, &delta, ms(5000)));
     }
 
     #[test]

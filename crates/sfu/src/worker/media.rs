@@ -258,12 +258,7 @@ impl Worker {
         // weighs against the estimate.
         let layered = producer.stream_count() > 1 || producer.codec() == VideoCodec::Vp9;
         let tid = if layered { producer.codec().temporal_layer(&packet.payload) } else { 0 };
-        producer.heard_rtp(layer, tid, packet.payload.len() + WIRE_OVERHEAD, now);
-        let watch = producer.keyframe_deferred(layer) || (tracing::enabled!(tracing::Level::DEBUG) && producer.kind() == MediaKind::Video);
-        if watch && producer.codec().starts_keyframe(&packet.payload) {
-            tracing::debug!(layer, ssrc = *packet.header.ssrc, "keyframe from a publisher");
-            producer.heard_keyframe(layer);
-        }
+        let unrepaired = producer.heard_rtp(layer, *packet.seq_no, tid, packet.payload.len() + WIRE_OVERHEAD, &packet.payload, now);
         let producer = &*producer;
         if producer.is_paused() {
             return;
@@ -280,6 +275,9 @@ impl Worker {
         let layer = layer as u8; // at most MAX_ENCODINGS streams
         let active = |l: u8| producer.stream_active(usize::from(l), now);
         let mut want_keyframe = [false; MAX_ENCODINGS];
+        if let Some(w) = want_keyframe.get_mut(usize::from(layer)) {
+            *w = unrepaired;
+        }
         for ckey in producer.consumers() {
             let Some(c) = consumers.get_mut(ckey) else { continue };
             if !c.wants(router_pt) {

@@ -24,8 +24,15 @@ use crate::{ConsumerOptions, Direction, WebRtcTransportOptions};
 /// Most packets a video consumer keeps to answer NACKs (its age limit is the engine's
 /// `nack_history`). str0m's default (2,000 packets, 3 s) costs ~400 KiB per 1 Mbit/s consumer.
 const RTX_CACHE_PACKETS: usize = 500;
-/// Share of a consumer's bitrate retransmissions may take (str0m's default).
-const RTX_RATIO_CAP: f32 = 0.15;
+/// Share of a consumer's bytes over the last second that retransmissions may take; above it
+/// str0m drops the NACKed packets queued. mediasoup has no such cap (it only skips a packet
+/// resent within the last round trip). str0m's default, 0.15, is too low for a low-bitrate
+/// stream under loss: at 5% loss three lost packets of a keyframe on a 150 kbit/s stream pass it,
+/// the repairs asked for within that second were dropped, and the subscriber, left with a hole
+/// once the packets left the cache ([`crate::EngineConfig::nack_history`]), stalled until its
+/// own keyframe request (about 3 s in Chromium). Half still bounds what a client that NACKs
+/// everything can make the engine send.
+const RTX_RATIO_CAP: f32 = 0.5;
 
 impl Worker {
     pub fn create_router(&mut self) -> RouterId {
