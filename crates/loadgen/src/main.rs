@@ -97,6 +97,10 @@ struct Args {
     join_storm: usize,
     #[arg(long, default_value_t = 1000)]
     join_storm_ms: u64,
+    /// How long every peer may take, after the last join, to have ICE and DTLS up; a peer
+    /// still down then fails the run.
+    #[arg(long, default_value_t = 20)]
+    connect_seconds: u64,
     /// CPUs the server runs on (taskset list); its worker count follows.
     #[arg(long, default_value = "0")]
     server_cpus: String,
@@ -218,9 +222,6 @@ enum Outcome {
     Storm(StormFigures),
 }
 
-/// How long every peer set up may take to connect (ICE + DTLS) once the last one has joined.
-const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-
 async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome, String> {
     let cpus = (!args.no_pin).then_some(args.server_cpus.as_str());
     let cores = if args.no_pin { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cpu_count(&args.server_cpus) };
@@ -261,7 +262,8 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome,
         setup.extend(rest.map_err(|e| format!("{name}: setup failed: {e}; server log: {}", server.log_tail()))?);
     }
     let joined = (started.elapsed() - waited).as_secs_f64();
-    let connected = wait_connected(name, &mut server, &ctl, setup.peers(), CONNECT_LIMIT).await?;
+    let limit = Duration::from_secs(args.connect_seconds);
+    let connected = wait_connected(name, &mut server, &ctl, setup.peers(), limit).await?;
     log(
         args.json,
         &format!(
@@ -276,13 +278,14 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome,
     if storm {
         let spread = Duration::from_millis(args.join_storm_ms);
         server.check_alive()?;
-        let (cpu0, own0) = (server.cpu_seconds()?, server::cpu_seconds("self")?);
+        let (threads0, cpu0, own0) = (server.ticks_by_thread(), server.cpu_seconds()?, server::cpu_seconds("self")?);
         let (peers, took) = storm::run(&base, plan, &setup.rooms, args.join_storm, spread).await;
         let readings = StormReadings {
             seconds: took.as_secs_f64(),
             server_cpu_seconds: server.cpu_seconds()? - cpu0,
             client_cpu_seconds: server::cpu_seconds("self")? - own0,
             cores,
+            cpu_split: server::cpu_split(&threads0, &server.ticks_by_thread()),
         };
         finish(setup, &ctl).await;
         server.check_alive()?;
@@ -320,6 +323,7 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome,
         rss_load: server.rss_bytes()?,
         threads: server.threads(),
         processes: server.members().len(),
+        cpu_split: window.cpu_split,
     };
     if target == Target::Atome {
         if let Some(h) = atome::health(&base).await {
@@ -368,6 +372,7 @@ async fn setup_rooms(target: Target, base: &str, plan: &Plan, rooms: std::ops::R
 /// The measurement window: its length and the CPU seconds of the server and of this tool in it.
 async fn measure(server: &mut ServerProcess, ctl: &Control, length: Duration) -> Result<Window, String> {
     server.check_alive()?;
+    let threads0 = server.ticks_by_thread();
     let cpu0 = server.cpu_seconds()?;
     let own0 = server::cpu_seconds("self")?;
     let t0 = Instant::now();
@@ -377,13 +382,15 @@ async fn measure(server: &mut ServerProcess, ctl: &Control, length: Duration) ->
     let seconds = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds()? - cpu0;
     let own = server::cpu_seconds("self")? - own0;
-    Ok(Window { seconds, server_cpu: cpu, client_cpu: own })
+    let cpu_split = server::cpu_split(&threads0, &server.ticks_by_thread());
+    Ok(Window { seconds, server_cpu: cpu, client_cpu: own, cpu_split })
 }
 
 struct Window {
     seconds: f64,
     server_cpu: f64,
     client_cpu: f64,
+    cpu_split: Vec<(String, f64)>,
 }
 
 async fn finish(setup: Setup, ctl: &Control) -> (Vec<media::PeerReport>, Vec<media::PeerReport>) {

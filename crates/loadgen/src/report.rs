@@ -38,6 +38,9 @@ pub struct Figures {
     /// Growth per consumer from the idle server, one-time costs included.
     pub server_rss_per_consumer_from_idle_bytes: f64,
     pub server_threads: usize,
+    /// Where the server's CPU went in the window: seconds per `process/thread` name, largest
+    /// first.
+    pub server_cpu_split: Vec<(String, f64)>,
     /// Processes the readings cover (the server and its descendants, e.g. node and its
     /// mediasoup workers).
     pub server_processes: usize,
@@ -69,6 +72,7 @@ pub struct ServerReadings {
     pub rss_load: u64,
     pub threads: usize,
     pub processes: usize,
+    pub cpu_split: Vec<(String, f64)>,
 }
 
 pub fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -145,6 +149,7 @@ pub fn aggregate(
         server_rss_per_consumer_from_idle_bytes: from_idle,
         server_threads: server.threads,
         server_processes: server.processes,
+        server_cpu_split: server.cpu_split.clone(),
         probe_packets: subscribers.iter().map(|s| s.probe_packets).sum(),
         simulcast: plan.simulcast,
         published_pps: publishers.iter().map(|p| p.sent_all).sum::<u64>() as f64 / seconds,
@@ -202,6 +207,17 @@ impl Ratios {
     }
 }
 
+/// `name 71%, name 20%, ...`: the `top` largest shares of `total`, the rest summed.
+pub fn split_line(split: &[(String, f64)], total: f64, top: usize) -> String {
+    let pct = |s: f64| 100.0 * s / total.max(1e-9);
+    let mut parts: Vec<String> = split.iter().take(top).map(|(n, s)| format!("{n} {:.0}%", pct(*s))).collect();
+    let rest: f64 = split.iter().skip(top).map(|(_, s)| s).sum();
+    if rest > 0.0 {
+        parts.push(format!("other threads {:.0}%", pct(rest)));
+    }
+    parts.join(", ")
+}
+
 impl Figures {
     /// Whether the run measured anything: a run whose subscribers received nothing (peers that
     /// never connected, a server that forwards nothing) must fail, not print zeros.
@@ -237,6 +253,9 @@ impl Figures {
         }
         if self.simulcast {
             println!("  published         {:>10.0} pkt/s  (every simulcast stream)", self.published_pps);
+        }
+        if !self.server_cpu_split.is_empty() {
+            println!("  server CPU split  {}", split_line(&self.server_cpu_split, self.server_cpu_seconds, 5));
         }
         println!("  loss              {:>10.3} %  ({} silent streams)", self.loss_percent, self.silent_streams);
         if self.simulcast {
@@ -295,6 +314,7 @@ mod tests {
             rss_load: 0,
             threads: 1,
             processes: 1,
+            cpu_split: Vec::new(),
         };
         let mut f = aggregate(target, &plan, 10.0, &[], &[], &readings);
         f.server_cpu_seconds_per_million_packets = cpu_per_million;
@@ -321,6 +341,15 @@ mod tests {
         busy.loss_percent = 3.25;
         let line = ratios(&atome, &busy).line("mediasoup", "atome");
         assert!(line.ends_with("(mediasoup saturated: 99% of its core(s), loss 3.250%)"), "{line}");
+    }
+
+    #[test]
+    fn the_cpu_split_line_shows_the_largest_shares() {
+        let split: Vec<(String, f64)> = [("mediasoup-worke", 6.0), ("node", 3.0), ("node/libuv-worker", 0.6), ("node/V8Worker", 0.4)]
+            .map(|(n, s)| (n.to_string(), s))
+            .into();
+        assert_eq!(split_line(&split, 10.0, 2), "mediasoup-worke 60%, node 30%, other threads 10%");
+        assert_eq!(split_line(&split[..1], 10.0, 2), "mediasoup-worke 60%");
     }
 
     #[test]

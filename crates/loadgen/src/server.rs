@@ -2,6 +2,7 @@
 //! (CPU seconds, resident memory), stopped at the end. Every reading covers the whole process
 //! tree (the started process and its descendants): the mediasoup reference is a Node process
 //! whose media work happens in `mediasoup-worker` children; Atome and Janus are one process.
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -88,6 +89,35 @@ impl ServerProcess {
     pub fn threads(&self) -> usize {
         self.members().iter().map(|p| p.threads as usize).sum()
     }
+
+    /// CPU ticks of every live thread of the tree, summed per `process/thread` name (threads
+    /// of one pool share a name; a thread named as its process, e.g. its main thread, is just
+    /// `process`).
+    pub fn ticks_by_thread(&self) -> HashMap<String, u64> {
+        let mut by_name = HashMap::new();
+        for p in self.members() {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", p.pid)) else { continue };
+            for t in tasks.flatten() {
+                if let Some(t) = std::fs::read_to_string(t.path().join("stat")).ok().and_then(|s| parse_stat(&s)) {
+                    let key = if t.name == p.name { t.name } else { format!("{}/{}", p.name, t.name) };
+                    *by_name.entry(key).or_insert(0) += t.ticks;
+                }
+            }
+        }
+        by_name
+    }
+}
+
+/// Where the server's CPU went between two [`ServerProcess::ticks_by_thread`] readings: seconds
+/// per `process/thread` name, largest first (threads that ended in between are left out).
+pub fn cpu_split(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> Vec<(String, f64)> {
+    let mut split: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, t)| (name.clone(), t.saturating_sub(before.get(name).copied().unwrap_or(0)) as f64 / TICKS_PER_SECOND))
+        .filter(|(_, s)| *s > 0.0)
+        .collect();
+    split.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    split
 }
 
 /// Resident memory of process `pid` in bytes.
@@ -99,9 +129,11 @@ fn rss_of(pid: u32) -> Result<u64, String> {
 }
 
 /// What the tree readings need from one `/proc/PID/stat` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcStat {
     pub pid: u32,
+    /// The command name (thread name for a task), as the kernel keeps it (15 bytes at most).
+    pub name: String,
     pub ppid: u32,
     /// utime + stime, in clock ticks.
     pub ticks: u64,
@@ -115,23 +147,24 @@ pub struct ProcStat {
 /// spaces and parentheses, so the fields are counted from the last `)`.
 pub fn parse_stat(text: &str) -> Option<ProcStat> {
     let (head, rest) = text.rsplit_once(')')?;
-    let pid = head.split_whitespace().next()?.parse().ok()?;
+    let (pid, name) = head.split_once(" (")?;
+    let pid = pid.trim().parse().ok()?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state (0), ppid (1), ..., utime (11), stime (12), ..., num_threads (17),
     // ..., starttime (19).
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-    Some(ProcStat { pid, ppid: num(1)? as u32, ticks: num(11)? + num(12)?, threads: num(17)?, start: num(19)? })
+    Some(ProcStat { pid, name: name.to_string(), ppid: num(1)? as u32, ticks: num(11)? + num(12)?, threads: num(17)?, start: num(19)? })
 }
 
 /// `root` and every process descending from it (children, grandchildren, ...), root first.
 /// Empty when `root` is not among `procs`.
 pub fn tree(root: u32, procs: &[ProcStat]) -> Vec<ProcStat> {
     let Some(first) = procs.iter().find(|p| p.pid == root) else { return Vec::new() };
-    let mut members = vec![*first];
+    let mut members = vec![first.clone()];
     let mut i = 0;
     while i < members.len() {
         let parent = members[i].pid;
-        members.extend(procs.iter().filter(|p| p.ppid == parent && p.pid != root));
+        members.extend(procs.iter().filter(|p| p.ppid == parent && p.pid != root).cloned());
         i += 1;
     }
     members
@@ -243,10 +276,10 @@ mod tests {
     #[test]
     fn parses_stat_lines_whatever_the_command_name() {
         let p = parse_stat(&stat_line(4242, "mediasoup-worker", 4200, 150, 50, 3, 9999)).unwrap();
-        assert_eq!(p, ProcStat { pid: 4242, ppid: 4200, ticks: 200, threads: 3, start: 9999 });
+        assert_eq!(p, ProcStat { pid: 4242, name: "mediasoup-worker".into(), ppid: 4200, ticks: 200, threads: 3, start: 9999 });
         // A name with spaces and a closing parenthesis does not shift the fields.
         let p = parse_stat(&stat_line(7, "a b) c", 1, 1, 2, 11, 5)).unwrap();
-        assert_eq!((p.pid, p.ppid, p.ticks, p.threads, p.start), (7, 1, 3, 11, 5));
+        assert_eq!((p.pid, p.name.as_str(), p.ppid, p.ticks, p.threads, p.start), (7, "a b) c", 1, 3, 11, 5));
         assert_eq!(parse_stat("12 (x) S"), None);
         assert_eq!(parse_stat(""), None);
     }
@@ -277,6 +310,20 @@ mod tests {
         // A single-process server is its own tree; a vanished root has none.
         assert_eq!(tree(200, &procs).len(), 1);
         assert!(tree(999, &procs).is_empty());
+    }
+
+    #[test]
+    fn the_cpu_split_is_per_thread_name_largest_first() {
+        let before: HashMap<String, u64> =
+            [("atome/media-worker-0", 1000), ("atome/tokio-runtime-w", 300), ("atome/gone", 50)].map(|(k, v)| (k.to_string(), v)).into();
+        let after: HashMap<String, u64> =
+            [("atome/media-worker-0", 1450), ("atome/tokio-runtime-w", 320), ("atome/new", 5), ("atome/idle", 0)]
+                .map(|(k, v)| (k.to_string(), v))
+                .into();
+        let split = cpu_split(&before, &after);
+        let names: Vec<&str> = split.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["atome/media-worker-0", "atome/tokio-runtime-w", "atome/new"]);
+        assert!((split[0].1 - 4.5).abs() < 1e-9 && (split[1].1 - 0.2).abs() < 1e-9 && (split[2].1 - 0.05).abs() < 1e-9);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::media::{Control, PeerReport};
 use crate::plan::{Plan, RoomRef};
-use crate::report::percentile;
+use crate::report::{percentile, split_line};
 use crate::{atome, janus};
 
 /// How long the storm's subscribers may take, after the last of them is signaled, to receive a
@@ -52,6 +52,8 @@ pub struct StormFigures {
     pub server_cpu_seconds: f64,
     pub server_cpu_percent_per_core: f64,
     pub server_cores: usize,
+    /// Where the server's CPU went during the storm: seconds per `process/thread` name.
+    pub server_cpu_split: Vec<(String, f64)>,
     pub client_cpu_percent: f64,
     pub first_error: Option<String>,
 }
@@ -68,6 +70,7 @@ pub struct StormReadings {
     pub server_cpu_seconds: f64,
     pub client_cpu_seconds: f64,
     pub cores: usize,
+    pub cpu_split: Vec<(String, f64)>,
 }
 
 pub fn aggregate(target: &str, plan: &Plan, spread: Duration, peers: &[StormPeer], r: &StormReadings) -> StormFigures {
@@ -94,6 +97,7 @@ pub fn aggregate(target: &str, plan: &Plan, spread: Duration, peers: &[StormPeer
         server_cpu_seconds: r.server_cpu_seconds,
         server_cpu_percent_per_core: 100.0 * r.server_cpu_seconds / r.seconds.max(1e-9) / r.cores.max(1) as f64,
         server_cores: r.cores,
+        server_cpu_split: r.cpu_split.clone(),
         client_cpu_percent: 100.0 * r.client_cpu_seconds / r.seconds.max(1e-9),
         first_error: peers.iter().find_map(|p| p.error.clone()),
     }
@@ -122,6 +126,9 @@ impl StormFigures {
             "  server CPU        {:>6.1} % of {} core(s) over the {:.1} s of the storm; load tool {:.1} % of one core",
             self.server_cpu_percent_per_core, self.server_cores, self.seconds, self.client_cpu_percent
         );
+        if !self.server_cpu_split.is_empty() {
+            println!("  server CPU split  {}", split_line(&self.server_cpu_split, self.server_cpu_seconds, 5));
+        }
         if let Some(e) = &self.first_error {
             println!("  first error       {e}");
         }
@@ -231,7 +238,7 @@ mod tests {
         peers.push(StormPeer { signaled: Some(ms(50)), first_packet: None, error: None });
         peers.push(StormPeer { signaled: None, first_packet: None, error: Some("joinRoom: refused".into()) });
         let plan = Plan::new(10, 2, 0, 1000, 40, 1100);
-        let r = StormReadings { seconds: 2.0, server_cpu_seconds: 0.5, client_cpu_seconds: 1.0, cores: 1 };
+        let r = StormReadings { seconds: 2.0, server_cpu_seconds: 0.5, client_cpu_seconds: 1.0, cores: 1, cpu_split: Vec::new() };
         let f = aggregate("atome", &plan, Duration::from_secs(1), &peers, &r);
         assert_eq!((f.peers, f.joined, f.failed, f.without_media), (100, 99, 1, 1));
         assert_eq!(f.join_to_first_packet_p50_ms, 70.0); // 98 values 21..=118 ms: index 48
