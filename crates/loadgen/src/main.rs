@@ -317,6 +317,7 @@ async fn run_target(target: Target, args: &Args, plan: &Plan) -> Result<Outcome,
     let readings = ServerReadings {
         cores,
         cpu_seconds: window.server_cpu,
+        user_cpu_seconds: window.server_user_cpu,
         client_cpu_seconds: window.client_cpu,
         rss_idle,
         rss_first_room,
@@ -373,7 +374,7 @@ async fn setup_rooms(target: Target, base: &str, plan: &Plan, rooms: std::ops::R
 async fn measure(server: &mut ServerProcess, ctl: &Control, length: Duration) -> Result<Window, String> {
     server.check_alive()?;
     let threads0 = server.ticks_by_thread();
-    let cpu0 = server.cpu_seconds()?;
+    let (cpu0, user0) = (server.cpu_seconds()?, server.user_cpu_seconds());
     let own0 = server::cpu_seconds("self")?;
     let t0 = Instant::now();
     ctl.measuring.store(true, Ordering::Relaxed);
@@ -381,14 +382,17 @@ async fn measure(server: &mut ServerProcess, ctl: &Control, length: Duration) ->
     ctl.measuring.store(false, Ordering::Relaxed);
     let seconds = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds()? - cpu0;
+    let user = server.user_cpu_seconds() - user0;
     let own = server::cpu_seconds("self")? - own0;
     let cpu_split = server::cpu_split(&threads0, &server.ticks_by_thread());
-    Ok(Window { seconds, server_cpu: cpu, client_cpu: own, cpu_split })
+    Ok(Window { seconds, server_cpu: cpu, server_user_cpu: user, client_cpu: own, cpu_split })
 }
 
 struct Window {
     seconds: f64,
     server_cpu: f64,
+    /// Its user-space part.
+    server_user_cpu: f64,
     client_cpu: f64,
     cpu_split: Vec<(String, f64)>,
 }

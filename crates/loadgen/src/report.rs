@@ -20,6 +20,10 @@ pub struct Figures {
     pub server_cpu_seconds: f64,
     pub server_cpu_percent_per_core: f64,
     pub server_cpu_seconds_per_million_packets: f64,
+    /// Its user-space part: the server's own code, without system calls and the kernel's packet
+    /// work (which on loopback includes delivery into the clients' sockets, the same for any
+    /// server sending the same datagrams).
+    pub server_user_cpu_seconds_per_million_packets: f64,
     /// What one fully busy core would forward at this cost.
     pub packets_per_core_second: f64,
     pub loss_percent: f64,
@@ -66,6 +70,8 @@ pub struct Figures {
 pub struct ServerReadings {
     pub cores: usize,
     pub cpu_seconds: f64,
+    /// The user-space part of `cpu_seconds`.
+    pub user_cpu_seconds: f64,
     pub client_cpu_seconds: f64,
     pub rss_idle: u64,
     pub rss_first_room: Option<u64>,
@@ -118,6 +124,7 @@ pub fn aggregate(
     let consumers = plan.consumers();
     let from_idle = server.rss_load.saturating_sub(server.rss_idle) as f64 / consumers.max(1) as f64;
     let per_million = if received > 0 { server.cpu_seconds / (received as f64 / 1e6) } else { f64::NAN };
+    let user_per_million = if received > 0 { server.user_cpu_seconds / (received as f64 / 1e6) } else { f64::NAN };
     Figures {
         target: target.to_string(),
         rooms: plan.rooms,
@@ -131,6 +138,7 @@ pub fn aggregate(
         server_cpu_seconds: server.cpu_seconds,
         server_cpu_percent_per_core: 100.0 * server.cpu_seconds / seconds / server.cores.max(1) as f64,
         server_cpu_seconds_per_million_packets: per_million,
+        server_user_cpu_seconds_per_million_packets: user_per_million,
         packets_per_core_second: 1e6 / per_million,
         loss_percent: if expected > 0 { 100.0 * (expected - distinct.min(expected)) as f64 / expected as f64 } else { 100.0 },
         silent_streams: consumers.saturating_sub(streams),
@@ -166,6 +174,8 @@ pub fn aggregate(
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratios {
     pub cpu_per_packet: f64,
+    /// Of the user-space part alone.
+    pub user_cpu_per_packet: f64,
     pub latency_p50: f64,
     pub latency_p99: f64,
     pub memory_per_consumer: f64,
@@ -181,6 +191,7 @@ pub const SATURATED_PERCENT: f64 = 95.0;
 pub fn ratios(base: &Figures, other: &Figures) -> Ratios {
     Ratios {
         cpu_per_packet: other.server_cpu_seconds_per_million_packets / base.server_cpu_seconds_per_million_packets,
+        user_cpu_per_packet: other.server_user_cpu_seconds_per_million_packets / base.server_user_cpu_seconds_per_million_packets,
         latency_p50: other.latency_p50_ms / base.latency_p50_ms,
         latency_p99: other.latency_p99_ms / base.latency_p99_ms,
         memory_per_consumer: other.server_rss_per_consumer_bytes / base.server_rss_per_consumer_bytes,
@@ -194,8 +205,8 @@ impl Ratios {
     /// what to keep in mind when the other server ran out of CPU.
     pub fn line(&self, other: &str, base: &str) -> String {
         let mut s = format!(
-            "== {other} / {base}: CPU per forwarded packet x{:.2}, latency p50 x{:.2}, p99 x{:.2}, memory per consumer x{:.2}",
-            self.cpu_per_packet, self.latency_p50, self.latency_p99, self.memory_per_consumer
+            "== {other} / {base}: CPU per forwarded packet x{:.2} (user space x{:.2}), latency p50 x{:.2}, p99 x{:.2}, memory per consumer x{:.2}",
+            self.cpu_per_packet, self.user_cpu_per_packet, self.latency_p50, self.latency_p99, self.memory_per_consumer
         );
         if self.other_cpu_percent_per_core >= SATURATED_PERCENT {
             s += &format!(
@@ -246,6 +257,11 @@ impl Figures {
                 self.server_cores,
                 self.server_cpu_seconds_per_million_packets,
                 self.packets_per_core_second
+            );
+            println!(
+                "  user / kernel     {:>10.3} / {:.3} s per million packets (the server's code / system calls and the kernel's packet work)",
+                self.server_user_cpu_seconds_per_million_packets,
+                self.server_cpu_seconds_per_million_packets - self.server_user_cpu_seconds_per_million_packets
             );
         } else {
             // /proc counts the process started: a wrapper script (e.g. a profiler) is not the server.
@@ -308,6 +324,7 @@ mod tests {
         let readings = ServerReadings {
             cores: 1,
             cpu_seconds: 1.0,
+            user_cpu_seconds: 0.5,
             client_cpu_seconds: 0.5,
             rss_idle: 0,
             rss_first_room: None,
@@ -318,6 +335,7 @@ mod tests {
         };
         let mut f = aggregate(target, &plan, 10.0, &[], &[], &readings);
         f.server_cpu_seconds_per_million_packets = cpu_per_million;
+        f.server_user_cpu_seconds_per_million_packets = cpu_per_million / 2.0;
         f.latency_p50_ms = p50;
         f.latency_p99_ms = p99;
         f.server_rss_per_consumer_bytes = rss_per_consumer;
@@ -331,10 +349,13 @@ mod tests {
         let atome = figures("atome", 5.0, 0.5, 1.0, 60.0 * 1024.0, 15.0);
         let ms = figures("mediasoup", 10.0, 0.75, 3.0, 90.0 * 1024.0, 40.0);
         let r = ratios(&atome, &ms);
-        assert_eq!((r.cpu_per_packet, r.latency_p50, r.latency_p99, r.memory_per_consumer), (2.0, 1.5, 3.0, 1.5));
+        assert_eq!(
+            (r.cpu_per_packet, r.user_cpu_per_packet, r.latency_p50, r.latency_p99, r.memory_per_consumer),
+            (2.0, 2.0, 1.5, 3.0, 1.5)
+        );
         assert_eq!(
             r.line("mediasoup", "atome"),
-            "== mediasoup / atome: CPU per forwarded packet x2.00, latency p50 x1.50, p99 x3.00, memory per consumer x1.50"
+            "== mediasoup / atome: CPU per forwarded packet x2.00 (user space x2.00), latency p50 x1.50, p99 x3.00, memory per consumer x1.50"
         );
         let mut busy = ms.clone();
         busy.server_cpu_percent_per_core = 99.2;

@@ -78,6 +78,13 @@ impl ServerProcess {
         Ok(tree_cpu_seconds(&members))
     }
 
+    /// The user-space part of [`Self::cpu_seconds`]: the server's own code, without the system
+    /// calls and the kernel's packet work (on loopback that includes delivering each datagram
+    /// into the receiving client's socket).
+    pub fn user_cpu_seconds(&self) -> f64 {
+        self.members().iter().map(|p| p.user_ticks).sum::<u64>() as f64 / TICKS_PER_SECOND
+    }
+
     /// Resident memory of the server's process tree in bytes (each process's VmRSS summed).
     pub fn rss_bytes(&self) -> Result<u64, String> {
         let root = rss_of(self.pid())?;
@@ -137,6 +144,8 @@ pub struct ProcStat {
     pub ppid: u32,
     /// utime + stime, in clock ticks.
     pub ticks: u64,
+    /// utime alone, in clock ticks.
+    pub user_ticks: u64,
     pub threads: u64,
     /// Start time after boot, in clock ticks: with the pid, tells a process from a later one
     /// that reused its pid.
@@ -153,7 +162,15 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     // After the name: state (0), ppid (1), ..., utime (11), stime (12), ..., num_threads (17),
     // ..., starttime (19).
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-    Some(ProcStat { pid, name: name.to_string(), ppid: num(1)? as u32, ticks: num(11)? + num(12)?, threads: num(17)?, start: num(19)? })
+    Some(ProcStat {
+        pid,
+        name: name.to_string(),
+        ppid: num(1)? as u32,
+        ticks: num(11)? + num(12)?,
+        user_ticks: num(11)?,
+        threads: num(17)?,
+        start: num(19)?,
+    })
 }
 
 /// `root` and every process descending from it (children, grandchildren, ...), root first.
@@ -276,7 +293,10 @@ mod tests {
     #[test]
     fn parses_stat_lines_whatever_the_command_name() {
         let p = parse_stat(&stat_line(4242, "mediasoup-worker", 4200, 150, 50, 3, 9999)).unwrap();
-        assert_eq!(p, ProcStat { pid: 4242, name: "mediasoup-worker".into(), ppid: 4200, ticks: 200, threads: 3, start: 9999 });
+        assert_eq!(
+            p,
+            ProcStat { pid: 4242, name: "mediasoup-worker".into(), ppid: 4200, ticks: 200, user_ticks: 150, threads: 3, start: 9999 }
+        );
         // A name with spaces and a closing parenthesis does not shift the fields.
         let p = parse_stat(&stat_line(7, "a b) c", 1, 1, 2, 11, 5)).unwrap();
         assert_eq!((p.pid, p.name.as_str(), p.ppid, p.ticks, p.threads, p.start), (7, "a b) c", 1, 3, 11, 5));
