@@ -33,13 +33,17 @@ pub(crate) struct TcpMux {
     conns: HashMap<SocketAddr, Conn>,
     /// Frames read by the last [`TcpMux::receive`] (kept for its allocation).
     frames: Vec<(SocketAddr, Vec<u8>)>,
+    /// The listener's and connections' descriptors and which are ready (kept for their
+    /// allocations).
+    fds: Vec<RawFd>,
+    ready: Vec<bool>,
 }
 
 impl TcpMux {
     /// Listens on `listener` (made non-blocking here).
     pub fn new(listener: TcpListener) -> io::Result<TcpMux> {
         listener.set_nonblocking(true)?;
-        Ok(TcpMux { listener, conns: HashMap::new(), frames: Vec::new() })
+        Ok(TcpMux { listener, conns: HashMap::new(), frames: Vec::new(), fds: Vec::new(), ready: Vec::new() })
     }
 
     /// The descriptors to wait on: the listener and every connection.
@@ -50,19 +54,29 @@ impl TcpMux {
 
     /// Accepts waiting connections, reads what arrived and returns the whole frames, with the
     /// connection they came on. Connections that closed, broke a limit or idled are dropped.
+    /// Only the descriptors poll(2) finds ready are read (the driver runs this every turn).
     pub fn receive(&mut self, now: Instant) -> &[(SocketAddr, Vec<u8>)] {
         self.frames.clear();
-        self.accept(now);
+        let mut fds = std::mem::take(&mut self.fds);
+        fds.clear();
+        self.fds(&mut fds);
+        crate::udp::ready_now(&fds, &mut self.ready);
+        self.fds = fds;
         let mut closed = Vec::new();
         let mut buf = [0u8; 8192];
-        for (addr, c) in &mut self.conns {
-            if !read_frames(c, *addr, now, &mut buf, &mut self.frames) || now.saturating_duration_since(c.last_heard) > IDLE {
+        // Same order as `fds` (the map is not changed in between); the listener is first.
+        for ((addr, c), ready) in self.conns.iter_mut().zip(self.ready.iter().skip(1)) {
+            let open = !*ready || read_frames(c, *addr, now, &mut buf, &mut self.frames);
+            if !open || now.saturating_duration_since(c.last_heard) > IDLE {
                 closed.push(*addr);
             }
         }
         for addr in closed {
             tracing::debug!(%addr, "ICE-TCP connection closed");
             self.conns.remove(&addr);
+        }
+        if self.ready.first().copied().unwrap_or(true) {
+            self.accept(now);
         }
         &self.frames
     }
