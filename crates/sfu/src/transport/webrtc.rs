@@ -27,6 +27,8 @@ use crate::{Direction, WebRtcTransportOptions};
 const MAX_PENDING: usize = 512;
 /// How long to wait before polling an Rtc again after it reported an error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(50);
+/// Most extra ticks one poll gives an Rtc that wants one at once (see [`WebRtcTransport::poll`]).
+const MAX_TICKS_PER_POLL: u32 = 64;
 
 /// What [`WebRtcTransport::receive`] did with a datagram.
 #[derive(Debug, PartialEq, Eq)]
@@ -333,8 +335,18 @@ impl WebRtcTransport {
                 tracing::debug!("timeout: {e}");
             }
         }
+        let mut ticks = 0;
         loop {
             match self.rtc.poll_output() {
+                // With downlink estimation str0m's pacer releases one packet per tick and then
+                // asks for a tick at once: ticked here, the rest go out in this turn instead of one
+                // per turn (a few ms later each).
+                Ok(Output::Timeout(at)) if at <= now && ticks < MAX_TICKS_PER_POLL => {
+                    ticks += 1;
+                    if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!("timeout: {e}");
+                    }
+                }
                 Ok(Output::Timeout(at)) => {
                     self.next_timeout = at;
                     break;
