@@ -206,6 +206,26 @@ export async function rtpStats(user) {
 
 export const sum = (list, kind, field) => list.filter((s) => s.kind === kind).reduce((a, s) => a + s[field], 0);
 
+/**
+ * The streams a Chromium publisher sends with three simulcast encodings: its encoders ramp up with
+ * its CPU and its uplink estimate, so `read()` (a list, one entry per stream sent) is read every
+ * 500 ms until it holds three or `timeoutMs` passed. Returns the last reading.
+ */
+export async function simulcastStreams(read, timeoutMs = 20000) {
+  const t0 = Date.now();
+  let sent = await read();
+  while (sent.length < 3 && Date.now() - t0 < timeoutMs) {
+    await sleep(500);
+    sent = await read();
+  }
+  return sent;
+}
+
+/** On a failure: the last 15 lines each page logged, for the users opened so far (nulls skipped). */
+export function printPageLogs(users) {
+  for (const u of users.filter(Boolean)) console.log(`# ${u.name}'s page:\n${u.logs.slice(-15).map((l) => `#   ${l}`).join('\n')}`);
+}
+
 export async function waitFor(what, fn, timeoutMs = 20000) {
   const end = Date.now() + timeoutMs;
   let last;

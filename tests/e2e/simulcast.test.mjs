@@ -4,7 +4,7 @@
 // setConsumerPreferredLayers (issue 18), and its client asks for the stream its tile's width needs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { camera720, connect, joinAll, launchBrowser, openUser, roomWith, rtpStats, sleep, startServer, tileWidth, waitFor } from './lib.mjs';
+import { camera720, connect, joinAll, launchBrowser, openUser, printPageLogs, roomWith, rtpStats, simulcastStreams, sleep, startServer, tileWidth, waitFor } from './lib.mjs';
 import { preferSpatial } from './codec-stats.mjs';
 
 const A = '+33611111111';
@@ -42,14 +42,7 @@ test('simulcast from Chromium: the subscriber gets the top stream, then the one 
     await roomWith(a, [b]);
     await joinAll([a, b], 1);
     await waitFor('B shows A\'s video', async () => (await remoteWidth(b)) > 0, 30000);
-    // Let the encoders ramp up: which streams Chromium sends depends on its CPU and its uplink
-    // estimate. Read them once all three are sent, or after 20 s.
-    const ramp = Date.now();
-    let sent = await sentWidths(a);
-    while (sent.length < 3 && Date.now() - ramp < 20000) {
-      await sleep(500);
-      sent = await sentWidths(a);
-    }
+    const sent = await simulcastStreams(() => sentWidths(a));
     const consumer = await b.page.evaluate(() => [...window.atome.consumers.values()].find((x) => x.consumer.kind === 'video').consumer.rtpParameters.encodings[0]);
     console.log(`# Alice sends ${sent.length} streams, widths ${sent.join(', ')}; Bob's consumer encoding ${JSON.stringify(consumer)}`);
     assert.equal(consumer.scalabilityMode, 'L3T3', 'one encoding naming three streams of three temporal layers');
@@ -87,7 +80,7 @@ test('simulcast from Chromium: the subscriber gets the top stream, then the one 
     const errors = await b.page.evaluate(() => window.atome.errors);
     assert.deepEqual(errors ?? [], [], 'no client errors');
   } catch (e) {
-    for (const u of [a, b].filter(Boolean)) console.log(`# ${u.name}'s page:\n${u.logs.slice(-15).map((l) => `#   ${l}`).join('\n')}`);
+    printPageLogs([a, b]);
     throw e;
   } finally {
     await browser.close();

@@ -5,7 +5,7 @@
 // down in full SVC, on one going up. The consumer's rtpParameters carry the producer's mode.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { camera720, connect, joinAll, launchBrowser, openUser, roomWith, sleep, startServer, tileWidth, waitFor } from './lib.mjs';
+import { camera720, connect, joinAll, launchBrowser, openUser, printPageLogs, roomWith, sleep, startServer, tileWidth, waitFor } from './lib.mjs';
 import { consumerCodec, consumerEncoding, preferSpatial, receivedWidth, videoStreams } from './codec-stats.mjs';
 
 const A = '+33611111111';
@@ -73,7 +73,7 @@ for (const mode of ['L3T3', 'L3T3_KEY']) {
       console.log(`# VP9 ${mode}: Bob gets ${top} px; preferring spatial layer 0: ${small} px after ${down} ms; layer 2: ${large} px after ${Date.now() - t0} ms`);
       assert.deepEqual((await b.page.evaluate(() => window.atome.errors)) ?? [], [], 'no client errors');
     } catch (e) {
-      for (const u of [a, b].filter(Boolean)) console.log(`# ${u.name}'s page:\n${u.logs.slice(-15).map((l) => `#   ${l}`).join('\n')}`);
+      printPageLogs([a, b]);
       throw e;
     } finally {
       await browser.close();
