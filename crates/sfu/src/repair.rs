@@ -35,8 +35,8 @@ impl RepairWatch {
             None => self.highest = Some(seq),
             Some(high) if seq > high => {
                 self.highest = Some(seq);
-                let gap = seq - high - 1;
-                if gap as usize + self.missing.len() > MAX_MISSING {
+                let gap = usize::try_from(seq - high - 1).unwrap_or(usize::MAX);
+                if gap.saturating_add(self.missing.len()) > MAX_MISSING {
                     self.missing.clear();
                     return true;
                 }
@@ -125,6 +125,8 @@ mod tests {
         w.arrived(0, t0);
         assert!(!w.arrived(1 + MAX_MISSING as u64, t0), "a gap of exactly the most watched");
         assert!(w.arrived(3 + MAX_MISSING as u64, ms(t0, 1)), "one more overflows");
+        assert!(!w.waiting());
+        assert!(w.arrived(u64::MAX / 2, ms(t0, 2)), "any jump, however far");
         assert!(!w.waiting());
     }
 
