@@ -64,6 +64,7 @@ fn bind(addr: SocketAddr, tcp: bool) -> Result<(UdpSocket, Option<TcpMux>), Star
     let mut last = None;
     for _ in 0..ATTEMPTS {
         let socket = UdpSocket::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        crate::udp::grow_buffers(&socket);
         if !tcp {
             return Ok((socket, None));
         }

@@ -72,6 +72,23 @@ pub(crate) fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> bool {
     sys::wait_any(fds, timeout)
 }
 
+/// What a worker's UDP socket asks the kernel to buffer each way (bytes). The default, ~208 KiB
+/// (`net.core.rmem_default`), holds ~90 full-size datagrams: at 68k forwarded packets/s the
+/// publishers' packets that came in while the worker sent a keyframe's fan-out overflowed it (the
+/// kernel's `RcvbufErrors`), which mediasoup's fewer, smaller sends did not hit. The kernel caps
+/// the size at `net.core.rmem_max` / `wmem_max` (raise them for large servers).
+pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks for [`SOCKET_BUFFER`] bytes of receive and send buffer on `socket`; logs what the kernel
+/// gave. Failing is not fatal: the default buffers work, they overflow sooner.
+pub(crate) fn grow_buffers(socket: &UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    if let Err(e) = s.set_recv_buffer_size(SOCKET_BUFFER).and_then(|_| s.set_send_buffer_size(SOCKET_BUFFER)) {
+        tracing::warn!("UDP socket buffers: {e}; the default sizes stay");
+    }
+    tracing::debug!(receive = ?s.recv_buffer_size().ok(), send = ?s.send_buffer_size().ok(), "UDP socket buffers (bytes)");
+}
+
 /// Which of `fds` have something to read, or an error or hang-up to report, right now (no
 /// waiting): `out[i]` for `fds[i]`. One poll(2) for all of them, where a non-blocking accept(2)
 /// that finds no connection still allocates and frees a socket in the kernel.
