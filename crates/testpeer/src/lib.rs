@@ -60,27 +60,44 @@ pub fn produce_parameters(kind: MediaKind, mid: &str, ssrc: u32) -> RtpParameter
         .filter(|(_, uri)| kind == MediaKind::Audio || *uri != URI_AUDIO_LEVEL)
         .map(|(id, uri)| json!({"uri": uri, "id": id, "encrypt": false, "parameters": {}}))
         .collect();
-    let v = match kind {
-        MediaKind::Audio => json!({
-            "mid": mid,
-            "codecs": [{"mimeType": "audio/opus", "payloadType": OPUS_PT, "clockRate": 48000, "channels": 2,
-                        "parameters": {"minptime": 10, "useinbandfec": 1}, "rtcpFeedback": [{"type": "transport-cc"}]}],
-            "headerExtensions": exts,
-            "encodings": [{"ssrc": ssrc, "dtx": false}],
-            "rtcp": {"cname": "testpeer", "reducedSize": true},
-        }),
-        MediaKind::Video => json!({
-            "mid": mid,
-            "codecs": [
-                {"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000, "parameters": {},
-                 "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "transport-cc"}]},
-                {"mimeType": "video/rtx", "payloadType": VP8_RTX_PT, "clockRate": 90000, "parameters": {"apt": VP8_PT}}
-            ],
-            "headerExtensions": exts,
-            "encodings": [{"ssrc": ssrc, "rtx": {"ssrc": ssrc + 1}}],
-            "rtcp": {"cname": "testpeer", "reducedSize": true},
-        }),
-    };
+    if kind == MediaKind::Video {
+        let codec = VideoCodec { mime: "video/VP8", pt: VP8_PT, rtx_pt: VP8_RTX_PT, parameters: json!({}) };
+        return video_produce_parameters(mid, codec, json!(exts), json!([{"ssrc": ssrc, "rtx": {"ssrc": ssrc + 1}}]));
+    }
+    let v = json!({
+        "mid": mid,
+        "codecs": [{"mimeType": "audio/opus", "payloadType": OPUS_PT, "clockRate": 48000, "channels": 2,
+                    "parameters": {"minptime": 10, "useinbandfec": 1}, "rtcpFeedback": [{"type": "transport-cc"}]}],
+        "headerExtensions": exts,
+        "encodings": [{"ssrc": ssrc, "dtx": false}],
+        "rtcp": {"cname": "testpeer", "reducedSize": true},
+    });
+    serde_json::from_value(v).expect("literal parameters") // a constant shape, checked by tests
+}
+
+/// A video codec as the client sends it, with RTX.
+pub(crate) struct VideoCodec {
+    pub mime: &'static str,
+    pub pt: u8,
+    pub rtx_pt: u8,
+    /// Its fmtp parameters (a JSON object).
+    pub parameters: Value,
+}
+
+/// The rtpParameters mediasoup-client sends with `produce` for video: `codec` with nack, PLI and
+/// transport-cc feedback and its RTX, then `extensions` and `encodings` (JSON arrays) as given.
+pub(crate) fn video_produce_parameters(mid: &str, codec: VideoCodec, extensions: Value, encodings: Value) -> RtpParameters {
+    let v = json!({
+        "mid": mid,
+        "codecs": [
+            {"mimeType": codec.mime, "payloadType": codec.pt, "clockRate": 90000, "parameters": codec.parameters,
+             "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "transport-cc"}]},
+            {"mimeType": "video/rtx", "payloadType": codec.rtx_pt, "clockRate": 90000, "parameters": {"apt": codec.pt}}
+        ],
+        "headerExtensions": extensions,
+        "encodings": encodings,
+        "rtcp": {"cname": "testpeer", "reducedSize": true},
+    });
     serde_json::from_value(v).expect("literal parameters") // a constant shape, checked by tests
 }
 

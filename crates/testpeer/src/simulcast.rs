@@ -13,7 +13,7 @@ use str0m::media::{MediaKind as StrKind, Mid, Pt, Rid};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 use str0m::Event;
 
-use crate::{ClientTransport, VP8_PT, VP8_RTX_PT};
+use crate::{video_produce_parameters, ClientTransport, VideoCodec, VP8_PT, VP8_RTX_PT};
 
 /// Marks the body of a payload written here.
 const MAGIC: u8 = 0xa7;
@@ -118,18 +118,8 @@ impl SimulcastTrack {
         if self.by_rid {
             exts.extend([json!({"uri": URI_RID, "id": 11}), json!({"uri": URI_RRID, "id": 12})]);
         }
-        let v = json!({
-            "mid": self.mid,
-            "codecs": [
-                {"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000, "parameters": {},
-                 "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "transport-cc"}]},
-                {"mimeType": "video/rtx", "payloadType": VP8_RTX_PT, "clockRate": 90000, "parameters": {"apt": VP8_PT}}
-            ],
-            "headerExtensions": exts,
-            "encodings": encodings,
-            "rtcp": {"cname": "testpeer", "reducedSize": true},
-        });
-        serde_json::from_value(v).expect("literal parameters") // a constant shape
+        let codec = VideoCodec { mime: "video/VP8", pt: VP8_PT, rtx_pt: VP8_RTX_PT, parameters: json!({}) };
+        video_produce_parameters(&self.mid, codec, json!(exts), json!(encodings))
     }
 
     /// Declares the streams on the client's send Rtc (after `produce` succeeded).

@@ -13,7 +13,7 @@ use sfu::rtp_parameters::RtpParameters;
 use str0m::media::{MediaKind as StrKind, Mid, Pt};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
 
-use crate::{ClientTransport, VP9_PT, VP9_RTX_PT};
+use crate::{video_produce_parameters, ClientTransport, VideoCodec, VP9_PT, VP9_RTX_PT};
 
 const MAGIC: u8 = 0xb9;
 const TIDS: [u8; 4] = [0, 2, 1, 2];
@@ -69,18 +69,10 @@ impl SvcTrack {
 
     /// The rtpParameters mediasoup-client sends: VP9 with RTX, one encoding `L3T3`.
     pub fn produce_parameters(&self) -> RtpParameters {
-        let v = json!({
-            "mid": self.mid,
-            "codecs": [
-                {"mimeType": "video/VP9", "payloadType": VP9_PT, "clockRate": 90000, "parameters": {"profile-id": 0},
-                 "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "transport-cc"}]},
-                {"mimeType": "video/rtx", "payloadType": VP9_RTX_PT, "clockRate": 90000, "parameters": {"apt": VP9_PT}}
-            ],
-            "headerExtensions": [{"uri": URI_MID, "id": 9}, {"uri": URI_TWCC, "id": 4}],
-            "encodings": [{"ssrc": self.ssrc, "rtx": {"ssrc": self.ssrc + 1}, "scalabilityMode": "L3T3", "maxBitrate": 900_000}],
-            "rtcp": {"cname": "testpeer", "reducedSize": true},
-        });
-        serde_json::from_value(v).expect("literal parameters") // a constant shape
+        let codec = VideoCodec { mime: "video/VP9", pt: VP9_PT, rtx_pt: VP9_RTX_PT, parameters: json!({"profile-id": 0}) };
+        let extensions = json!([{"uri": URI_MID, "id": 9}, {"uri": URI_TWCC, "id": 4}]);
+        let encodings = json!([{"ssrc": self.ssrc, "rtx": {"ssrc": self.ssrc + 1}, "scalabilityMode": "L3T3", "maxBitrate": 900_000}]);
+        video_produce_parameters(&self.mid, codec, extensions, encodings)
     }
 
     /// Declares the stream on the client's send Rtc (after `produce` succeeded).
