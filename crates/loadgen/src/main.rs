@@ -374,15 +374,15 @@ async fn setup_rooms(target: Target, base: &str, plan: &Plan, rooms: std::ops::R
 async fn measure(server: &mut ServerProcess, ctl: &Control, length: Duration) -> Result<Window, String> {
     server.check_alive()?;
     let threads0 = server.ticks_by_thread();
-    let (cpu0, user0) = (server.cpu_seconds()?, server.user_cpu_seconds());
+    let (cpu0, user0) = server.cpu_times()?;
     let own0 = server::cpu_seconds("self")?;
     let t0 = Instant::now();
     ctl.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(length).await;
     ctl.measuring.store(false, Ordering::Relaxed);
     let seconds = t0.elapsed().as_secs_f64();
-    let cpu = server.cpu_seconds()? - cpu0;
-    let user = server.user_cpu_seconds() - user0;
+    let (cpu1, user1) = server.cpu_times()?;
+    let (cpu, user) = (cpu1 - cpu0, user1 - user0);
     let own = server::cpu_seconds("self")? - own0;
     let cpu_split = server::cpu_split(&threads0, &server.ticks_by_thread());
     Ok(Window { seconds, server_cpu: cpu, server_user_cpu: user, client_cpu: own, cpu_split })

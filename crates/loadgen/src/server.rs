@@ -71,18 +71,19 @@ impl ServerProcess {
     /// CPU time of the server's process tree (user + system, all threads, dead threads
     /// included) in seconds.
     pub fn cpu_seconds(&self) -> Result<f64, String> {
+        self.cpu_times().map(|(total, _)| total)
+    }
+
+    /// [`Self::cpu_seconds`] and its user-space part (the server's own code, without the system
+    /// calls and the kernel's packet work, which on loopback includes delivering each datagram
+    /// into the receiving client's socket), from one reading of /proc.
+    pub fn cpu_times(&self) -> Result<(f64, f64), String> {
         let members = self.members();
         if members.is_empty() {
             return Err(format!("{}: no process {} in /proc", self.name, self.pid()));
         }
-        Ok(tree_cpu_seconds(&members))
-    }
-
-    /// The user-space part of [`Self::cpu_seconds`]: the server's own code, without the system
-    /// calls and the kernel's packet work (on loopback that includes delivering each datagram
-    /// into the receiving client's socket).
-    pub fn user_cpu_seconds(&self) -> f64 {
-        self.members().iter().map(|p| p.user_ticks).sum::<u64>() as f64 / TICKS_PER_SECOND
+        let user = members.iter().map(|p| p.user_ticks).sum::<u64>() as f64 / TICKS_PER_SECOND;
+        Ok((tree_cpu_seconds(&members), user))
     }
 
     /// Resident memory of the server's process tree in bytes (each process's VmRSS summed).
