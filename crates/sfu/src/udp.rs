@@ -200,20 +200,23 @@ mod sys {
     }
 
     pub fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> bool {
-        let mut polled: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
         // Round up: waking a little late is harmless, waking early spins.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `polled` is a valid array of pollfd of that length for the duration of the call.
-        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
-        n > 0
+        poll_in(fds, ms).0 > 0
     }
 
     pub fn ready_now(fds: &[std::os::fd::RawFd], out: &mut Vec<bool>) {
-        let mut polled: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-        // SAFETY: `polled` is a valid array of pollfd of that length for the duration of the call.
-        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, 0) };
+        let (n, polled) = poll_in(fds, 0);
         out.clear();
         out.extend(polled.iter().map(|p| n > 0 && p.revents != 0));
+    }
+
+    /// poll(2) for input on `fds` for up to `ms` milliseconds: its result and the polled entries.
+    fn poll_in(fds: &[std::os::fd::RawFd], ms: libc::c_int) -> (libc::c_int, Vec<libc::pollfd>) {
+        let mut polled: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+        // SAFETY: `polled` is a valid array of pollfd of that length for the duration of the call.
+        let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
+        (n, polled)
     }
 
     fn socket_addr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
