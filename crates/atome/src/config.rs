@@ -80,8 +80,8 @@ pub struct Config {
     /// transport estimates what it can receive (from its transport-cc feedback, for clients that
     /// offer it, as browsers do) and its simulcast consumers get the best layers that fit, by
     /// priority (docs/protocol.md). Off by default: under 5% random loss with 30 ms of jitter
-    /// the estimate sinks to 0.1-0.25 Mbit/s and the video drops to its lowest layer (7-9
-    /// frames/s), and it costs CPU and memory per consumer (BENCHMARKS.md). Off, every consumer gets its preferred layer whatever its
+    /// the estimate sinks to 0.1-0.25 Mbit/s and video stalls, and it costs CPU and memory per
+    /// consumer (BENCHMARKS.md). Off, every consumer gets its preferred layer whatever its
     /// downlink (the web client's small-tile rule still asks for less).
     #[arg(long, env = "ATOME_RTC_DOWNLINK_BWE", default_value_t = false, action = clap::ArgAction::Set)]
     pub rtc_downlink_bwe: bool,
