@@ -59,12 +59,6 @@ impl WebRtcTransport {
         let mut api = self.rtc.direct_api();
         api.declare_media(mid, str_kind(kind));
         let tx = api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), mid, None);
-        // Media goes out as it comes, as mediasoup sends it: with downlink estimation on, str0m's
-        // pacer then only spaces probes and padding. Paced, every consumer's queue held packets
-        // (+30 KiB per consumer at 8 x (2 + 10)), and a sunk estimate held video back for seconds
-        // under random loss; the allocator's choice of layers is what keeps a stream within the
-        // estimate.
-        tx.set_unpaced(true);
         if let Some((packets, age, ratio)) = rtx_cache {
             tx.set_rtx_cache(packets, age, Some(ratio));
         }
