@@ -33,6 +33,9 @@ SECRET_FILE=$CONF_DIR/secret
 UNIT_FILE=/etc/systemd/system/atome.service
 NFT_FILE=$CONF_DIR/atome.nft
 TURN_SECRET_FILE=$CONF_DIR/turn-secret
+SYSCTL_FILE=/etc/sysctl.d/60-atome-udp.conf
+# Bytes of UDP socket buffer each media worker asks for each way (the server's udp.rs).
+UDP_BUFFER=4194304
 TURN_CONF=/etc/turnserver.conf
 TURN_TLS_DIR=/etc/coturn/tls
 SERVICE_USER=atome
@@ -266,6 +269,32 @@ EOF
   else
     log "firewall: cannot reach nftables here (chroot or container); rules written to $NFT_FILE, load them with: nft -f $NFT_FILE"
   fi
+}
+
+# UDP socket buffers: each media worker asks for $UDP_BUFFER bytes each way, and the kernel caps
+# that at net.core.rmem_max / wmem_max (Debian's default ~208 KiB): a keyframe's fan-out then
+# overflows it and packets are lost before the server reads them. Raises both (never lowers
+# them), now through /proc and at boot through $SYSCTL_FILE.
+os_udp_buffers() {
+  local key value want content="# Atome: room for each media worker's UDP socket buffers (install_full.sh)."
+  for key in rmem_max wmem_max; do
+    want=$UDP_BUFFER
+    value=$(cat "/proc/sys/net/core/$key" 2>/dev/null) || value=""
+    if [ -n "$value" ] && [ "$value" -gt "$want" ]; then want=$value; fi
+    content="$content
+net.core.$key = $want"
+    if [ -z "$value" ]; then
+      log "UDP buffers: cannot read /proc/sys/net/core/$key; set at the next boot by $SYSCTL_FILE"
+    elif [ "$value" -lt "$want" ]; then
+      if echo "$want" >"/proc/sys/net/core/$key" 2>/dev/null; then
+        log "UDP buffers: net.core.$key $value -> $want"
+      else
+        log "UDP buffers: cannot raise net.core.$key here ($value); set at the next boot by $SYSCTL_FILE"
+      fi
+    fi
+  done
+  install -d -m 0755 "$(dirname "$SYSCTL_FILE")"
+  write_if_changed "$SYSCTL_FILE" 0644 "$content"
 }
 
 # coturn as a service: enabled, and restarted when its configuration changed.
@@ -850,6 +879,7 @@ Secret:     $SECRET_FILE   (keys stored one-time codes; keep it out of database 
 Codes:      $(otp_status)
 Service:    $UNIT_FILE $(systemd_running && echo "(systemctl status atome)" || echo "(installed; start it where systemd runs)")
 Firewall:   $NFT_FILE
+UDP:        $SYSCTL_FILE (socket buffers up to $UDP_BUFFER bytes)
 TURN:       $TURN_STATUS
 Metrics:    $(metrics_status)
 Monitoring: $MONITORING_STATUS
@@ -883,6 +913,7 @@ main() {
   os_coturn_service
   os_monitoring_services
   os_firewall
+  os_udp_buffers
   health_check
   turn_check
   monitoring_check

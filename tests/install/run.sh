@@ -55,8 +55,16 @@ fi
 
 root=$(mktemp -d "${ATOME_INSTALL_TEST_TMP:-/tmp}/atome-install-root.XXXXXX")
 server_pid=""
+# What the installer changes on the machine itself through the root's /proc and nftables (the
+# kernel is shared): put back as found.
+rmem_before=$(cat /proc/sys/net/core/rmem_max)
+wmem_before=$(cat /proc/sys/net/core/wmem_max)
+nft_before=$(nft list table inet atome >/dev/null 2>&1 && echo yes || echo no)
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  echo "$rmem_before" >/proc/sys/net/core/rmem_max
+  echo "$wmem_before" >/proc/sys/net/core/wmem_max
+  if [ "$nft_before" = no ]; then nft delete table inet atome 2>/dev/null || true; fi
   for m in var/cache/apt/archives dev/pts dev proc sys; do
     umount -l "$root/$m" 2>/dev/null || true
   done
@@ -115,7 +123,7 @@ snapshot() {
   (
     cd "$root"
     find etc/atome etc/systemd/system/atome.service etc/turnserver.conf opt/atome etc/prometheus/prometheus.yml \
-      etc/prometheus/atome-alerts.yml etc/default/prometheus etc/default/prometheus-node-exporter -type f -print0 |
+      etc/prometheus/atome-alerts.yml etc/default/prometheus etc/default/prometheus-node-exporter etc/sysctl.d/60-atome-udp.conf -type f -print0 |
       sort -z | xargs -0 sha256sum
     stat -c '%n %a %U %G' var/lib/atome var/log/atome etc/atome/tls/key.pem etc/atome/atome.env etc/atome/secret \
       etc/atome/turn-secret etc/turnserver.conf
@@ -124,6 +132,9 @@ snapshot() {
 }
 
 t0=$(date +%s)
+# Debian's default limits, so that the installer has something to raise.
+echo 212992 >/proc/sys/net/core/rmem_max
+echo 212992 >/proc/sys/net/core/wmem_max
 install_once "$root/../install-1.log"
 check "first install completed with a status block" has "Atome is installed" "$root/../install-1.log"
 check "says systemd is not running" has "systemd is not running" "$root/../install-1.log"
@@ -134,6 +145,8 @@ check "unit hardened (NoNewPrivileges)" has '^NoNewPrivileges=yes' "$root/etc/sy
 check "unit hardened (ProtectSystem=strict)" has '^ProtectSystem=strict' "$root/etc/systemd/system/atome.service"
 check "unit raises the descriptor limit" has '^LimitNOFILE=65536' "$root/etc/systemd/system/atome.service"
 check "firewall rules written" has 'udp dport' "$root/etc/atome/atome.nft"
+check "UDP buffers raised for the workers' 4 MiB sockets" test "$(cat /proc/sys/net/core/rmem_max)" -ge 4194304 -a "$(cat /proc/sys/net/core/wmem_max)" -ge 4194304
+check "and kept at boot" test "$(grep -c '^net.core.[rw]mem_max = [0-9]*$' "$root/etc/sysctl.d/60-atome-udp.conf")" = 2
 env_file=$root/etc/atome/atome.env
 check "no SMS gateway given: one-time codes off (ATOME_SMS_SENDER=none)" has '^ATOME_SMS_SENDER=none$' "$env_file"
 check "codes never go to the log (no ATOME_SMS_SENDER=log)" test -z "$(grep '^ATOME_SMS_SENDER=log' "$env_file")"
