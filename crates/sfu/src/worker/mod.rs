@@ -12,6 +12,7 @@
 //! ids are resolved once per operation. Packet path: docs/architecture.md.
 mod allocate;
 mod command;
+mod forward;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
 mod media;
