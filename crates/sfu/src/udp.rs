@@ -76,8 +76,8 @@ pub(crate) fn wait_any(fds: &[std::os::fd::RawFd], timeout: Duration) -> bool {
 /// (`net.core.rmem_default`), holds ~90 full-size datagrams: at 68k forwarded packets/s the
 /// publishers' packets that came in while the worker sent a keyframe's fan-out overflowed it (the
 /// kernel's `RcvbufErrors`: 0.6-1.9% of the packets lost at 20 rooms of (2 + 10), none with
-/// 4 MiB). The kernel caps the size at `net.core.rmem_max` / `wmem_max` (raise them for large
-/// servers).
+/// 4 MiB). The kernel caps the size at `net.core.rmem_max` / `wmem_max`: `install_full.sh`
+/// raises both to this size (its `UDP_BUFFER`, to change with this one).
 pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Asks for [`SOCKET_BUFFER`] bytes of receive and send buffer on `socket`; logs what the kernel
